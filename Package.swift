@@ -1,0 +1,43 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Synod",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SynodCore", targets: ["SynodCore"]),
+        .library(name: "SynodRaft", targets: ["SynodRaft"]),
+        .library(name: "SynodSim", targets: ["SynodSim"]),
+        .executable(name: "synod", targets: ["synod"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        // Core interface: Replica, ClientSession, Ready, NodeID, Command, seeded RNG, quorums.
+        .target(name: "SynodCore"),
+        // Pure, deterministic Raft core.
+        .target(name: "SynodRaft", dependencies: ["SynodCore"]),
+        // Deterministic simulator, generic over Replica.
+        .target(
+            name: "SynodSim",
+            dependencies: [
+                "SynodCore",
+                "SynodRaft",
+                .product(name: "Collections", package: "swift-collections"),
+            ]
+        ),
+        .executableTarget(
+            name: "synod",
+            dependencies: [
+                "SynodCore", "SynodRaft", "SynodSim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
+        .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
+        .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodSim"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,121 @@
+/// Everything a core asks its driver to do after one input: the one contract between a pure
+/// protocol core and the outside world (etcd-raft's Ready/Advance idea).
+///
+/// A driver handles a `Ready` in this order:
+///
+/// 1. Append `records` to stable storage, in order. Records are durable facts; replaying them
+///    in order through `Replica.init(config:restoring:randomSeed:)` rebuilds the core.
+/// 2. Send every message whose `afterSync` is false. These may leave before the records are
+///    durable (a leader's appends to followers, vote requests).
+/// 3. Once every record emitted so far (in this and all earlier `Ready`s) is durable, send the
+///    messages whose `afterSync` is true. Replies that promise durability (a vote, an append
+///    acknowledgement, a Paxos promise) are marked so by the core; the driver cannot skip it.
+///    Messages addressed to the replica itself are delivered back to it through `receive`:
+///    that is how a core learns that its own records are durable.
+/// 4. Apply `committed` to the application state machine, in order.
+/// 5. Serve `reads` from the state machine (after step 4), and answer `rejected` requests.
+///
+/// `events` are informational: role, leader and epoch changes for logs, metrics and checkers.
+public struct Ready<Message: Sendable, Record: Sendable>: Sendable {
+    /// Durable records to append, in order.
+    public var records: [Record]
+    /// Messages to send.
+    public var messages: [Envelope<Message>]
+    /// Commands committed, in execution order.
+    public var committed: [Committed]
+    /// Reads that may now be served locally, after applying `committed`.
+    public var reads: [ReadRequest]
+    /// Proposals and reads this replica will not handle, with the reason.
+    public var rejected: [Rejection]
+    /// Role, leader and epoch changes.
+    public var events: [ReplicaEvent]
+
+    /// An empty `Ready`.
+    public init() {
+        self.records = []
+        self.messages = []
+        self.committed = []
+        self.reads = []
+        self.rejected = []
+        self.events = []
+    }
+
+    /// True when there is nothing to do.
+    public var isEmpty: Bool {
+        self.records.isEmpty && self.messages.isEmpty && self.committed.isEmpty && self.reads.isEmpty
+            && self.rejected.isEmpty && self.events.isEmpty
+    }
+}
+
+/// A message with its destination and its durability requirement.
+public struct Envelope<Message: Sendable>: Sendable {
+    /// The destination replica (may be the sender itself).
+    public var to: NodeID
+    /// The message.
+    public var message: Message
+    /// True when the message may leave only after every record emitted so far is durable.
+    public var afterSync: Bool
+
+    /// Creates an envelope.
+    public init(to: NodeID, message: Message, afterSync: Bool) {
+        self.to = to
+        self.message = message
+        self.afterSync = afterSync
+    }
+}
+
+/// A command the protocol has committed, with its position in the replica's execution order.
+public struct Committed: Sendable {
+    /// The protocol's position for the command (Raft log index, Paxos slot, PBFT sequence).
+    /// Strictly increasing within one replica incarnation.
+    public var position: UInt64
+    /// The command to apply.
+    public var command: Command
+
+    /// Creates a committed command.
+    public init(position: UInt64, command: Command) {
+        self.position = position
+        self.command = command
+    }
+}
+
+/// A proposal or read the replica declines, and why.
+public struct Rejection: Sendable {
+    /// What was declined.
+    public enum Request: Sendable {
+        /// A proposed command.
+        case proposal(Command)
+        /// A linearizable read.
+        case read(ReadRequest)
+    }
+
+    /// Why it was declined.
+    public enum Reason: Sendable, Equatable {
+        /// This replica does not lead; `hint` is the leader it knows of, if any.
+        case notLeader(hint: NodeID?)
+        /// Too many requests are in flight; try again later.
+        case overloaded
+    }
+
+    /// What was declined.
+    public var request: Request
+    /// Why.
+    public var reason: Reason
+
+    /// Creates a rejection.
+    public init(request: Request, reason: Reason) {
+        self.request = request
+        self.reason = reason
+    }
+}
+
+/// A change in a replica's role, leader or epoch (term, view, ballot), for logs, metrics and
+/// checkers. Epochs are protocol numbers mapped to `UInt64` so they order the same way.
+public enum ReplicaEvent: Sendable, Equatable {
+    /// The replica became the leader (or primary, or distinguished proposer) of `epoch`.
+    case becameLeader(epoch: UInt64)
+    /// The replica became a follower (or backup, or acceptor) in `epoch`, following `leader`.
+    case becameFollower(epoch: UInt64, leader: NodeID?)
+    /// The replica started campaigning for `epoch`.
+    case becameCandidate(epoch: UInt64)
+}

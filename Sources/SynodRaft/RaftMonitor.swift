@@ -1,0 +1,167 @@
+import SynodCore
+
+/// Raft's safety properties (§5.2 Figure 3), checked by the simulator after every step:
+///
+/// - **election safety**: at most one leader per term;
+/// - **log matching**: two logs with an entry of the same index and term are identical up to it;
+/// - **leader completeness**: a leader's log holds every entry committed in an earlier term;
+/// - **state-machine safety**: replicas never commit different entries at one index, and no
+///   replica overwrites an entry it knew to be committed.
+///
+/// The monitor keeps a shadow of each replica's log as a chain of hashes (each entry's hash
+/// covers the whole prefix), fed by the records the replica emits, so every check is O(1) or
+/// O(log n) per step however long the logs grow.
+public struct RaftMonitor: SafetyMonitor {
+    public typealias Observed = RaftReplica
+
+    struct Shadow {
+        /// `chains[i - 1]` is the chain hash of the prefix ending at index i.
+        var chains: [UInt64] = []
+        var lastSeenCommit: LogIndex = .zero
+
+        var lastIndex: Int { self.chains.count }
+        func chain(at index: Int) -> UInt64 { index == 0 ? 0 : self.chains[index - 1] }
+    }
+
+    struct EntryKey: Hashable {
+        var index: UInt64
+        var term: UInt64
+    }
+
+    let members: [NodeID]
+    var leaderOfTerm: [Term: NodeID] = [:]
+    var shadows: [Shadow]
+    var chainOfEntry: [EntryKey: UInt64] = [:]
+    var committedChains: [UInt64] = []
+    /// For each committed index, an upper bound of the term in which it was committed (the
+    /// observer's term when the commit was first seen, kept non-decreasing).
+    var commitTerms: [Term] = []
+
+    public init(members: [NodeID]) {
+        self.members = members.sorted()
+        self.shadows = Array(repeating: Shadow(), count: members.count)
+    }
+
+    public mutating func observe(
+        node: NodeID, replica: RaftReplica, ready: Ready<RaftMessage, RaftRecord>
+    ) -> [InvariantViolation] {
+        var violations: [InvariantViolation] = []
+        let position = self.members.firstIndex(of: node)!
+        for event in ready.events {
+            guard case .becameLeader(let epoch) = event else { continue }
+            let term = Term(epoch)
+            if let other = self.leaderOfTerm[term], other != node {
+                violations.append(InvariantViolation(
+                    invariant: "election-safety", node: node, detail: "\(other) and \(node) both lead \(term)"))
+            }
+            self.leaderOfTerm[term] = node
+        }
+        for record in ready.records {
+            guard case .entries(let first, let entries) = record else { continue }
+            violations += self.applyEntries(first: first, entries, position: position, node: node, live: true)
+        }
+        violations += self.observeCommit(replica.commitIndex, term: replica.term, position: position, node: node)
+        if replica.role == .leader {
+            violations += self.checkLeaderCompleteness(term: replica.term, position: position, node: node)
+        }
+        return violations
+    }
+
+    public mutating func restarted(node: NodeID, replica: RaftReplica, recovered: Recovered<RaftRecord>) {
+        let position = self.members.firstIndex(of: node)!
+        self.shadows[position] = Shadow()
+        for record in recovered.records {
+            guard case .entries(let first, let entries) = record else { continue }
+            _ = self.applyEntries(first: first, entries, position: position, node: node, live: false)
+        }
+    }
+
+    mutating func applyEntries(
+        first: LogIndex, _ entries: [RaftEntry], position: Int, node: NodeID, live: Bool
+    ) -> [InvariantViolation] {
+        var violations: [InvariantViolation] = []
+        var shadow = self.shadows[position]
+        let start = Int(first.rawValue)
+        precondition(start >= 1 && start <= shadow.lastIndex + 1, "record leaves a gap in the shadow log")
+        shadow.chains.removeSubrange((start - 1)...)
+        var chain = shadow.chain(at: start - 1)
+        for (offset, entry) in entries.enumerated() {
+            let index = UInt64(start + offset)
+            chain = Self.chain(chain, entry)
+            shadow.chains.append(chain)
+            let key = EntryKey(index: index, term: entry.term.rawValue)
+            if let known = self.chainOfEntry[key] {
+                if known != chain {
+                    violations.append(InvariantViolation(
+                        invariant: "log-matching", node: node,
+                        detail: "entry i\(index) of \(entry.term) follows a different prefix than on another replica"))
+                }
+            } else {
+                self.chainOfEntry[key] = chain
+            }
+        }
+        // A live replica must never replace an entry it knows (or anyone knows) is committed.
+        let checked = min(shadow.lastIndex, self.committedChains.count)
+        if live && checked >= start && shadow.chain(at: checked) != self.committedChains[checked - 1] {
+            violations.append(InvariantViolation(
+                invariant: "state-machine-safety", node: node,
+                detail: "overwrote committed entries at or after i\(start)"))
+        }
+        self.shadows[position] = shadow
+        return violations
+    }
+
+    mutating func observeCommit(_ commitIndex: LogIndex, term: Term, position: Int, node: NodeID) -> [InvariantViolation] {
+        var shadow = self.shadows[position]
+        let commit = min(Int(commitIndex.rawValue), shadow.lastIndex)
+        guard commit > Int(shadow.lastSeenCommit.rawValue) else { return [] }
+        shadow.lastSeenCommit = LogIndex(UInt64(commit))
+        self.shadows[position] = shadow
+        let overlap = min(commit, self.committedChains.count)
+        if overlap > 0 && shadow.chain(at: overlap) != self.committedChains[overlap - 1] {
+            return [InvariantViolation(
+                invariant: "state-machine-safety", node: node,
+                detail: "committed a different entry than another replica at or below i\(overlap)")]
+        }
+        if commit > self.committedChains.count {
+            for index in (self.committedChains.count + 1)...commit {
+                self.committedChains.append(shadow.chains[index - 1])
+                self.commitTerms.append(max(term, self.commitTerms.last ?? .zero))
+            }
+        }
+        return []
+    }
+
+    /// The leader of `term` must hold every entry committed in a term before `term`.
+    func checkLeaderCompleteness(term: Term, position: Int, node: NodeID) -> [InvariantViolation] {
+        // Commit terms never decrease with the index: binary search the last one before `term`.
+        var low = 0
+        var high = self.commitTerms.count
+        while low < high {
+            let middle = (low + high) / 2
+            if self.commitTerms[middle] < term { low = middle + 1 } else { high = middle }
+        }
+        let required = low
+        guard required > 0 else { return [] }
+        let shadow = self.shadows[position]
+        if shadow.lastIndex < required || shadow.chain(at: required) != self.committedChains[required - 1] {
+            return [InvariantViolation(
+                invariant: "leader-completeness", node: node,
+                detail: "leader of \(term) lacks committed entries up to i\(required)")]
+        }
+        return []
+    }
+
+    static func chain(_ previous: UInt64, _ entry: RaftEntry) -> UInt64 {
+        var hasher = StableHasher(seed: previous)
+        hasher.combine(entry.term.rawValue)
+        if let command = entry.command {
+            hasher.combine(command.client)
+            hasher.combine(command.sequence)
+            hasher.combine(command.payload.count)
+        } else {
+            hasher.combine(UInt64.max)
+        }
+        return hasher.value
+    }
+}

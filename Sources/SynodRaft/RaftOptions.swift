@@ -1,0 +1,41 @@
+import SynodCore
+
+/// Raft's tuning knobs. Times are in ticks of the driver's clock.
+public struct RaftOptions: ReplicaOptions, Equatable {
+    /// Lower bound of the randomized election timeout.
+    public var electionTimeoutTicksMin = 10
+    /// Upper bound (inclusive) of the randomized election timeout.
+    public var electionTimeoutTicksMax = 20
+    /// Ticks between a leader's heartbeats.
+    public var heartbeatIntervalTicks = 2
+    /// Most entries in one AppendEntries message.
+    public var maxEntriesPerMessage = 1024
+    /// Most AppendEntries messages in flight to one follower (pipelining window).
+    public var maxInflightMessages = 64
+    /// Most uncommitted entries a leader accepts before answering `overloaded`.
+    public var maxUncommittedEntries = 100_000
+    /// Most linearizable reads waiting at a leader.
+    public var maxPendingReads = 100_000
+
+    /// Test-only switch for deliberately unsafe variants.
+    @_spi(Testing) public var mutation: RaftMutation?
+
+    /// The default options.
+    public init() {}
+
+    public func validate() throws {
+        guard self.electionTimeoutTicksMin >= 2 else {
+            throw ConfigurationError("electionTimeoutTicksMin must be at least 2, got \(self.electionTimeoutTicksMin)")
+        }
+        guard self.electionTimeoutTicksMax >= self.electionTimeoutTicksMin else {
+            throw ConfigurationError("electionTimeoutTicksMax must be at least electionTimeoutTicksMin")
+        }
+        guard self.heartbeatIntervalTicks >= 1, self.heartbeatIntervalTicks < self.electionTimeoutTicksMin else {
+            throw ConfigurationError("heartbeatIntervalTicks must lie in 1..<electionTimeoutTicksMin")
+        }
+        guard self.maxEntriesPerMessage >= 1 else { throw ConfigurationError("maxEntriesPerMessage must be positive") }
+        guard self.maxInflightMessages >= 1 else { throw ConfigurationError("maxInflightMessages must be positive") }
+        guard self.maxUncommittedEntries >= 1 else { throw ConfigurationError("maxUncommittedEntries must be positive") }
+        guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
+    }
+}

@@ -1,0 +1,49 @@
+import SynodCore
+
+extension RaftReplica {
+    /// Term and vote first, then the log: a recovered log never holds a term newer than the
+    /// recovered hard state.
+    mutating func emitRecords() {
+        if self.hardStateDirty {
+            self.hardStateDirty = false
+            let vote = self.options.mutation == .volatileVotes ? nil : self.votedFor
+            self.output.records.append(.hardState(term: self.term, votedFor: vote))
+        }
+        if let first = self.dirtyFromIndex {
+            self.dirtyFromIndex = nil
+            let entries = self.log.entries(from: first, maxCount: Int.max)
+            self.output.records.append(.entries(first: first, entries))
+        }
+    }
+
+    mutating func emitCommitted() {
+        // Only an unsafe variant can truncate below the commit index; never read past the end.
+        let limit = min(self.commitIndex, self.log.lastIndex)
+        while self.emittedCommitIndex < limit {
+            self.emittedCommitIndex = self.emittedCommitIndex.next
+            if let command = self.log.entry(at: self.emittedCommitIndex).command {
+                self.output.committed.append(Committed(position: self.emittedCommitIndex.rawValue, command: command))
+            }
+        }
+    }
+
+    /// Serves pending reads whose leadership round completed and whose read index is applied.
+    mutating func emitReads() {
+        guard self.role == .leader, !self.pendingReads.isEmpty else { return }
+        let confirmed = self.confirmedReadContext()
+        var served = 0
+        for read in self.pendingReads {
+            guard read.context <= confirmed, read.readIndex <= self.emittedCommitIndex else { break }
+            self.output.reads.append(read.request)
+            served += 1
+        }
+        self.pendingReads.removeFirst(served)
+    }
+
+    /// The newest read context acknowledged by a quorum (this leader included).
+    func confirmedReadContext() -> UInt64 {
+        var acknowledgements = self.lastReadAcknowledgement
+        acknowledgements[self.selfPosition] = self.readContextCounter
+        return self.quorum.phase2QuorumValue(acknowledgements)
+    }
+}

@@ -1,0 +1,187 @@
+import SynodCore
+
+/// A pure, deterministic Raft replica (Ongaro & Ousterhout, "In Search of an Understandable
+/// Consensus Algorithm", §5), with batching, pipelined replication and ReadIndex reads.
+///
+/// Every transition goes through a `become*` function; input handlers are split by message.
+/// Durability follows the paper's rule that a server persists before it responds:
+/// - term and vote are written (`RaftRecord.hardState`) before a vote reply leaves,
+/// - entries are written (`RaftRecord.entries`) before an append acknowledgement leaves,
+/// - a leader counts itself toward a commit only after its own entries are synced, learned
+///   through an `appendResponse` it sends to itself with `afterSync` (so the leader writes its
+///   log in parallel with replicating it),
+/// - a candidate counts its own vote only after that vote is synced, in the same way.
+public struct RaftReplica: Replica {
+    public typealias Message = RaftMessage
+    public typealias Record = RaftRecord
+    public typealias Options = RaftOptions
+    public typealias Session = LeaderFollowingSession
+    public typealias Monitor = RaftMonitor
+
+    public static let protocolName = "raft"
+
+    /// This replica.
+    public let id: NodeID
+    /// Every member, sorted.
+    public let members: [NodeID]
+    let options: RaftOptions
+    let quorum: QuorumSystem
+    let selfPosition: Int
+    var random: DeterministicRandom
+
+    /// The current term (durable).
+    public internal(set) var term: Term = .zero
+    /// The candidate voted for in the current term (durable).
+    public internal(set) var votedFor: NodeID?
+    /// The log (durable).
+    public internal(set) var log = RaftLog()
+    /// The highest index known to be committed.
+    public internal(set) var commitIndex: LogIndex = .zero
+    /// The current role.
+    public internal(set) var role: RaftRole = .follower
+    /// The leader of the current term, if known.
+    public internal(set) var leader: NodeID?
+
+    var emittedCommitIndex: LogIndex = .zero
+    var electionElapsedTicks = 0
+    var electionTimeoutTicks = 0
+    var heartbeatElapsedTicks = 0
+    var votesGranted: [Bool]
+    var progress: [FollowerProgress]
+    /// Index of the first entry of the leader's own term (its no-op).
+    var termStartIndex: LogIndex = .zero
+    var pendingReads: [PendingRead] = []
+    var readContextCounter: UInt64 = 0
+    var readContextSent: UInt64 = 0
+    var lastReadAcknowledgement: [UInt64]
+
+    var hardStateDirty = false
+    var dirtyFromIndex: LogIndex?
+    var output = Ready<RaftMessage, RaftRecord>()
+
+    public init(config: ReplicaConfig<RaftOptions>, restoring: Recovered<RaftRecord>, randomSeed: UInt64) {
+        precondition((try? config.validate()) != nil, "invalid Raft configuration")
+        self.id = config.id
+        self.members = config.members
+        self.options = config.options
+        self.quorum = .majority(of: config.members.count)
+        self.selfPosition = config.members.firstIndex(of: config.id)!
+        self.random = DeterministicRandom(seed: randomSeed)
+        self.votesGranted = Array(repeating: false, count: config.members.count)
+        self.progress = Array(repeating: FollowerProgress(), count: config.members.count)
+        self.lastReadAcknowledgement = Array(repeating: 0, count: config.members.count)
+        for record in restoring.records {
+            switch record {
+            case .hardState(let term, let votedFor):
+                self.term = term
+                self.votedFor = votedFor
+            case .entries(let first, let entries):
+                self.log.apply(first: first, entries)
+            }
+        }
+        self.resetElectionTimeout()
+    }
+
+    // MARK: Inputs
+
+    public mutating func tick() {
+        switch self.role {
+        case .follower, .candidate:
+            self.electionElapsedTicks += 1
+            if self.electionElapsedTicks >= self.electionTimeoutTicks {
+                self.becomeCandidate()
+            }
+        case .leader:
+            self.heartbeatElapsedTicks += 1
+            if self.heartbeatElapsedTicks >= self.options.heartbeatIntervalTicks {
+                self.heartbeatElapsedTicks = 0
+                self.heartbeat()
+            }
+        }
+    }
+
+    public mutating func receive(_ message: RaftMessage, from sender: NodeID) {
+        guard let senderPosition = self.members.firstIndex(of: sender) else { return }
+        if message.term > self.term {
+            // §5.1: a newer term makes any replica a follower of that term.
+            let leader: NodeID? = if case .appendEntries = message { sender } else { nil }
+            self.becomeFollower(term: message.term, leader: leader)
+        }
+        switch message {
+        case .requestVote(let request):
+            self.handleRequestVote(request, from: sender)
+        case .voteResponse(let response):
+            self.handleVoteResponse(response, from: senderPosition)
+        case .appendEntries(let request):
+            self.handleAppendEntries(request, from: sender)
+        case .appendResponse(let response):
+            self.handleAppendResponse(response, from: senderPosition)
+        }
+    }
+
+    public mutating func propose(_ command: Command) {
+        guard self.role == .leader else {
+            self.output.rejected.append(Rejection(request: .proposal(command), reason: .notLeader(hint: self.leader)))
+            return
+        }
+        guard self.log.lastIndex.rawValue - self.commitIndex.rawValue < UInt64(self.options.maxUncommittedEntries) else {
+            self.output.rejected.append(Rejection(request: .proposal(command), reason: .overloaded))
+            return
+        }
+        self.appendToOwnLog(command)
+    }
+
+    public mutating func read(_ request: ReadRequest) {
+        guard self.role == .leader else {
+            self.output.rejected.append(Rejection(request: .read(request), reason: .notLeader(hint: self.leader)))
+            return
+        }
+        guard self.pendingReads.count < self.options.maxPendingReads else {
+            self.output.rejected.append(Rejection(request: .read(request), reason: .overloaded))
+            return
+        }
+        // ReadIndex (§6.4 of Ongaro's thesis): the read may be served once this leader has
+        // confirmed it still leads (a heartbeat round after the read arrived) and has applied
+        // up to max(commitIndex, its own no-op), which holds every write acknowledged so far.
+        self.readContextCounter += 1
+        let readIndex = max(self.commitIndex, self.termStartIndex)
+        self.pendingReads.append(PendingRead(request: request, readIndex: readIndex, context: self.readContextCounter))
+    }
+
+    public mutating func ready() -> Ready<RaftMessage, RaftRecord> {
+        if self.role == .leader {
+            self.flushLeaderMessages()
+        }
+        self.emitRecords()
+        self.emitCommitted()
+        self.emitReads()
+        defer { self.output = Ready() }
+        return self.output
+    }
+}
+
+/// What a leader knows of one follower's log (etcd-raft's `Progress`).
+struct FollowerProgress: Sendable {
+    enum State: Sendable {
+        /// One message at a time until the match point is found.
+        case probe
+        /// Optimistic pipelining: several messages in flight.
+        case replicate
+    }
+
+    var state: State = .probe
+    var matchIndex: LogIndex = .zero
+    var nextIndex: LogIndex = .init(1)
+    var probeSent = false
+    /// Last index of each AppendEntries in flight, oldest first.
+    var inflightLastIndexes: [LogIndex] = []
+    var progressedSinceHeartbeat = false
+    var sentSinceHeartbeat = false
+}
+
+/// A linearizable read waiting for leadership confirmation and application.
+struct PendingRead: Sendable {
+    var request: ReadRequest
+    var readIndex: LogIndex
+    var context: UInt64
+}

@@ -1,0 +1,77 @@
+import SynodCore
+
+/// A Raft term: the epoch of at most one leader.
+public struct Term: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The term number; 0 before any election.
+    public var rawValue: UInt64
+    /// Creates a term.
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    /// Creates a term.
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    /// The term before any election.
+    public static let zero = Term(0)
+    /// The next term.
+    public var next: Term { Term(self.rawValue + 1) }
+    public static func < (lhs: Term, rhs: Term) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { "t\(self.rawValue)" }
+}
+
+/// A position in the Raft log; the first entry has index 1, index 0 is the empty prefix.
+public struct LogIndex: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The index.
+    public var rawValue: UInt64
+    /// Creates an index.
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    /// Creates an index.
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    /// The empty prefix.
+    public static let zero = LogIndex(0)
+    /// The index after this one.
+    public var next: LogIndex { LogIndex(self.rawValue + 1) }
+    /// The index before this one (zero stays zero).
+    public var previous: LogIndex { LogIndex(self.rawValue == 0 ? 0 : self.rawValue - 1) }
+    /// This index moved by `count` positions.
+    public func advanced(by count: Int) -> LogIndex { LogIndex(UInt64(Int64(self.rawValue) + Int64(count))) }
+    public static func < (lhs: LogIndex, rhs: LogIndex) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { "i\(self.rawValue)" }
+}
+
+/// One log entry: the term it was created in and its command (`nil` for a leader's no-op).
+public struct RaftEntry: Sendable, Equatable {
+    /// The term of the leader that created the entry.
+    public var term: Term
+    /// The client command, or `nil` for the no-op a new leader appends.
+    public var command: Command?
+
+    /// Creates an entry.
+    public init(term: Term, command: Command?) {
+        self.term = term
+        self.command = command
+    }
+}
+
+/// A durable Raft fact. Replaying records in order rebuilds term, vote and log.
+public enum RaftRecord: Sendable, Equatable {
+    /// The current term and the vote cast in it.
+    case hardState(term: Term, votedFor: NodeID?)
+    /// Log entries starting at `first`; everything at or after `first` is replaced.
+    case entries(first: LogIndex, [RaftEntry])
+}
+
+/// The role of a Raft replica.
+public enum RaftRole: String, Sendable {
+    case follower
+    case candidate
+    case leader
+}
+
+/// Deliberately unsafe variants of Raft, for mutation tests that prove the simulator's checks
+/// can fail. Never set outside tests.
+@_spi(Testing)
+public enum RaftMutation: String, Sendable, CaseIterable {
+    /// Commit an entry of a previous term by counting replicas (breaks Figure 8's rule), and
+    /// start a term without a no-op, as the paper's Figure 8 scenario does.
+    case commitPreviousTermByCounting
+    /// Grant votes without making them durable, and reply before any sync.
+    case volatileVotes
+}

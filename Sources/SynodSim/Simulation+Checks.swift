@@ -1,0 +1,98 @@
+import SynodCore
+
+extension Simulation {
+    var remainingOperations: Int {
+        self.clients.reduce(0) { $0 + $1.remainingOperations + ($1.currentOperation == nil ? 0 : 1) }
+    }
+
+    /// Moves between phases and enforces the liveness bound.
+    func checkProgress() {
+        if self.faultPhaseEnd == nil {
+            let mostDone = self.completedOperations * 10 >= self.options.operations * 8
+            if mostDone || self.now >= self.options.maximumFaultPhaseNanoseconds || self.remainingOperations == 0 {
+                self.endFaultPhase()
+            }
+            return
+        }
+        let deadline = self.faultPhaseEnd! + self.options.livenessBoundNanoseconds
+        if self.remainingOperations == 0 && self.allReplicasCaughtUp() {
+            self.finished = true
+        } else if self.now > deadline {
+            self.finished = true
+            let pending = self.remainingOperations
+            if pending > 0 {
+                self.violations.append(InvariantViolation(
+                    invariant: "liveness", node: nil,
+                    detail: "\(pending) operations still pending \(self.options.livenessBoundNanoseconds / 1_000_000) ms after faults stopped"))
+            } else {
+                let behind = self.nodes.indices.filter { self.nodes[$0].lastAppliedPosition < self.highestAckedPosition }
+                self.violations.append(InvariantViolation(
+                    invariant: "liveness", node: nil,
+                    detail: "replicas \(behind.map { self.members[$0] }) did not apply up to position \(self.highestAckedPosition) within the bound"))
+            }
+        }
+    }
+
+    func allReplicasCaughtUp() -> Bool {
+        self.nodes.allSatisfy { $0.replica != nil && $0.lastAppliedPosition >= self.highestAckedPosition }
+    }
+
+    /// Every acknowledged write is applied on every live replica.
+    func finalChecks() {
+        for position in self.nodes.indices where self.nodes[position].replica != nil {
+            let missing = self.ackedWrites.subtracting(self.nodes[position].appliedCommands)
+            if let first = missing.min() {
+                self.violations.append(InvariantViolation(
+                    invariant: "acknowledged-write-applied", node: self.members[position],
+                    detail: "\(missing.count) acknowledged writes not applied, first \(first)"))
+            }
+        }
+    }
+
+    func report() -> SimulationReport {
+        var statistics = self.statistics
+        statistics.virtualNanoseconds = self.now
+        statistics.completedOperations = self.completedOperations
+        statistics.acknowledgedWrites = self.ackedWrites.count
+        return SimulationReport(
+            seed: self.seed, fingerprint: self.hasher.value, violations: self.violations, statistics: statistics,
+            history: self.history)
+    }
+}
+
+/// Counters of one run.
+public struct SimulationStatistics: Sendable, Equatable {
+    public var events = 0
+    public var virtualNanoseconds: UInt64 = 0
+    public var messagesSent = 0
+    public var messagesDropped = 0
+    public var recordsWritten = 0
+    public var syncs = 0
+    public var crashes = 0
+    public var restarts = 0
+    public var tornRecords = 0
+    public var partitions = 0
+    public var completedOperations = 0
+    public var unknownOperations = 0
+    public var acknowledgedWrites = 0
+    public init() {}
+}
+
+/// The outcome of one seeded run.
+public struct SimulationReport: Sendable {
+    /// The seed that replays this run.
+    public var seed: UInt64
+    /// A hash of the whole event trace: equal seeds and options give equal fingerprints.
+    public var fingerprint: UInt64
+    /// Invariants broken (the run stops at the first step that breaks any).
+    public var violations: [InvariantViolation]
+    public var statistics: SimulationStatistics
+    /// Every client operation, in invocation order.
+    public var history: [HistoryOperation]
+
+    /// The fingerprint as 16 hex digits.
+    public var fingerprintHex: String {
+        let digits = String(self.fingerprint, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}

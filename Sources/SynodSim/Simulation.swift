@@ -1,0 +1,305 @@
+import HeapModule
+import SynodCore
+
+/// A deterministic, single-threaded simulation of one cluster running protocol `R`, driven
+/// through virtual time by one seeded event queue.
+///
+/// The same `seed` and options replay the same run event for event (`fingerprint` folds the
+/// whole trace). The run has three phases:
+///
+/// 1. **faults**: clients run their workload while the nemesis crashes and restarts replicas,
+///    tears unsynced writes, partitions and heals the network, and the network loses,
+///    duplicates, delays and reorders messages; invariants are checked after every event;
+/// 2. **liveness**: faults stop (partitions heal, crashed replicas restart, no more loss); every
+///    pending and remaining operation must complete within `livenessBoundNanoseconds`;
+/// 3. **settle**: every live replica must apply every acknowledged write within the same bound.
+public final class Simulation<R: Replica> {
+    public let seed: UInt64
+    public let options: SimulationOptions
+    let replicaOptions: R.Options
+    let members: [NodeID]
+
+    var random: DeterministicRandom
+    var queue = Heap<SimulationEvent<R>>()
+    var now: UInt64 = 0
+    var sequence: UInt64 = 0
+    var hasher = StableHasher()
+    var nodes: [SimulatedNode<R>] = []
+    var clients: [SimulatedClient<R.Session>] = []
+    var monitor: R.Monitor
+    /// `blocked[from * n + to]`: the link from → to is cut.
+    var blocked: [Bool]
+    var activePartition: UInt64 = 0
+    var faultsActive: Bool
+    var faultPhaseEnd: UInt64?
+    var completedOperations = 0
+    var finished = false
+
+    /// The command applied at each position, as first seen on any replica.
+    var positionHistory: [CommandID?] = []
+    /// Where each write first took effect.
+    var writePositions: [CommandID: UInt64] = [:]
+    /// Writes acknowledged to their client.
+    var ackedWrites: Set<CommandID> = []
+    var highestAckedPosition: UInt64 = 0
+
+    public internal(set) var history: [HistoryOperation] = []
+    public internal(set) var violations: [InvariantViolation] = []
+    public internal(set) var statistics = SimulationStatistics()
+
+    /// Creates a run; nothing happens until `run()`.
+    public init(seed: UInt64, options: SimulationOptions, replicaOptions: R.Options = R.Options()) throws {
+        try options.validate()
+        try replicaOptions.validate()
+        self.seed = seed
+        self.options = options
+        self.replicaOptions = replicaOptions
+        self.members = (1...options.nodes).map { NodeID(UInt16($0)) }
+        self.random = DeterministicRandom(seed: seed)
+        self.monitor = R.Monitor(members: self.members)
+        self.blocked = Array(repeating: false, count: options.nodes * options.nodes)
+        self.faultsActive = !options.faults.isEmpty
+        self.hasher.combine(seed)
+    }
+
+    /// Runs to completion and returns the report.
+    public func run() -> SimulationReport {
+        self.start()
+        while !self.finished, let event = self.queue.popMin() {
+            self.now = event.time
+            self.statistics.events += 1
+            self.handle(event.kind)
+            if !self.violations.isEmpty { break }
+            self.checkProgress()
+        }
+        if self.violations.isEmpty { self.finalChecks() }
+        return self.report()
+    }
+
+    // MARK: Setup
+
+    func start() {
+        for position in self.members.indices {
+            let drift = self.options.faults.contains(.clockDrift) ? self.random.integer(in: 80...120) : 100
+            var node = SimulatedNode<R>(tickNanoseconds: self.options.tickNanoseconds * UInt64(drift) / 100)
+            node.replica = self.makeReplica(position: position, recovered: .empty)
+            self.nodes.append(node)
+            self.schedule(after: UInt64(self.random.integer(in: 0..<Int(node.tickNanoseconds))) + 1,
+                          .nodeTick(node: position, incarnation: 0))
+        }
+        let perClient = self.options.operations / self.options.clients
+        let extra = self.options.operations % self.options.clients
+        for client in 0..<self.options.clients {
+            let session = R.Session(
+                client: ClientID(client + 1), members: self.members, randomSeed: self.random.fork())
+            self.clients.append(SimulatedClient(session: session, remainingOperations: perClient + (client < extra ? 1 : 0)))
+            self.schedule(after: self.options.tickNanoseconds, .clientTick(client: client))
+            self.startNextOperation(client: client)
+        }
+        if self.faultsActive {
+            self.schedule(after: self.random.uniform(self.options.nemesisIntervalNanoseconds), .nemesis)
+        }
+    }
+
+    func makeReplica(position: Int, recovered: Recovered<R.Record>) -> R {
+        R(config: ReplicaConfig(id: self.members[position], members: self.members, options: self.replicaOptions),
+          restoring: recovered, randomSeed: self.random.fork())
+    }
+
+    func schedule(after delay: UInt64, _ kind: SimulationEvent<R>.Kind) {
+        self.sequence += 1
+        self.queue.insert(SimulationEvent(time: self.now + delay, sequence: self.sequence, kind: kind))
+    }
+
+    // MARK: Event handling
+
+    func handle(_ kind: SimulationEvent<R>.Kind) {
+        self.hasher.combine(self.now)
+        switch kind {
+        case .nodeTick(let position, let incarnation):
+            self.hasher.combine(1)
+            self.hasher.combine(position)
+            guard self.nodes[position].incarnation == incarnation, self.nodes[position].replica != nil else { return }
+            self.nodes[position].replica!.tick()
+            self.drain(position)
+            self.schedule(after: self.nodes[position].tickNanoseconds, .nodeTick(node: position, incarnation: incarnation))
+        case .deliver(let from, let to, let message):
+            self.hasher.combine(2)
+            self.hasher.combine(from)
+            self.hasher.combine(to)
+            message.digest(into: &self.hasher)
+            guard self.nodes[to].replica != nil else { return }
+            if from != to && self.blocked[from * self.options.nodes + to] {
+                self.statistics.messagesDropped += 1
+                return
+            }
+            self.nodes[to].replica!.receive(message, from: self.members[from])
+            self.drain(to)
+        case .syncDone(let position, let incarnation):
+            self.hasher.combine(3)
+            self.hasher.combine(position)
+            guard self.nodes[position].incarnation == incarnation else { return }
+            self.completeSync(position)
+        case .clientTick(let client):
+            self.hasher.combine(4)
+            self.hasher.combine(client)
+            self.clientTick(client)
+        case .clientRequest(let client, let position, let request):
+            self.hasher.combine(5)
+            self.hasher.combine(client)
+            self.hasher.combine(position)
+            self.hasher.combine(request.command.sequence)
+            self.nodeReceivesClientRequest(position, client: client, request: request)
+        case .clientReply(let client, let position, let reply):
+            self.hasher.combine(6)
+            self.hasher.combine(client)
+            self.hasher.combine(position)
+            self.clientReceives(client, reply: reply, from: position)
+        case .nemesis:
+            self.hasher.combine(7)
+            self.nemesis()
+        case .restart(let position):
+            self.hasher.combine(8)
+            self.hasher.combine(position)
+            self.restart(position)
+        case .heal(let partition):
+            self.hasher.combine(9)
+            if partition == self.activePartition { self.healPartition() }
+        }
+    }
+
+    /// Handles everything a replica asked for after an input, then runs the safety monitor.
+    func drain(_ position: Int) {
+        guard let ready = self.nodes[position].replica?.ready() else { return }
+        if !ready.records.isEmpty {
+            self.nodes[position].disk.append(contentsOf: ready.records)
+            self.statistics.recordsWritten += ready.records.count
+        }
+        var needsSync = !ready.records.isEmpty
+        for envelope in ready.messages {
+            if envelope.afterSync {
+                self.nodes[position].waitingMessages.append(envelope)
+                needsSync = true
+            } else {
+                self.send(envelope, from: position)
+            }
+        }
+        if needsSync && !self.nodes[position].syncInFlight { self.startSync(position) }
+        for committed in ready.committed { self.apply(committed, at: position) }
+        for read in ready.reads { self.serveRead(read, at: position) }
+        for rejection in ready.rejected { self.answerRejection(rejection, at: position) }
+        let found = self.monitor.observe(node: self.members[position], replica: self.nodes[position].replica!, ready: ready)
+        if !found.isEmpty { self.violations += found }
+    }
+
+    // MARK: Disk
+
+    func startSync(_ position: Int) {
+        var node = self.nodes[position]
+        node.syncInFlight = true
+        node.syncingCount = node.disk.count
+        node.syncingMessages = node.waitingMessages
+        node.waitingMessages = []
+        // Syncs complete in order.
+        let done = max(self.now + self.random.uniform(self.options.syncRangeNanoseconds), node.lastSyncDoneTime)
+        node.lastSyncDoneTime = done
+        self.nodes[position] = node
+        self.statistics.syncs += 1
+        self.schedule(after: done - self.now, .syncDone(node: position, incarnation: node.incarnation))
+    }
+
+    func completeSync(_ position: Int) {
+        self.nodes[position].syncInFlight = false
+        self.nodes[position].syncedCount = self.nodes[position].syncingCount
+        let messages = self.nodes[position].syncingMessages
+        self.nodes[position].syncingMessages = []
+        for envelope in messages { self.send(envelope, from: position) }
+        if !self.nodes[position].waitingMessages.isEmpty
+            || self.nodes[position].disk.count > self.nodes[position].syncedCount
+        {
+            self.startSync(position)
+        }
+    }
+
+    /// Crashes a replica: its unsynced writes vanish, except a random prefix the disk happened
+    /// to write; with torn writes the last of those may be torn and is discarded by recovery.
+    func crash(_ position: Int) {
+        var node = self.nodes[position]
+        guard node.replica != nil else { return }
+        let unsynced = node.disk.count - node.syncedCount
+        var survivors = self.random.integer(in: 0...unsynced)
+        if survivors > 0 && self.options.faults.contains(.tornWrite) && self.random.chance(0.5) {
+            survivors -= 1
+            self.statistics.tornRecords += 1
+        }
+        node.disk.removeSubrange((node.syncedCount + survivors)...)
+        node.syncedCount = node.disk.count
+        node.replica = nil
+        node.incarnation += 1
+        node.syncInFlight = false
+        node.syncingMessages = []
+        node.waitingMessages = []
+        node.pendingWrites = [:]
+        node.pendingReads = [:]
+        self.nodes[position] = node
+        self.statistics.crashes += 1
+    }
+
+    func restart(_ position: Int) {
+        guard self.nodes[position].replica == nil else { return }
+        let recovered = Recovered(records: self.nodes[position].disk)
+        let replica = self.makeReplica(position: position, recovered: recovered)
+        var node = self.nodes[position]
+        node.replica = replica
+        node.machine = ExactlyOnce(RegisterStore())
+        node.lastAppliedPosition = 0
+        node.appliedCommands = []
+        self.nodes[position] = node
+        self.monitor.restarted(node: self.members[position], replica: replica, recovered: recovered)
+        self.schedule(after: node.tickNanoseconds, .nodeTick(node: position, incarnation: node.incarnation))
+        self.statistics.restarts += 1
+    }
+
+    // MARK: Network
+
+    func send(_ envelope: Envelope<R.Message>, from position: Int) {
+        let destination = Int(envelope.to.rawValue) - 1
+        self.statistics.messagesSent += 1
+        if destination == position {
+            // Loopback: a replica's note to itself after a sync; no network in between.
+            self.schedule(after: 0, .deliver(from: position, to: destination, message: envelope.message))
+            return
+        }
+        let faults = self.faultsActive ? self.options.faults : []
+        if faults.contains(.loss) && self.random.chance(self.options.lossProbability) {
+            self.statistics.messagesDropped += 1
+            return
+        }
+        var copies = 1
+        if faults.contains(.duplication) && self.random.chance(self.options.duplicationProbability) { copies = 2 }
+        for _ in 0..<copies {
+            self.schedule(after: self.latency(faults), .deliver(from: position, to: destination, message: envelope.message))
+        }
+    }
+
+    func latency(_ faults: FaultSet) -> UInt64 {
+        var latency = self.options.faults.contains(.latency)
+            ? self.random.uniform(self.options.latencyRangeNanoseconds) : self.options.baseLatencyNanoseconds
+        if faults.contains(.reordering) && self.random.chance(self.options.reorderProbability) {
+            latency += self.random.uniform(0...50_000_000)
+        }
+        return latency
+    }
+
+    func clientLinkDrops() -> Bool {
+        self.faultsActive && self.options.faults.contains(.clientLoss)
+            && self.random.chance(self.options.clientLossProbability)
+    }
+}
+
+extension DeterministicRandom {
+    /// A uniformly distributed value in `range`.
+    mutating func uniform(_ range: ClosedRange<UInt64>) -> UInt64 {
+        UInt64.random(in: range, using: &self)
+    }
+}

@@ -1,0 +1,66 @@
+import SynodCore
+
+/// One scheduled happening in virtual time. Ties break by scheduling order, so the queue is a
+/// total order and a seed determines the whole run.
+struct SimulationEvent<R: Replica>: Comparable {
+    enum Kind {
+        case nodeTick(node: Int, incarnation: UInt32)
+        case deliver(from: Int, to: Int, message: R.Message)
+        case syncDone(node: Int, incarnation: UInt32)
+        case clientTick(client: Int)
+        case clientRequest(client: Int, node: Int, request: ClientRequest)
+        case clientReply(client: Int, node: Int, reply: ClientReply)
+        case nemesis
+        case restart(node: Int)
+        case heal(partition: UInt64)
+    }
+
+    var time: UInt64
+    var sequence: UInt64
+    var kind: Kind
+
+    static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.time, lhs.sequence) < (rhs.time, rhs.sequence)
+    }
+
+    static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.time == rhs.time && lhs.sequence == rhs.sequence
+    }
+}
+
+/// One simulated replica: the core (absent while crashed), its disk and its state machine.
+struct SimulatedNode<R: Replica> {
+    var replica: R?
+    var incarnation: UInt32 = 0
+    /// Every record written, synced or not; `syncedCount` of them are durable.
+    var disk: [R.Record] = []
+    var syncedCount = 0
+    var syncInFlight = false
+    /// Messages that leave when the sync in flight completes.
+    var syncingMessages: [Envelope<R.Message>] = []
+    /// The record count the sync in flight covers.
+    var syncingCount = 0
+    /// Messages waiting for the next sync.
+    var waitingMessages: [Envelope<R.Message>] = []
+    var lastSyncDoneTime: UInt64 = 0
+    var tickNanoseconds: UInt64
+    var machine = ExactlyOnce(RegisterStore())
+    var lastAppliedPosition: UInt64 = 0
+    var appliedCommands: Set<CommandID> = []
+    /// The latest write each client is waiting for at this replica.
+    var pendingWrites: [ClientID: UInt64] = [:]
+    var pendingReads: [UInt64: (client: Int, command: Command)] = [:]
+    var nextReadID: UInt64 = 1
+
+    init(tickNanoseconds: UInt64) { self.tickNanoseconds = tickNanoseconds }
+}
+
+/// One simulated client: its session and its current operation.
+struct SimulatedClient<Session: ClientSession> {
+    var session: Session
+    var remainingOperations: Int
+    var nextSequence: UInt64 = 1
+    /// Index into the history of the operation in flight.
+    var currentOperation: Int?
+    var currentCommand: CommandID?
+}

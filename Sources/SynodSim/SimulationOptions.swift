@@ -1,0 +1,65 @@
+/// How one simulated run is shaped. Times are virtual nanoseconds.
+public struct SimulationOptions: Sendable, Equatable {
+    /// Replicas in the cluster.
+    public var nodes = 5
+    /// Concurrent clients.
+    public var clients = 5
+    /// Client operations in the whole run, shared among the clients.
+    public var operations = 200
+    /// Distinct keys the workload touches (few keys, much contention).
+    public var keys = 4
+    /// Fraction of operations that are reads.
+    public var readFraction = 0.3
+    /// Faults to inject.
+    public var faults: FaultSet = .all
+
+    /// Virtual time per replica and client tick.
+    public var tickNanoseconds: UInt64 = 10_000_000
+    /// Message latency when the `latency` fault is off.
+    public var baseLatencyNanoseconds: UInt64 = 1_000_000
+    /// Latency bounds when the `latency` fault is on.
+    public var latencyRangeNanoseconds: ClosedRange<UInt64> = 200_000...15_000_000
+    /// Probability a replica-to-replica message is lost (with `loss`).
+    public var lossProbability = 0.05
+    /// Probability a message is delivered twice (with `duplication`).
+    public var duplicationProbability = 0.03
+    /// Probability a message is held back (with `reordering`).
+    public var reorderProbability = 0.05
+    /// Probability a client request or reply is lost (with `client-loss`).
+    public var clientLossProbability = 0.02
+    /// Range of a disk sync's duration.
+    public var syncRangeNanoseconds: ClosedRange<UInt64> = 100_000...2_000_000
+    /// Range of the pause between two nemesis actions.
+    public var nemesisIntervalNanoseconds: ClosedRange<UInt64> = 50_000_000...1_000_000_000
+    /// Range of a crashed replica's downtime and of a partition's lifetime.
+    public var faultDurationNanoseconds: ClosedRange<UInt64> = 50_000_000...3_000_000_000
+    /// Faults stop at the latest after this long, or once 80% of the operations completed.
+    public var maximumFaultPhaseNanoseconds: UInt64 = 30_000_000_000
+    /// During the fault phase, a client gives up on an operation (outcome unknown) after this long.
+    public var operationTimeoutNanoseconds: UInt64 = 5_000_000_000
+    /// Once faults stop, every pending operation must complete, and every replica catch up,
+    /// within this bound.
+    public var livenessBoundNanoseconds: UInt64 = 30_000_000_000
+
+    /// The defaults.
+    public init() {}
+
+    /// Checks every setting, naming the first one out of range.
+    public func validate() throws {
+        guard (1...64).contains(self.nodes) else { throw SimulationError("nodes must lie in 1...64, got \(self.nodes)") }
+        guard (1...1000).contains(self.clients) else {
+            throw SimulationError("clients must lie in 1...1000, got \(self.clients)")
+        }
+        guard self.operations >= 0 else { throw SimulationError("operations must not be negative") }
+        guard (1...1_000_000).contains(self.keys) else { throw SimulationError("keys must lie in 1...1000000") }
+        guard (0...1).contains(self.readFraction) else { throw SimulationError("readFraction must lie in 0...1") }
+        for (name, value) in [
+            ("lossProbability", self.lossProbability), ("duplicationProbability", self.duplicationProbability),
+            ("reorderProbability", self.reorderProbability), ("clientLossProbability", self.clientLossProbability),
+        ] where !(0...0.5).contains(value) {
+            throw SimulationError("\(name) must lie in 0...0.5, got \(value)")
+        }
+        guard self.tickNanoseconds > 0 else { throw SimulationError("tickNanoseconds must be positive") }
+        guard self.livenessBoundNanoseconds > 0 else { throw SimulationError("livenessBoundNanoseconds must be positive") }
+    }
+}

@@ -1,0 +1,189 @@
+import ArgumentParser
+import Foundation
+import SynodCore
+import SynodRaft
+import SynodSim
+
+/// An inclusive range of seeds written `A..B` (or a single seed `A`).
+struct SeedRange: ExpressibleByArgument, CustomStringConvertible {
+    var range: ClosedRange<UInt64>
+
+    init?(argument: String) {
+        let parts = argument.components(separatedBy: "..")
+        if parts.count == 1, let seed = UInt64(parts[0]) {
+            self.range = seed...seed
+        } else if parts.count == 2, let low = UInt64(parts[0]), let high = UInt64(parts[1]), low <= high {
+            self.range = low...high
+        } else {
+            return nil
+        }
+    }
+
+    var description: String { "\(self.range.lowerBound)..\(self.range.upperBound)" }
+}
+
+struct SimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim",
+        abstract: "Run seeded deterministic simulations of a protocol under faults.",
+        discussion: """
+            Each seed runs one cluster through a fault phase (crashes, torn writes, partitions, \
+            message loss, duplication and reordering), then checks liveness once faults stop. \
+            Invariants are checked after every event. The same seed replays the same run; a \
+            failing seed prints the command that replays it.
+            """
+    )
+
+    static let protocols = ["raft"]
+
+    @Option(help: "Protocol to simulate: \(SimCommand.protocols.joined(separator: ", ")).")
+    var `protocol` = "raft"
+
+    @Option(help: "Replicas in the cluster.")
+    var nodes = 5
+
+    @Option(help: "Seeds to run, as A..B (inclusive) or a single seed.")
+    var seeds = SeedRange(argument: "1..100")!
+
+    @Option(help: "Faults: all, none, or a comma-separated list (see --list-faults).")
+    var faults = "all"
+
+    @Option(help: "Client operations per seed.")
+    var ops = 200
+
+    @Option(help: "Concurrent clients.")
+    var clients = 5
+
+    @Flag(help: "Print one JSON object on stdout instead of the human summary.")
+    var json = false
+
+    @Flag(help: "List the faults the simulator can inject, and exit.")
+    var listFaults = false
+
+    @Flag(help: "Stop at the first failing seed.")
+    var failFast = false
+
+    func validate() throws {
+        guard self.listFaults || Self.protocols.contains(self.protocol) else {
+            throw ValidationError("unknown protocol '\(self.protocol)'; known: \(Self.protocols.joined(separator: ", "))")
+        }
+        do { _ = try FaultSet(parsing: self.faults) } catch { throw ValidationError("\(error)") }
+        do { try self.simulationOptions().validate() } catch { throw ValidationError("\(error)") }
+    }
+
+    func simulationOptions() throws -> SimulationOptions {
+        var options = SimulationOptions()
+        options.nodes = self.nodes
+        options.clients = self.clients
+        options.operations = self.ops
+        options.faults = try FaultSet(parsing: self.faults)
+        return options
+    }
+
+    func run() throws {
+        if self.listFaults {
+            for entry in FaultSet.catalogue { print("\(entry.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(entry.summary)") }
+            return
+        }
+        let options = try self.simulationOptions()
+        let reports: [SimulationReport]
+        let started = ContinuousClock.now
+        switch self.protocol {
+        default:
+            reports = try self.sweep(RaftReplica.self, options: options)
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let failed = reports.filter { !$0.violations.isEmpty }
+        if self.json {
+            print(self.jsonSummary(reports, seconds: seconds))
+        } else {
+            print(self.humanSummary(reports, seconds: seconds))
+        }
+        if !failed.isEmpty {
+            FileHandle.standardError.write(Data("\(failed.count) seed(s) failed; replay the first with:\n  \(self.replayCommand(seed: failed[0].seed))\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    func sweep<R: Replica>(_ type: R.Type, options: SimulationOptions) throws -> [SimulationReport] {
+        let total = self.seeds.range.count
+        var done = 0
+        var failures = 0
+        var lastPrinted = ContinuousClock.now
+        return try SimulationSweep<R>(options: options).run(
+            seeds: self.seeds.range, stopAfterFailures: self.failFast ? 1 : nil
+        ) { report in
+            done += 1
+            if !report.violations.isEmpty {
+                failures += 1
+                let first = report.violations[0]
+                FileHandle.standardError.write(Data("seed \(report.seed): \(first)\n  replay: \(self.replayCommand(seed: report.seed))\n".utf8))
+            }
+            if ContinuousClock.now - lastPrinted > .milliseconds(500) || done == total {
+                lastPrinted = ContinuousClock.now
+                FileHandle.standardError.write(Data("\r[\(done)/\(total)] seeds, \(failures) failing   ".utf8))
+                if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+            }
+        }
+    }
+
+    func replayCommand(seed: UInt64) -> String {
+        "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients)"
+    }
+
+    func humanSummary(_ reports: [SimulationReport], seconds: Double) -> String {
+        let events = reports.reduce(0) { $0 + $1.statistics.events }
+        let failed = reports.filter { !$0.violations.isEmpty }
+        let completed = reports.reduce(0) { $0 + $1.statistics.completedOperations }
+        let unknown = reports.reduce(0) { $0 + $1.statistics.unknownOperations }
+        let crashes = reports.reduce(0) { $0 + $1.statistics.crashes }
+        let torn = reports.reduce(0) { $0 + $1.statistics.tornRecords }
+        let partitions = reports.reduce(0) { $0 + $1.statistics.partitions }
+        var lines = [
+            "protocol \(self.protocol), \(self.nodes) nodes, faults \(self.faults), seeds \(self.seeds)",
+            "seeds run:        \(reports.count), failing: \(failed.count)",
+            "operations:       \(completed) completed, \(unknown) unknown outcome",
+            "faults injected:  \(crashes) crashes, \(torn) torn records, \(partitions) partitions",
+            "events:           \(events) in \(String(format: "%.2f", seconds)) s (\(Int(Double(events) / max(seconds, 1e-9))) events/s)",
+        ]
+        for report in failed.prefix(10) {
+            lines.append("FAIL seed \(report.seed): \(report.violations[0])")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    func jsonSummary(_ reports: [SimulationReport], seconds: Double) -> String {
+        let events = reports.reduce(0) { $0 + $1.statistics.events }
+        let runs: [[String: Any]] = reports.map { report in
+            [
+                "seed": report.seed,
+                "fingerprint": report.fingerprintHex,
+                "violations": report.violations.map { violation -> [String: Any] in
+                    var entry: [String: Any] = ["invariant": violation.invariant, "detail": violation.detail]
+                    if let node = violation.node { entry["node"] = Int(node.rawValue) }
+                    return entry
+                },
+                "events": report.statistics.events,
+                "virtualMilliseconds": report.statistics.virtualNanoseconds / 1_000_000,
+                "completedOperations": report.statistics.completedOperations,
+                "unknownOperations": report.statistics.unknownOperations,
+                "crashes": report.statistics.crashes,
+                "partitions": report.statistics.partitions,
+            ]
+        }
+        let summary: [String: Any] = [
+            "protocol": self.protocol,
+            "nodes": self.nodes,
+            "faults": self.faults,
+            "seeds": reports.count,
+            "violations": reports.filter { !$0.violations.isEmpty }.count,
+            "events": events,
+            "eventsPerSecond": Int(Double(events) / max(seconds, 1e-9)),
+            "seconds": seconds,
+            "runs": runs,
+        ]
+        let data = try! JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
