@@ -24,31 +24,70 @@ public enum RaftMessage: Sendable, Equatable {
 
 /// RequestVote arguments.
 public struct RequestVote: Sendable, Equatable {
+    /// The candidate's term.
     public var term: Term
+    /// The index of the candidate's last log entry.
     public var lastLogIndex: LogIndex
+    /// The term of the candidate's last log entry.
     public var lastLogTerm: Term
+
+    /// Creates a vote request.
+    public init(term: Term, lastLogIndex: LogIndex, lastLogTerm: Term) {
+        self.term = term
+        self.lastLogIndex = lastLogIndex
+        self.lastLogTerm = lastLogTerm
+    }
 }
 
 /// RequestVote results.
 public struct VoteResponse: Sendable, Equatable {
+    /// The voter's term.
     public var term: Term
+    /// True when the vote is granted.
     public var granted: Bool
+
+    /// Creates a vote response.
+    public init(term: Term, granted: Bool) {
+        self.term = term
+        self.granted = granted
+    }
 }
 
 /// AppendEntries arguments.
 public struct AppendEntries: Sendable, Equatable {
+    /// The leader's term.
     public var term: Term
+    /// The index of the entry just before `entries`.
     public var prevLogIndex: LogIndex
+    /// The term of the entry at `prevLogIndex`.
     public var prevLogTerm: Term
+    /// The entries to store (empty for a heartbeat).
     public var entries: [RaftEntry]
+    /// The leader's commit index.
     public var leaderCommit: LogIndex
-    /// Non-zero when the message confirms leadership for pending linearizable reads.
+    /// The leader's read context when it sent the message; the response echoes it, which
+    /// confirms the leadership for every read registered at or before it.
     public var readContext: UInt64
+
+    /// Creates an AppendEntries request.
+    public init(
+        term: Term, prevLogIndex: LogIndex, prevLogTerm: Term, entries: [RaftEntry], leaderCommit: LogIndex,
+        readContext: UInt64
+    ) {
+        self.term = term
+        self.prevLogIndex = prevLogIndex
+        self.prevLogTerm = prevLogTerm
+        self.entries = entries
+        self.leaderCommit = leaderCommit
+        self.readContext = readContext
+    }
 }
 
 /// AppendEntries results.
 public struct AppendResponse: Sendable, Equatable {
+    /// The responder's term.
     public var term: Term
+    /// True when the entries were stored.
     public var success: Bool
     /// On success, the last index known to match the leader's log.
     public var matchIndex: LogIndex
@@ -58,6 +97,18 @@ public struct AppendResponse: Sendable, Equatable {
     public var hintIndex: LogIndex
     /// Echo of the request's `readContext`.
     public var readContext: UInt64
+
+    /// Creates an AppendEntries response.
+    public init(
+        term: Term, success: Bool, matchIndex: LogIndex, rejectedIndex: LogIndex, hintIndex: LogIndex, readContext: UInt64
+    ) {
+        self.term = term
+        self.success = success
+        self.matchIndex = matchIndex
+        self.rejectedIndex = rejectedIndex
+        self.hintIndex = hintIndex
+        self.readContext = readContext
+    }
 }
 
 extension RaftMessage: TraceDigestible {

@@ -17,12 +17,17 @@ extension Simulation {
         self.schedule(after: self.random.uniform(self.options.nemesisIntervalNanoseconds), .nemesis)
     }
 
+    /// Crashes a random live replica now, or (a code-level fault point, as in FoundationDB's
+    /// simulation) in the middle of its next disk write, while records are still unsynced.
     func crashRandomReplica() {
-        let live = self.nodes.indices.filter { self.nodes[$0].replica != nil }
+        let live = self.nodes.indices.filter { self.nodes[$0].replica != nil && !self.nodes[$0].crashAtNextWrite }
         guard !live.isEmpty else { return }
         let victim = live[self.random.integer(in: 0..<live.count)]
-        self.crash(victim)
-        self.schedule(after: self.random.uniform(self.options.faultDurationNanoseconds), .restart(node: victim))
+        if self.random.chance(0.5) {
+            self.nodes[victim].crashAtNextWrite = true
+        } else {
+            self.crash(victim)
+        }
     }
 
     /// Cuts links in one of three shapes: a symmetric split, an asymmetric cut (one direction
@@ -70,6 +75,7 @@ extension Simulation {
         self.faultsActive = false
         self.activePartition += 1
         self.healPartition()
+        for position in self.nodes.indices { self.nodes[position].crashAtNextWrite = false }
         for position in self.nodes.indices where self.nodes[position].replica == nil {
             self.restart(position)
         }

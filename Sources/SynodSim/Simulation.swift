@@ -185,9 +185,20 @@ public final class Simulation<R: Replica> {
             }
         }
         if needsSync && !self.nodes[position].syncInFlight { self.startSync(position) }
+        if self.nodes[position].crashAtNextWrite && !ready.records.isEmpty {
+            // The crash interrupts this write: messages already sent stay sent; nothing else
+            // of this step happens.
+            self.observe(position, ready)
+            self.crash(position)
+            return
+        }
         for committed in ready.committed { self.apply(committed, at: position) }
         for read in ready.reads { self.serveRead(read, at: position) }
         for rejection in ready.rejected { self.answerRejection(rejection, at: position) }
+        self.observe(position, ready)
+    }
+
+    func observe(_ position: Int, _ ready: Ready<R.Message, R.Record>) {
         let found = self.monitor.observe(node: self.members[position], replica: self.nodes[position].replica!, ready: ready)
         if !found.isEmpty { self.violations += found }
     }
@@ -235,6 +246,7 @@ public final class Simulation<R: Replica> {
         node.disk.removeSubrange((node.syncedCount + survivors)...)
         node.syncedCount = node.disk.count
         node.replica = nil
+        node.crashAtNextWrite = false
         node.incarnation += 1
         node.syncInFlight = false
         node.syncingMessages = []
@@ -243,6 +255,7 @@ public final class Simulation<R: Replica> {
         node.pendingReads = [:]
         self.nodes[position] = node
         self.statistics.crashes += 1
+        self.schedule(after: self.random.uniform(self.options.faultDurationNanoseconds), .restart(node: position))
     }
 
     func restart(_ position: Int) {

@@ -43,6 +43,8 @@ struct SimulatedNode<R: Replica> {
     /// Messages waiting for the next sync.
     var waitingMessages: [Envelope<R.Message>] = []
     var lastSyncDoneTime: UInt64 = 0
+    /// The nemesis armed a crash in the middle of the next write.
+    var crashAtNextWrite = false
     var tickNanoseconds: UInt64
     var machine = ExactlyOnce(RegisterStore())
     var lastAppliedPosition: UInt64 = 0

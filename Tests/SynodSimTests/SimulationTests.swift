@@ -1,0 +1,97 @@
+@_spi(Testing) import SynodRaft
+import SynodCore
+import SynodSim
+import Testing
+
+@Suite("Deterministic simulator")
+struct SimulationTests {
+    static func options(nodes: Int = 5, faults: FaultSet = .all, operations: Int = 100) -> SimulationOptions {
+        var options = SimulationOptions()
+        options.nodes = nodes
+        options.faults = faults
+        options.operations = operations
+        return options
+    }
+
+    @Test("the same seed replays the same run: equal fingerprints and histories")
+    func sameSeedSameRun() throws {
+        for seed: UInt64 in [1, 7, 123] {
+            let first = try Simulation<RaftReplica>(seed: seed, options: Self.options()).run()
+            let second = try Simulation<RaftReplica>(seed: seed, options: Self.options()).run()
+            #expect(first.fingerprint == second.fingerprint)
+            #expect(first.history == second.history)
+            #expect(first.statistics == second.statistics)
+        }
+    }
+
+    @Test("different seeds give different runs")
+    func differentSeedsDiffer() throws {
+        let fingerprints = try (1...20).map { try Simulation<RaftReplica>(seed: UInt64($0), options: Self.options()).run().fingerprint }
+        #expect(Set(fingerprints).count == 20)
+    }
+
+    static let faultMixes: [String] = ["none", "loss,duplication,reordering,latency", "partition", "crash,torn-write",
+                                       "clock-drift,client-loss", "all"]
+
+    @Test("Raft keeps every invariant under each fault mix", arguments: faultMixes, [3, 5])
+    func raftSweep(faults: String, nodes: Int) throws {
+        let sweep = SimulationSweep<RaftReplica>(options: Self.options(nodes: nodes, faults: try FaultSet(parsing: faults)))
+        let reports = try sweep.run(seeds: 1...12)
+        for report in reports where !report.violations.isEmpty {
+            Issue.record("""
+                seed \(report.seed): \(report.violations[0])
+                replay: swift run -c release synod sim --protocol raft --nodes \(nodes) --seeds \(report.seed)..\(report.seed) --faults \(faults) --ops 100
+                """)
+        }
+        let completed = reports.reduce(0) { $0 + $1.statistics.completedOperations }
+        #expect(completed > 0, "the workload made progress")
+    }
+
+    @Test("faults are really injected under --faults all")
+    func faultsInjected() throws {
+        let reports = try SimulationSweep<RaftReplica>(options: Self.options()).run(seeds: 1...10)
+        let total = reports.reduce(SimulationStatistics()) { sum, report in
+            var sum = sum
+            sum.crashes += report.statistics.crashes
+            sum.partitions += report.statistics.partitions
+            sum.tornRecords += report.statistics.tornRecords
+            sum.messagesDropped += report.statistics.messagesDropped
+            return sum
+        }
+        #expect(total.crashes > 0)
+        #expect(total.partitions > 0)
+        #expect(total.tornRecords > 0)
+        #expect(total.messagesDropped > 0)
+    }
+
+    @Test("fault names parse, and unknown names are refused with the list of known ones")
+    func faultParsing() throws {
+        #expect(try FaultSet(parsing: "all") == .all)
+        #expect(try FaultSet(parsing: "none") == [])
+        #expect(try FaultSet(parsing: "loss, crash") == [.loss, .crash])
+        #expect(throws: SimulationError.self) { try FaultSet(parsing: "meteor") }
+    }
+}
+
+@Suite("Mutation tests: the simulator catches unsafe Raft variants")
+struct MutationTests {
+    static let seedBudget: UInt64 = 200
+
+    @Test("each unsafe variant is caught within the seed budget", arguments: RaftMutation.allCases)
+    func unsafeVariantCaught(mutation: RaftMutation) throws {
+        var raftOptions = RaftOptions()
+        raftOptions.mutation = mutation
+        var options = SimulationOptions()
+        options.operations = 200
+        // A harsher nemesis than the default: faults every 10 to 200 ms, lasting 10 ms to 1 s.
+        options.nemesisIntervalNanoseconds = 10_000_000...200_000_000
+        options.faultDurationNanoseconds = 10_000_000...1_000_000_000
+        let sweep = SimulationSweep<RaftReplica>(options: options, replicaOptions: raftOptions)
+        let reports = try sweep.run(seeds: 1...Self.seedBudget, stopAfterFailures: 1)
+        let caught = reports.first { !$0.violations.isEmpty }
+        #expect(caught != nil, "\(mutation) survived \(Self.seedBudget) seeds")
+        if let caught {
+            print("\(mutation): caught at seed \(caught.seed): \(caught.violations[0])")
+        }
+    }
+}
