@@ -18,6 +18,8 @@ public protocol Replica: Sendable {
 
     /// The protocol's name on the command line (`raft`, `multipaxos`, …).
     static var protocolName: String { get }
+    /// What replicas agree on about the order of committed commands (default: `.total`).
+    static var executionOrder: ExecutionOrder { get }
 
     /// Creates a replica, restoring its durable state from `restoring`.
     ///
@@ -37,6 +39,23 @@ public protocol Replica: Sendable {
     mutating func read(_ request: ReadRequest)
     /// Drains everything the replica wants done since the last call.
     mutating func ready() -> Ready<Message, Record>
+}
+
+extension Replica {
+    /// Total order, the common case (Raft, Multi-Paxos, PBFT).
+    public static var executionOrder: ExecutionOrder { .total }
+}
+
+/// What replicas agree on about the order in which they execute committed commands; the
+/// simulator checks state-machine safety accordingly.
+public enum ExecutionOrder: Sendable, Equatable {
+    /// Every replica executes one sequence: `Committed.position` names the same command on
+    /// every replica (Raft log index, Paxos slot, PBFT sequence number).
+    case total
+    /// Replicas agree on the relative order of conflicting commands only (EPaxos: commands on
+    /// the same key); non-conflicting commands may execute in different orders, and
+    /// `Committed.position` is local to the replica (it only increases).
+    case conflicting
 }
 
 /// Protocol-specific options: every field has a sensible default and `validate()` checks bounds.

@@ -22,6 +22,12 @@ public struct RegisterStore: StateMachine, Sendable {
     /// Encodes a get.
     public static func get(key: UInt8) -> [UInt8] { [Opcode.get.rawValue, key] }
 
+    /// The key a payload touches, or `nil` for a malformed payload. Commands on the same key
+    /// conflict: every protocol must execute them in the same order on every replica.
+    public static func key(of payload: [UInt8]) -> UInt8? {
+        payload.count >= 2 ? payload[1] : nil
+    }
+
     public mutating func apply(_ payload: [UInt8]) -> [UInt8] {
         guard payload.count >= 2, let opcode = Opcode(rawValue: payload[0]) else { return [] }
         switch opcode {

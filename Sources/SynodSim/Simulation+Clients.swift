@@ -27,6 +27,17 @@ extension Simulation {
         self.drainClient(client)
     }
 
+    /// Starts the client's next operation, at once or after a think time.
+    func operationEnded(client: Int) {
+        guard self.options.thinkTimeNanoseconds.upperBound > 0 else {
+            self.startNextOperation(client: client)
+            return
+        }
+        self.clients[client].currentOperation = nil
+        self.clients[client].currentCommand = nil
+        self.schedule(after: self.random.uniform(self.options.thinkTimeNanoseconds), .clientStart(client: client))
+    }
+
     func clientTick(_ client: Int) {
         if let operation = self.clients[client].currentOperation, self.faultPhaseEnd == nil,
             self.now - self.history[operation].callNanoseconds >= self.options.operationTimeoutNanoseconds
@@ -34,7 +45,7 @@ extension Simulation {
             // The client gives up: the write may or may not take effect, now or later.
             self.history[operation].unknown = true
             self.statistics.unknownOperations += 1
-            self.startNextOperation(client: client)
+            self.operationEnded(client: client)
         }
         self.clients[client].session.tick()
         self.drainClient(client)
@@ -67,7 +78,7 @@ extension Simulation {
                 }
             }
             self.completedOperations += 1
-            self.startNextOperation(client: client)
+            self.operationEnded(client: client)
         }
     }
 
@@ -103,8 +114,9 @@ extension Simulation {
         self.schedule(after: self.latency([]), .clientReply(client: client, node: position, reply: reply))
     }
 
-    /// Applies a committed command and checks state-machine safety: every replica applies the
-    /// same command at each position, in increasing position order.
+    /// Applies a committed command and checks state-machine safety: positions only increase on
+    /// each replica; conflicting commands (same key) execute in one order on every replica; and
+    /// with a total execution order, every replica executes the same command at each position.
     func apply(_ committed: Committed, at position: Int) {
         let id = committed.command.id
         if committed.position <= self.nodes[position].lastAppliedPosition {
@@ -114,19 +126,23 @@ extension Simulation {
             return
         }
         self.nodes[position].lastAppliedPosition = committed.position
-        let slot = Int(committed.position)
-        if slot >= self.positionHistory.count {
-            self.positionHistory.append(contentsOf: repeatElement(nil, count: slot - self.positionHistory.count + 1))
+        if R.executionOrder == .total, let known = self.recordTotalOrder(id, at: committed.position), known != id {
+            self.violations.append(InvariantViolation(
+                invariant: "state-machine-safety", node: self.members[position],
+                detail: "applied \(id) at position \(committed.position) where another replica applied \(known)"))
+            return
         }
-        if let known = self.positionHistory[slot] {
-            if known != id {
+        if let key = RegisterStore.key(of: committed.command.payload) {
+            let index = self.nodes[position].appliedPerKey[key, default: 0]
+            self.nodes[position].appliedPerKey[key] = index + 1
+            if index == self.keyHistory[key, default: []].count {
+                self.keyHistory[key, default: []].append(id)
+            } else if let known = self.keyHistory[key]?[index], known != id {
                 self.violations.append(InvariantViolation(
                     invariant: "state-machine-safety", node: self.members[position],
-                    detail: "applied \(id) at position \(slot) where another replica applied \(known)"))
+                    detail: "executed \(id) as command \(index) on key \(key) where another replica executed \(known)"))
                 return
             }
-        } else {
-            self.positionHistory[slot] = id
         }
         self.nodes[position].appliedCommands.insert(id)
         let outcome = self.nodes[position].machine.apply(committed.command)
@@ -139,6 +155,17 @@ extension Simulation {
         case .stale:
             break
         }
+    }
+
+    /// Notes the command at a position of the total order; returns the command first seen there.
+    func recordTotalOrder(_ id: CommandID, at position: UInt64) -> CommandID? {
+        let slot = Int(position)
+        if slot >= self.positionHistory.count {
+            self.positionHistory.append(contentsOf: repeatElement(nil, count: slot - self.positionHistory.count + 1))
+        }
+        if let known = self.positionHistory[slot] { return known }
+        self.positionHistory[slot] = id
+        return id
     }
 
     func serveRead(_ read: ReadRequest, at position: Int) {

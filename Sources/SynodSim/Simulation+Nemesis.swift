@@ -17,12 +17,14 @@ extension Simulation {
         self.schedule(after: self.random.uniform(self.options.nemesisIntervalNanoseconds), .nemesis)
     }
 
-    /// Crashes a random live replica now, or (a code-level fault point, as in FoundationDB's
-    /// simulation) in the middle of its next disk write, while records are still unsynced.
+    /// Crashes a live replica (the leader, half the time one is known) now, or (a code-level
+    /// fault point, as in FoundationDB's simulation) in the middle of its next disk write, while
+    /// records are still unsynced.
     func crashRandomReplica() {
         let live = self.nodes.indices.filter { self.nodes[$0].replica != nil && !self.nodes[$0].crashAtNextWrite }
         guard !live.isEmpty else { return }
-        let victim = live[self.random.integer(in: 0..<live.count)]
+        var victim = live[self.random.integer(in: 0..<live.count)]
+        if let leader = self.believedLeader, live.contains(leader), self.random.chance(0.5) { victim = leader }
         if self.random.chance(0.5) {
             self.nodes[victim].crashAtNextWrite = true
         } else {
@@ -32,6 +34,7 @@ extension Simulation {
 
     /// Cuts links in one of three shapes: a symmetric split, an asymmetric cut (one direction
     /// only), or a bridge (two halves that cannot talk, and one replica that reaches both).
+    /// Half the time a leader is known, it lands on the minority (or sending) side.
     func partitionRandomly() {
         let count = self.options.nodes
         guard count > 1 else { return }
@@ -39,6 +42,11 @@ extension Simulation {
         var order = Array(0..<count)
         order.shuffle(using: &self.random)
         let shape = self.random.integer(in: 0..<3)
+        if shape < 2, let leader = self.believedLeader, self.random.chance(0.5),
+           let index = order.firstIndex(of: leader)
+        {
+            order.swapAt(0, index)
+        }
         switch shape {
         case 0:
             let minority = Set(order.prefix(self.random.integer(in: 1...max(1, count / 2))))

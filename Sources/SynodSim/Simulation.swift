@@ -33,10 +33,16 @@ public final class Simulation<R: Replica> {
     var faultsActive: Bool
     var faultPhaseEnd: UInt64?
     var completedOperations = 0
+    /// The replica that most recently announced leadership (by `ReplicaEvent`), the nemesis's
+    /// favourite target: faults at the leader are where consensus protocols break.
+    var believedLeader: Int?
     var finished = false
 
     /// The command applied at each position, as first seen on any replica.
     var positionHistory: [CommandID?] = []
+    /// The commands executed on each key, in order, as first seen on any replica: conflicting
+    /// commands execute in the same order everywhere, whatever the protocol's `ExecutionOrder`.
+    var keyHistory: [UInt8: [CommandID]] = [:]
     /// Where each write first took effect.
     var writePositions: [CommandID: UInt64] = [:]
     /// Writes acknowledged to their client.
@@ -144,6 +150,10 @@ public final class Simulation<R: Replica> {
             self.hasher.combine(4)
             self.hasher.combine(client)
             self.clientTick(client)
+        case .clientStart(let client):
+            self.hasher.combine(10)
+            self.hasher.combine(client)
+            self.startNextOperation(client: client)
         case .clientRequest(let client, let position, let request):
             self.hasher.combine(5)
             self.hasher.combine(client)
@@ -175,6 +185,15 @@ public final class Simulation<R: Replica> {
             self.nodes[position].disk.append(contentsOf: ready.records)
             self.statistics.recordsWritten += ready.records.count
         }
+        if self.nodes[position].crashAtNextWrite && !ready.records.isEmpty {
+            // The crash interrupts this write. The replica sends in parallel with writing, so
+            // some of the messages that need no sync may already be out: a random prefix.
+            let sent = self.random.integer(in: 0...ready.messages.count)
+            for envelope in ready.messages.prefix(sent) where !envelope.afterSync { self.send(envelope, from: position) }
+            self.observe(position, ready)
+            self.crash(position)
+            return
+        }
         var needsSync = !ready.records.isEmpty
         for envelope in ready.messages {
             if envelope.afterSync {
@@ -185,13 +204,6 @@ public final class Simulation<R: Replica> {
             }
         }
         if needsSync && !self.nodes[position].syncInFlight { self.startSync(position) }
-        if self.nodes[position].crashAtNextWrite && !ready.records.isEmpty {
-            // The crash interrupts this write: messages already sent stay sent; nothing else
-            // of this step happens.
-            self.observe(position, ready)
-            self.crash(position)
-            return
-        }
         for committed in ready.committed { self.apply(committed, at: position) }
         for read in ready.reads { self.serveRead(read, at: position) }
         for rejection in ready.rejected { self.answerRejection(rejection, at: position) }
@@ -199,6 +211,13 @@ public final class Simulation<R: Replica> {
     }
 
     func observe(_ position: Int, _ ready: Ready<R.Message, R.Record>) {
+        for event in ready.events {
+            switch event {
+            case .becameLeader: self.believedLeader = position
+            case .becameFollower, .becameCandidate:
+                if self.believedLeader == position { self.believedLeader = nil }
+            }
+        }
         let found = self.monitor.observe(node: self.members[position], replica: self.nodes[position].replica!, ready: ready)
         if !found.isEmpty { self.violations += found }
     }
@@ -246,6 +265,7 @@ public final class Simulation<R: Replica> {
         node.disk.removeSubrange((node.syncedCount + survivors)...)
         node.syncedCount = node.disk.count
         node.replica = nil
+        if self.believedLeader == position { self.believedLeader = nil }
         node.crashAtNextWrite = false
         node.incarnation += 1
         node.syncInFlight = false
@@ -255,7 +275,11 @@ public final class Simulation<R: Replica> {
         node.pendingReads = [:]
         self.nodes[position] = node
         self.statistics.crashes += 1
-        self.schedule(after: self.random.uniform(self.options.faultDurationNanoseconds), .restart(node: position))
+        // Half the crashes are quick reboots (FoundationDB's "reboot" beside its "kill"): the
+        // replica is back while the election or round it took part in is still running.
+        let downtime = self.random.chance(0.5)
+            ? self.random.uniform(1_000_000...20_000_000) : self.random.uniform(self.options.faultDurationNanoseconds)
+        self.schedule(after: downtime, .restart(node: position))
     }
 
     func restart(_ position: Int) {
@@ -267,6 +291,7 @@ public final class Simulation<R: Replica> {
         node.machine = ExactlyOnce(RegisterStore())
         node.lastAppliedPosition = 0
         node.appliedCommands = []
+        node.appliedPerKey = [:]
         self.nodes[position] = node
         self.monitor.restarted(node: self.members[position], replica: replica, recovered: recovered)
         self.schedule(after: node.tickNanoseconds, .nodeTick(node: position, incarnation: node.incarnation))

@@ -8,6 +8,7 @@ struct SimulationEvent<R: Replica>: Comparable {
         case deliver(from: Int, to: Int, message: R.Message)
         case syncDone(node: Int, incarnation: UInt32)
         case clientTick(client: Int)
+        case clientStart(client: Int)
         case clientRequest(client: Int, node: Int, request: ClientRequest)
         case clientReply(client: Int, node: Int, reply: ClientReply)
         case nemesis
@@ -49,6 +50,8 @@ struct SimulatedNode<R: Replica> {
     var machine = ExactlyOnce(RegisterStore())
     var lastAppliedPosition: UInt64 = 0
     var appliedCommands: Set<CommandID> = []
+    /// How many committed commands on each key this incarnation applied.
+    var appliedPerKey: [UInt8: Int] = [:]
     /// The latest write each client is waiting for at this replica.
     var pendingWrites: [ClientID: UInt64] = [:]
     var pendingReads: [UInt64: (client: Int, command: Command)] = [:]

@@ -10,6 +10,9 @@ public struct SimulationOptions: Sendable, Equatable {
     public var keys = 4
     /// Fraction of operations that are reads.
     public var readFraction = 0.3
+    /// Pause between one operation's end and the client's next (0...0: none). Pauses leave
+    /// leaders idle, the state in which some bugs (committing old-term entries) show.
+    public var thinkTimeNanoseconds: ClosedRange<UInt64> = 0...0
     /// Faults to inject.
     public var faults: FaultSet = .all
 
