@@ -100,9 +100,12 @@ public struct RaftMonitor: SafetyMonitor {
                 self.chainOfEntry[key] = chain
             }
         }
-        // A live replica must never replace an entry it knows (or anyone knows) is committed.
-        let checked = min(shadow.lastIndex, self.committedChains.count)
-        if live && checked >= start && shadow.chain(at: checked) != self.committedChains[checked - 1] {
+        // A live replica must never replace an entry it knows is committed. (A stale follower
+        // may legally overwrite entries that others committed since: it learns of them later.)
+        let known = Int(shadow.lastSeenCommit.rawValue)
+        if live && known >= start
+            && (shadow.lastIndex < known || shadow.chain(at: known) != self.committedChains[known - 1])
+        {
             violations.append(InvariantViolation(
                 invariant: "state-machine-safety", node: node,
                 detail: "overwrote committed entries at or after i\(start)"))
