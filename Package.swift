@@ -1,6 +1,11 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// The simulator and the cores are generic over `Replica`; cross-module optimisation lets the
+/// executable specialise them for each protocol instead of going through generic metadata on
+/// every event (measured: about 2.5 times more simulated events per second).
+let optimized: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+
 let package = Package(
     name: "Synod",
     platforms: [.macOS(.v15)],
@@ -16,17 +21,18 @@ let package = Package(
     ],
     targets: [
         // Core interface: Replica, ClientSession, Ready, NodeID, Command, seeded RNG, quorums.
-        .target(name: "SynodCore"),
+        .target(name: "SynodCore", swiftSettings: optimized),
         // Pure, deterministic Raft core.
-        .target(name: "SynodRaft", dependencies: ["SynodCore"]),
+        .target(name: "SynodRaft", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Deterministic simulator, generic over Replica.
         .target(
             name: "SynodSim",
             dependencies: [
                 "SynodCore",
                 "SynodRaft",
-                .product(name: "Collections", package: "swift-collections"),
-            ]
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
+            swiftSettings: optimized
         ),
         .executableTarget(
             name: "synod",

@@ -20,7 +20,10 @@ public final class Simulation<R: Replica> {
     let members: [NodeID]
 
     var random: DeterministicRandom
-    var queue = Heap<SimulationEvent<R>>()
+    var queue = Heap<ScheduledEvent>()
+    /// What each scheduled event does, by slot; freed slots are reused.
+    var eventKinds: [SimulationEventKind<R>?] = []
+    var freeSlots: [Int] = []
     var now: UInt64 = 0
     var sequence: UInt64 = 0
     var hasher = StableHasher()
@@ -74,7 +77,9 @@ public final class Simulation<R: Replica> {
         while !self.finished, let event = self.queue.popMin() {
             self.now = event.time
             self.statistics.events += 1
-            self.handle(event.kind)
+            let kind = self.eventKinds[event.slot].take()!
+            self.freeSlots.append(event.slot)
+            self.handle(kind)
             if !self.violations.isEmpty { break }
             self.checkProgress()
         }
@@ -112,14 +117,22 @@ public final class Simulation<R: Replica> {
           restoring: recovered, randomSeed: self.random.fork())
     }
 
-    func schedule(after delay: UInt64, _ kind: SimulationEvent<R>.Kind) {
+    func schedule(after delay: UInt64, _ kind: SimulationEventKind<R>) {
         self.sequence += 1
-        self.queue.insert(SimulationEvent(time: self.now + delay, sequence: self.sequence, kind: kind))
+        let slot: Int
+        if let free = self.freeSlots.popLast() {
+            slot = free
+            self.eventKinds[slot] = kind
+        } else {
+            slot = self.eventKinds.count
+            self.eventKinds.append(kind)
+        }
+        self.queue.insert(ScheduledEvent(time: self.now + delay, sequence: self.sequence, slot: slot))
     }
 
     // MARK: Event handling
 
-    func handle(_ kind: SimulationEvent<R>.Kind) {
+    func handle(_ kind: SimulationEventKind<R>) {
         self.hasher.combine(self.now)
         switch kind {
         case .nodeTick(let position, let incarnation):

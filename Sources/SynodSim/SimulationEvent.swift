@@ -1,24 +1,26 @@
 import SynodCore
 
-/// One scheduled happening in virtual time. Ties break by scheduling order, so the queue is a
-/// total order and a seed determines the whole run.
-struct SimulationEvent<R: Replica>: Comparable {
-    enum Kind {
-        case nodeTick(node: Int, incarnation: UInt32)
-        case deliver(from: Int, to: Int, message: R.Message)
-        case syncDone(node: Int, incarnation: UInt32)
-        case clientTick(client: Int)
-        case clientStart(client: Int)
-        case clientRequest(client: Int, node: Int, request: ClientRequest)
-        case clientReply(client: Int, node: Int, reply: ClientReply)
-        case nemesis
-        case restart(node: Int)
-        case heal(partition: UInt64)
-    }
+/// What can happen in a simulation.
+enum SimulationEventKind<R: Replica> {
+    case nodeTick(node: Int, incarnation: UInt32)
+    case deliver(from: Int, to: Int, message: R.Message)
+    case syncDone(node: Int, incarnation: UInt32)
+    case clientTick(client: Int)
+    case clientStart(client: Int)
+    case clientRequest(client: Int, node: Int, request: ClientRequest)
+    case clientReply(client: Int, node: Int, reply: ClientReply)
+    case nemesis
+    case restart(node: Int)
+    case heal(partition: UInt64)
+}
 
+/// One scheduled happening in virtual time: a plain value for the queue to move cheaply; what
+/// happens lives in the simulation's side table at `slot`. Ties break by scheduling order, so
+/// the queue is a total order and a seed determines the whole run.
+struct ScheduledEvent: Comparable {
     var time: UInt64
     var sequence: UInt64
-    var kind: Kind
+    var slot: Int
 
     static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.time, lhs.sequence) < (rhs.time, rhs.sequence)
