@@ -69,9 +69,10 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 50
     )
 
-    // One iteration commits 1,000 entries (scaling factor kilo): throughput reads in K entries/s.
+    // One iteration commits 1,000,000 entries into a fresh cluster (scaling factor mega), so the
+    // figure includes the log's growth; throughput reads in M entries/s.
     Benchmark("Raft core: 3 replicas, batches of 1024, 64-byte commands",
-              configuration: .init(scalingFactor: .kilo)) { benchmark in
+              configuration: .init(scalingFactor: .mega, maxIterations: 20)) { benchmark in
         var cluster = InProcessRaftCluster(size: 3)
         benchmark.startMeasurement()
         cluster.commit(count: benchmark.scaledIterations.count, batch: 1024)
@@ -79,14 +80,13 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(cluster.committedAtLeader)
     }
 
-    // One iteration is one seeded run of 5 Raft replicas under every fault; the custom metric
-    // is simulated events per second of wall time.
+    // One iteration is one seeded run (seed 1, the same work every time) of 5 Raft replicas
+    // under every fault; the custom metric is simulated events per second of wall time.
     let eventsPerSecond = BenchmarkMetric.custom("simulated events/s", polarity: .prefersLarger, useScalingFactor: false)
     Benchmark("Simulator: Raft, 5 nodes, all faults, 200 ops per seed",
               configuration: .init(metrics: [.wallClock, .throughput, eventsPerSecond], maxIterations: 30)) { benchmark in
-        var seed: UInt64 = 0
+        let seed: UInt64 = 1
         for _ in benchmark.scaledIterations {
-            seed += 1
             let start = ContinuousClock.now
             let report = try Simulation<RaftReplica>(seed: seed, options: SimulationOptions()).run()
             let elapsed = ContinuousClock.now - start
