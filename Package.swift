@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SynodCore", targets: ["SynodCore"]),
         .library(name: "SynodRaft", targets: ["SynodRaft"]),
         .library(name: "SynodSim", targets: ["SynodSim"]),
+        .library(name: "SynodCheck", targets: ["SynodCheck"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
@@ -24,12 +25,14 @@ let package = Package(
         .target(name: "SynodCore", swiftSettings: optimized),
         // Pure, deterministic Raft core.
         .target(name: "SynodRaft", dependencies: ["SynodCore"], swiftSettings: optimized),
+        // Linearizability checker for key-value histories (JSON Lines format of DESIGN.md).
+        .target(name: "SynodCheck", swiftSettings: optimized),
         // Deterministic simulator, generic over Replica.
         .target(
             name: "SynodSim",
             dependencies: [
                 "SynodCore",
-                "SynodRaft",
+                "SynodCheck",
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: optimized
@@ -37,12 +40,13 @@ let package = Package(
         .executableTarget(
             name: "synod",
             dependencies: [
-                "SynodCore", "SynodRaft", "SynodSim",
+                "SynodCore", "SynodRaft", "SynodSim", "SynodCheck",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
+        .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodSim"]),
     ],
     swiftLanguageModes: [.v6]

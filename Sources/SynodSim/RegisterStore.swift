@@ -45,24 +45,3 @@ public struct RegisterStore: StateMachine, Sendable {
         return [0]
     }
 }
-
-/// One client operation as the simulator saw it: the history the linearizability checker reads.
-public struct HistoryOperation: Sendable, Equatable {
-    /// The operation kind.
-    public enum Kind: String, Sendable {
-        case get
-        case put
-    }
-
-    public var client: ClientID
-    public var kind: Kind
-    public var key: UInt8
-    /// put: the value written.
-    public var value: [UInt8]?
-    /// get: the value read (`nil` when absent or unknown).
-    public var output: [UInt8]?
-    public var callNanoseconds: UInt64
-    public var returnNanoseconds: UInt64?
-    /// True when the outcome is indeterminate (the client gave up).
-    public var unknown: Bool
-}

@@ -1,3 +1,4 @@
+import SynodCheck
 import SynodCore
 
 extension Simulation {
@@ -54,9 +55,17 @@ extension Simulation {
         statistics.virtualNanoseconds = self.now
         statistics.completedOperations = self.completedOperations
         statistics.acknowledgedWrites = self.ackedWrites.count
+        // Linearizability of what the clients saw, judged only when no invariant broke (a
+        // broken invariant already condemns the run, and may have cut the history short).
+        var linearizability: CheckResult?
+        if self.violations.isEmpty && self.options.checkLinearizability {
+            var checkerOptions = LinearizabilityChecker.Options()
+            checkerOptions.timeout = self.options.linearizabilityTimeout
+            linearizability = LinearizabilityChecker(options: checkerOptions).check(self.history)
+        }
         return SimulationReport(
             seed: self.seed, fingerprint: self.hasher.value, violations: self.violations, statistics: statistics,
-            history: self.history)
+            history: self.history, linearizability: linearizability)
     }
 }
 
@@ -89,6 +98,28 @@ public struct SimulationReport: Sendable {
     public var statistics: SimulationStatistics
     /// Every client operation, in invocation order.
     public var history: [HistoryOperation]
+    /// The checker's verdict on `history`; `nil` when not checked (an invariant broke first, or
+    /// checking is off).
+    public var linearizability: CheckResult?
+
+    /// True when the history was checked and is not linearizable, or the checker gave up.
+    public var linearizabilityFailed: Bool {
+        guard let verdict = self.linearizability?.verdict else { return false }
+        return verdict != .linearizable
+    }
+
+    /// No invariant broke and the history is linearizable (or was not checked).
+    public var isClean: Bool { self.violations.isEmpty && !self.linearizabilityFailed }
+
+    /// The first problem in one line, or `nil` when clean.
+    public var firstProblem: String? {
+        if let violation = self.violations.first { return violation.description }
+        guard let result = self.linearizability, result.verdict != .linearizable else { return nil }
+        if let violation = result.violation {
+            return "not linearizable on key \(violation.key): cannot place \(violation.unplaced.summary)"
+        }
+        return "linearizability unknown: \(result.reason ?? "budget spent")"
+    }
 
     /// The fingerprint as 16 hex digits.
     public var fingerprintHex: String {

@@ -1,3 +1,4 @@
+import SynodCheck
 import SynodCore
 
 extension Simulation {
@@ -19,8 +20,8 @@ extension Simulation {
         let payload = isRead ? RegisterStore.get(key: key) : RegisterStore.put(key: key, value: value)
         let command = Command(client: clientID, sequence: sequence, payload: payload)
         self.history.append(HistoryOperation(
-            client: clientID, kind: isRead ? .get : .put, key: key, value: isRead ? nil : value, output: nil,
-            callNanoseconds: self.now, returnNanoseconds: nil, unknown: false))
+            client: Int(clientID), kind: isRead ? .get : .put, key: "k\(key)",
+            value: isRead ? nil : String(decoding: value, as: UTF8.self), call: self.now, returnTime: nil))
         self.clients[client].currentOperation = self.history.count - 1
         self.clients[client].currentCommand = command.id
         self.clients[client].session.submit(ClientRequest(kind: isRead ? .read : .write, command: command))
@@ -40,7 +41,7 @@ extension Simulation {
 
     func clientTick(_ client: Int) {
         if let operation = self.clients[client].currentOperation, self.faultPhaseEnd == nil,
-            self.now - self.history[operation].callNanoseconds >= self.options.operationTimeoutNanoseconds
+            self.now - self.history[operation].call >= self.options.operationTimeoutNanoseconds
         {
             // The client gives up: the write may or may not take effect, now or later.
             self.history[operation].unknown = true
@@ -62,10 +63,11 @@ extension Simulation {
         if let completed = ready.completed, completed.id == self.clients[client].currentCommand,
             let operation = self.clients[client].currentOperation
         {
-            self.history[operation].returnNanoseconds = self.now
+            self.history[operation].returnTime = self.now
             if self.history[operation].kind == .get {
                 let result = completed.result
-                self.history[operation].output = result.first == 1 ? Array(result.dropFirst()) : nil
+                self.history[operation].output = .value(
+                    result.first == 1 ? String(decoding: result.dropFirst(), as: UTF8.self) : nil)
             } else {
                 // An acknowledged write was applied somewhere first: it has a position.
                 self.ackedWrites.insert(completed.id)

@@ -1,4 +1,5 @@
 import HeapModule
+import SynodCheck
 import SynodCore
 
 /// A deterministic, single-threaded simulation of one cluster running protocol `R`, driven

@@ -44,6 +44,11 @@ public struct SimulationOptions: Sendable, Equatable {
     /// within this bound.
     public var livenessBoundNanoseconds: UInt64 = 30_000_000_000
 
+    /// Check the linearizability of the client history at the end of each run.
+    public var checkLinearizability = true
+    /// Wall-clock budget of that check (the verdict is `unknown` past it).
+    public var linearizabilityTimeout: Duration = .seconds(30)
+
     /// The defaults.
     public init() {}
 

@@ -23,7 +23,7 @@ public struct SimulationSweep<R: Replica> {
             let report = simulation.run()
             reports.append(report)
             progress(report)
-            if !report.violations.isEmpty {
+            if !report.isClean {
                 failures += 1
                 if let limit = stopAfterFailures, failures >= limit { break }
             }

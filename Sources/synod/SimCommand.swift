@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SynodCheck
 import SynodCore
 import SynodRaft
 import SynodSim
@@ -54,6 +55,11 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Concurrent clients.")
     var clients = 5
 
+    @Option(help: ArgumentHelp(
+        "Write the client history (JSON Lines, the format `synod check` reads) to this file.",
+        discussion: "With several seeds, the first failing seed's history, or else the last seed's."))
+    var history: String?
+
     @Flag(help: "Print one JSON object on stdout instead of the human summary.")
     var json = false
 
@@ -94,7 +100,16 @@ struct SimCommand: ParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        let failed = reports.filter { !$0.violations.isEmpty }
+        let failed = reports.filter { !$0.isClean }
+        if let path = self.history, let chosen = failed.first ?? reports.last {
+            do {
+                try HistoryCodec.encode(chosen.history).write(toFile: path, atomically: true, encoding: .utf8)
+                FileHandle.standardError.write(Data("history of seed \(chosen.seed) written to \(path)\n".utf8))
+            } catch {
+                FileHandle.standardError.write(Data("error: cannot write the history to \(path): \(error.localizedDescription)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
         if self.json {
             print(self.jsonSummary(reports, seconds: seconds))
         } else {
@@ -115,10 +130,9 @@ struct SimCommand: ParsableCommand {
             seeds: self.seeds.range, stopAfterFailures: self.failFast ? 1 : nil
         ) { report in
             done += 1
-            if !report.violations.isEmpty {
+            if let problem = report.firstProblem {
                 failures += 1
-                let first = report.violations[0]
-                FileHandle.standardError.write(Data("seed \(report.seed): \(first)\n  replay: \(self.replayCommand(seed: report.seed))\n".utf8))
+                FileHandle.standardError.write(Data("seed \(report.seed): \(problem)\n  replay: \(self.replayCommand(seed: report.seed))\n".utf8))
             }
             if ContinuousClock.now - lastPrinted > .milliseconds(500) || done == total {
                 lastPrinted = ContinuousClock.now
@@ -134,7 +148,8 @@ struct SimCommand: ParsableCommand {
 
     func humanSummary(_ reports: [SimulationReport], seconds: Double) -> String {
         let events = reports.reduce(0) { $0 + $1.statistics.events }
-        let failed = reports.filter { !$0.violations.isEmpty }
+        let failed = reports.filter { !$0.isClean }
+        let nonLinearizable = reports.filter(\.linearizabilityFailed).count
         let completed = reports.reduce(0) { $0 + $1.statistics.completedOperations }
         let unknown = reports.reduce(0) { $0 + $1.statistics.unknownOperations }
         let crashes = reports.reduce(0) { $0 + $1.statistics.crashes }
@@ -142,13 +157,13 @@ struct SimCommand: ParsableCommand {
         let partitions = reports.reduce(0) { $0 + $1.statistics.partitions }
         var lines = [
             "protocol \(self.protocol), \(self.nodes) nodes, faults \(self.faults), seeds \(self.seeds)",
-            "seeds run:        \(reports.count), failing: \(failed.count)",
+            "seeds run:        \(reports.count), failing: \(failed.count) (\(nonLinearizable) not linearizable)",
             "operations:       \(completed) completed, \(unknown) unknown outcome",
             "faults injected:  \(crashes) crashes, \(torn) torn records, \(partitions) partitions",
             "events:           \(events) in \(String(format: "%.2f", seconds)) s (\(Int(Double(events) / max(seconds, 1e-9))) events/s)",
         ]
         for report in failed.prefix(10) {
-            lines.append("FAIL seed \(report.seed): \(report.violations[0])")
+            lines.append("FAIL seed \(report.seed): \(report.firstProblem ?? "")")
         }
         return lines.joined(separator: "\n")
     }
@@ -164,6 +179,7 @@ struct SimCommand: ParsableCommand {
                     if let node = violation.node { entry["node"] = Int(node.rawValue) }
                     return entry
                 },
+                "linearizability": report.linearizability?.verdict.rawValue ?? "not checked",
                 "events": report.statistics.events,
                 "virtualMilliseconds": report.statistics.virtualNanoseconds / 1_000_000,
                 "completedOperations": report.statistics.completedOperations,
@@ -178,6 +194,7 @@ struct SimCommand: ParsableCommand {
             "faults": self.faults,
             "seeds": reports.count,
             "violations": reports.filter { !$0.violations.isEmpty }.count,
+            "nonLinearizable": reports.filter(\.linearizabilityFailed).count,
             "events": events,
             "eventsPerSecond": Int(Double(events) / max(seconds, 1e-9)),
             "seconds": seconds,

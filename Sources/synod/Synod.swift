@@ -5,6 +5,6 @@ struct Synod: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "synod",
         abstract: "Consensus protocols behind one interface, proven by a deterministic simulator.",
-        subcommands: [SimCommand.self]
+        subcommands: [SimCommand.self, CheckCommand.self]
     )
 }

@@ -1,4 +1,5 @@
 import Benchmark
+import SynodCheck
 import SynodCore
 import SynodRaft
 import SynodSim
@@ -94,5 +95,33 @@ let benchmarks: @Sendable () -> Void = {
             precondition(report.violations.isEmpty, "seed \(seed): \(report.violations)")
             benchmark.measurement(eventsPerSecond, Int(Double(report.statistics.events) / seconds))
         }
+    }
+
+    // The linearizability checker on histories linearizable by construction (every kind of
+    // operation: get, put, append, cas, delete; a tenth of the writes with unknown outcome).
+    let manyKeys = HistoryGenerator.linearizable(operations: 100_000, keys: 100, clients: 10, seed: 1)
+    Benchmark("Checker: 100,000 operations, 100 keys, 10 clients",
+              configuration: .init(metrics: [.wallClock, .peakMemoryResident], maxIterations: 10)) { benchmark in
+        let result = LinearizabilityChecker().check(manyKeys)
+        precondition(result.verdict == .linearizable, "verdict \(result.verdict)")
+    }
+
+    let oneKey = HistoryGenerator.linearizable(operations: 10_000, keys: 1, clients: 10, seed: 1)
+    let cachedStates = BenchmarkMetric.custom("memoised states", polarity: .prefersSmaller, useScalingFactor: false)
+    Benchmark("Checker: 10,000 operations, 1 key, 10 clients",
+              configuration: .init(metrics: [.wallClock, .peakMemoryResident, cachedStates], maxIterations: 10)) { benchmark in
+        let result = LinearizabilityChecker().check(oneKey)
+        precondition(result.verdict == .linearizable, "verdict \(result.verdict)")
+        benchmark.measurement(cachedStates, result.cachedStates)
+    }
+
+    let registerHistory = HistoryGenerator.linearizable(
+        operations: 1_000, keys: 1, clients: 10, seed: 1, kinds: [.get, .get, .put, .delete])
+    let corrupted = HistoryGenerator.corruptOneRead(registerHistory, seed: 1)!
+    Benchmark("Checker: reject 1,000 register operations on 1 key, 10 clients, one corrupted read",
+              configuration: .init(metrics: [.wallClock, .peakMemoryResident, cachedStates], maxIterations: 5)) { benchmark in
+        let result = LinearizabilityChecker().check(corrupted)
+        precondition(result.verdict == .notLinearizable, "verdict \(result.verdict)")
+        benchmark.measurement(cachedStates, result.cachedStates)
     }
 }

@@ -1,0 +1,271 @@
+/// Wing & Gong's search with Lowe's memoisation over one key's operations.
+struct KeySearch {
+    enum Outcome {
+        case linearizable
+        case violation(LinearizabilityViolation)
+        case gaveUp(String)
+    }
+
+    /// A memoised configuration: which operations are linearized, and the register's state.
+    struct Configuration: Hashable {
+        var words: [UInt64]
+        var hash: UInt64
+        var state: Int32
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(self.hash)
+            hasher.combine(self.state)
+        }
+
+        static func == (lhs: Self, rhs: Self) -> Bool {
+            lhs.hash == rhs.hash && lhs.state == rhs.state && lhs.words == rhs.words
+        }
+    }
+
+    let key: String
+    let operations: [HistoryOperation]
+    let maximumCachedStates: Int
+    /// Doubly linked list of call and return entries in time order; `head` is a sentinel and
+    /// -1 ends the list.
+    var next: [Int32] = []
+    var previous: [Int32] = []
+    var operationOf: [Int32] = []
+    var isReturn: [Bool] = []
+    var returnEntryOf: [Int32] = []
+    var head: Int32 = 0
+    /// Interned register states: index → value.
+    var states: [String?] = [nil]
+    var stateIDs: [String?: Int32] = [nil: 0]
+    var cache: Set<Configuration> = []
+    /// Memoised model steps: (state, operation) → next state, or -1 when the step is refused.
+    /// Strings are built and hashed once per distinct transition, not once per search step.
+    var transitions: [UInt64: Int32] = [:]
+    var cachedStates: Int { self.cache.count }
+
+    init(key: String, operations: [HistoryOperation], maximumCachedStates: Int) {
+        self.key = key
+        self.operations = Self.reduce(operations)
+        self.maximumCachedStates = maximumCachedStates
+        self.buildList()
+    }
+
+    /// Drops operations that cannot change the verdict:
+    ///
+    /// - a read whose outcome is unknown constrains nothing;
+    /// - on a key with only reads and blind writes (get, put, delete), a pending write whose
+    ///   value no completed read returned. Proof: in any linearization that includes it, the
+    ///   operations between it and the next write are reads, which would return its value; there
+    ///   are none, so removing it changes no output. Without this, every pending write doubles
+    ///   the configurations a failing search must exhaust.
+    static func reduce(_ operations: [HistoryOperation]) -> [HistoryOperation] {
+        var kept = operations.filter { !($0.kind == .get && $0.isPending) }
+        let blindOnly = kept.allSatisfy { $0.kind == .get || $0.kind == .put || $0.kind == .delete }
+        guard blindOnly else { return kept }
+        var observed: Set<String?> = []
+        for operation in kept where operation.kind == .get {
+            if case .value(let seen) = operation.output { observed.insert(seen) }
+        }
+        kept.removeAll { $0.isPending && $0.kind != .get && !observed.contains($0.kind == .put ? $0.value : nil) }
+        return kept
+    }
+
+    /// Orders every call and return by time. Intervals are closed: at equal times calls come
+    /// first, so operations that touch are concurrent. Pending operations never return.
+    mutating func buildList() {
+        let count = self.operations.count
+        var entries: [(time: UInt64, isReturn: Bool, operation: Int32)] = []
+        entries.reserveCapacity(2 * count)
+        for (index, operation) in self.operations.enumerated() {
+            entries.append((operation.call, false, Int32(index)))
+            entries.append((operation.isPending ? UInt64.max : operation.returnTime!, true, Int32(index)))
+        }
+        entries.sort { ($0.time, $0.isReturn ? 1 : 0, $0.operation) < ($1.time, $1.isReturn ? 1 : 0, $1.operation) }
+        let total = entries.count
+        self.head = Int32(total)
+        self.next = Array(repeating: -1, count: total + 1)
+        self.previous = Array(repeating: -1, count: total + 1)
+        self.operationOf = entries.map(\.operation) + [-1]
+        self.isReturn = entries.map(\.isReturn) + [false]
+        self.returnEntryOf = Array(repeating: -1, count: count)
+        var last = self.head
+        for (position, entry) in entries.enumerated() {
+            if entry.isReturn { self.returnEntryOf[Int(entry.operation)] = Int32(position) }
+            self.next[Int(last)] = Int32(position)
+            self.previous[position] = last
+            last = Int32(position)
+        }
+    }
+
+    mutating func unlink(_ entry: Int32) {
+        let before = self.previous[Int(entry)]
+        let after = self.next[Int(entry)]
+        self.next[Int(before)] = after
+        if after >= 0 { self.previous[Int(after)] = before }
+    }
+
+    mutating func relink(_ entry: Int32) {
+        let before = self.previous[Int(entry)]
+        let after = self.next[Int(entry)]
+        self.next[Int(before)] = entry
+        if after >= 0 { self.previous[Int(after)] = entry }
+    }
+
+    mutating func step(_ state: Int32, _ operation: Int32) -> Int32 {
+        let key = UInt64(UInt32(bitPattern: state)) << 32 | UInt64(UInt32(bitPattern: operation))
+        if let known = self.transitions[key] { return known }
+        var next: Int32 = -1
+        if let newState = RegisterModel.step(self.states[Int(state)], self.operations[Int(operation)]) {
+            next = self.intern(newState)
+        }
+        self.transitions[key] = next
+        return next
+    }
+
+    mutating func intern(_ state: String?) -> Int32 {
+        if let id = self.stateIDs[state] { return id }
+        let id = Int32(self.states.count)
+        self.states.append(state)
+        self.stateIDs[state] = id
+        return id
+    }
+
+    /// A fixed pseudo-random 64-bit tag per operation; a configuration's hash is the XOR of
+    /// its linearized operations' tags, updated in O(1) per step.
+    static func tag(_ operation: Int) -> UInt64 {
+        var value = UInt64(operation) &+ 0x9E37_79B9_7F4A_7C15
+        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
+        return value ^ (value >> 31)
+    }
+
+    /// One linearized operation on the search path.
+    struct Step {
+        var operation: Int32
+        var callEntry: Int32
+        var previousState: Int32
+        /// Taken because it never changes the state, wherever it is placed (a read, a failed
+        /// cas), and the current state accepts it. Linearizing such an operation at once is
+        /// never worse than delaying it: any completion that places it later still works with it
+        /// removed from there, since it changes nothing. So it dominates every alternative at
+        /// its node, and backtracking over it backtracks over the node too. (A write that
+        /// happens to leave the current state unchanged does not qualify: placed later, it may
+        /// change it.)
+        var forced: Bool
+    }
+
+    mutating func run(deadline: ContinuousClock.Instant, clock: ContinuousClock) -> Outcome {
+        let count = self.operations.count
+        let isPending = self.operations.map(\.isPending)
+        let neverWrites = self.operations.map(RegisterModel.neverWrites)
+        var words = [UInt64](repeating: 0, count: (count + 63) / 64)
+        var hash: UInt64 = 0
+        var state: Int32 = 0
+        var stack: [Step] = []
+        // The deepest dead end: the explanation of a violation.
+        var bestDepth = -1
+        var bestLinearization: [Int32] = []
+        var bestUnplaced: Int32 = -1
+        var bestState: Int32 = 0
+        var iterations = 0
+        var entry = self.next[Int(self.head)]
+        // At a new node, first look for a state-keeping candidate (see `Step.forced`).
+        var atNewNode = true
+
+        while true {
+            iterations &+= 1
+            if iterations & 0xFFF == 0 && clock.now >= deadline {
+                return .gaveUp("time budget spent on key \(self.key) after \(iterations) steps")
+            }
+            var deadEnd = false
+            if atNewNode {
+                atNewNode = false
+                var candidate = self.next[Int(self.head)]
+                var forcedEntry: Int32 = -1
+                while candidate >= 0 && !self.isReturn[Int(candidate)] {
+                    let operation = self.operationOf[Int(candidate)]
+                    if neverWrites[Int(operation)] && self.step(state, operation) == state {
+                        forcedEntry = candidate
+                        break
+                    }
+                    candidate = self.next[Int(candidate)]
+                }
+                if forcedEntry >= 0 {
+                    let operation = self.operationOf[Int(forcedEntry)]
+                    words[Int(operation) >> 6] |= 1 << UInt64(operation & 63)
+                    hash ^= Self.tag(Int(operation))
+                    if self.cache.insert(Configuration(words: words, hash: hash, state: state)).inserted {
+                        if self.cache.count > self.maximumCachedStates {
+                            return .gaveUp("more than \(self.maximumCachedStates) states memoised on key \(self.key)")
+                        }
+                        stack.append(Step(operation: operation, callEntry: forcedEntry, previousState: state, forced: true))
+                        self.unlink(forcedEntry)
+                        self.unlink(self.returnEntryOf[Int(operation)])
+                        atNewNode = true
+                        continue
+                    }
+                    // Explored before, and failed: so does this node.
+                    words[Int(operation) >> 6] &= ~(1 << UInt64(operation & 63))
+                    hash ^= Self.tag(Int(operation))
+                    deadEnd = true
+                } else {
+                    entry = self.next[Int(self.head)]
+                }
+            }
+            if !deadEnd {
+                guard entry >= 0 else { return .linearizable }
+                let operation = self.operationOf[Int(entry)]
+                if !self.isReturn[Int(entry)] {
+                    let stateID = self.step(state, operation)
+                    if stateID >= 0 {
+                        words[Int(operation) >> 6] |= 1 << UInt64(operation & 63)
+                        hash ^= Self.tag(Int(operation))
+                        if self.cache.insert(Configuration(words: words, hash: hash, state: stateID)).inserted {
+                            if self.cache.count > self.maximumCachedStates {
+                                return .gaveUp("more than \(self.maximumCachedStates) states memoised on key \(self.key)")
+                            }
+                            stack.append(Step(operation: operation, callEntry: entry, previousState: state, forced: false))
+                            state = stateID
+                            self.unlink(entry)
+                            self.unlink(self.returnEntryOf[Int(operation)])
+                            atNewNode = true
+                            continue
+                        }
+                        words[Int(operation) >> 6] &= ~(1 << UInt64(operation & 63))
+                        hash ^= Self.tag(Int(operation))
+                    }
+                    entry = self.next[Int(entry)]
+                    continue
+                }
+                // A completion whose operation is not linearized yet. If it is a pending
+                // operation's (they sort last), every completed operation is linearized: done.
+                if isPending[Int(operation)] { return .linearizable }
+                if stack.count > bestDepth {
+                    bestDepth = stack.count
+                    bestLinearization = stack.map(\.operation)
+                    bestUnplaced = operation
+                    bestState = state
+                }
+            }
+            // Backtrack: undo steps until one that was a free choice, then try the next
+            // candidate after it.
+            while true {
+                guard let top = stack.popLast() else {
+                    return .violation(LinearizabilityViolation(
+                        key: self.key,
+                        longestLinearization: bestLinearization.map { self.operations[Int($0)] },
+                        unplaced: self.operations[Int(max(bestUnplaced, 0))],
+                        stateAfterLinearization: self.states[Int(bestState)]))
+                }
+                words[Int(top.operation) >> 6] &= ~(1 << UInt64(top.operation & 63))
+                hash ^= Self.tag(Int(top.operation))
+                state = top.previousState
+                self.relink(self.returnEntryOf[Int(top.operation)])
+                self.relink(top.callEntry)
+                if !top.forced {
+                    entry = self.next[Int(top.callEntry)]
+                    break
+                }
+            }
+        }
+    }
+}
