@@ -74,4 +74,8 @@ public enum RaftMutation: String, Sendable, CaseIterable {
     case commitPreviousTermByCounting
     /// Grant votes without making them durable, and reply before any sync.
     case volatileVotes
+    /// Serve a read at once from what this leader has applied, without confirming that it
+    /// still leads or waiting for the commit index: a deposed or new leader serves stale reads.
+    /// Breaks no protocol invariant; only the linearizability checker can catch it.
+    case readsWithoutQuorumCheck
 }

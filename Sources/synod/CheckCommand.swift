@@ -65,7 +65,8 @@ struct CheckCommand: ParsableCommand {
     }
 
     static func humanReport(_ result: CheckResult, seconds: Double) -> String {
-        let scope = "\(result.operations) operations over \(result.keys) keys, \(String(format: "%.3f", seconds)) s"
+        let keys = result.keys == 1 ? "1 key" : "\(result.keys) keys"
+        let scope = "\(result.operations) operations over \(keys), \(String(format: "%.3f", seconds)) s"
         switch result.verdict {
         case .linearizable:
             return "linearizable (\(scope))"
@@ -87,8 +88,8 @@ struct CheckCommand: ParsableCommand {
         if let violation = result.violation {
             object["violation"] = [
                 "key": violation.key,
-                "unplaced": HistoryCodec.encode(violation.unplaced),
-                "longestLinearization": violation.longestLinearization.map { HistoryCodec.encode($0) },
+                "unplaced": Self.jsonObject(violation.unplaced),
+                "longestLinearization": violation.longestLinearization.map(Self.jsonObject),
                 "valueAfterLinearization": violation.stateAfterLinearization ?? NSNull(),
                 "explanation": violation.description,
             ] as [String: Any]
@@ -98,6 +99,12 @@ struct CheckCommand: ParsableCommand {
             object["reason"] = result.reason ?? "budget spent"
         }
         return Self.jsonString(object)
+    }
+
+    /// One operation as a JSON object in the history format.
+    static func jsonObject(_ operation: HistoryOperation) -> Any {
+        let line = Data(HistoryCodec.encode(operation).utf8)
+        return (try? JSONSerialization.jsonObject(with: line)) ?? NSNull()
     }
 
     static func jsonString(_ object: [String: Any]) -> String {
