@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "SynodRaft", targets: ["SynodRaft"]),
         .library(name: "SynodSim", targets: ["SynodSim"]),
         .library(name: "SynodCheck", targets: ["SynodCheck"]),
+        .library(name: "SynodKV", targets: ["SynodKV"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
@@ -27,6 +28,8 @@ let package = Package(
         .target(name: "SynodRaft", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Linearizability checker for key-value histories (JSON Lines format of DESIGN.md).
         .target(name: "SynodCheck", swiftSettings: optimized),
+        // The replicated key-value state machine (etcd semantics), canonical snapshots.
+        .target(name: "SynodKV", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Deterministic simulator, generic over Replica.
         .target(
             name: "SynodSim",
@@ -47,6 +50,7 @@ let package = Package(
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
+        .testTarget(name: "SynodKVTests", dependencies: ["SynodCore", "SynodKV"]),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodSim"]),
     ],
     swiftLanguageModes: [.v6]

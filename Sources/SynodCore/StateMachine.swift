@@ -41,6 +41,18 @@ public struct ExactlyOnce<Machine: StateMachine>: Sendable {
         return .applied(reply)
     }
 
+    /// Each client's latest applied command and its reply, sorted by client: the session
+    /// table a snapshot must carry so that retries stay exactly-once after a restore.
+    public var sessions: [(client: ClientID, sequence: UInt64, reply: [UInt8])] {
+        self.latest.map { ($0.key, $0.value.sequence, $0.value.reply) }.sorted { $0.client < $1.client }
+    }
+
+    /// Restores a wrapper from a snapshot's machine and session table.
+    public init(_ machine: Machine, sessions: [(client: ClientID, sequence: UInt64, reply: [UInt8])]) {
+        self.machine = machine
+        for session in sessions { self.latest[session.client] = (session.sequence, session.reply) }
+    }
+
     /// The reply to `id` if that command was the client's latest and has been applied.
     public func cachedReply(for id: CommandID) -> [UInt8]? {
         guard let last = self.latest[id.client], last.sequence == id.sequence else { return nil }
