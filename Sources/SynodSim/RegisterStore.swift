@@ -4,12 +4,15 @@ import SynodCore
 /// histories checkable. Payloads are `[opcode, key, value bytes…]`.
 ///
 /// - put: set the key's value; replies with nothing.
+/// - append: add bytes to the end of the key's value (absent counts as empty); replies with
+///   nothing. Not idempotent: a retry applied twice shows in later reads.
 /// - get: replies with `[1] + value`, or `[0]` when the key is absent.
 public struct RegisterStore: StateMachine, Sendable {
     /// Operation codes in the first payload byte.
     public enum Opcode: UInt8, Sendable {
         case put = 1
         case get = 2
+        case append = 3
     }
 
     private var values: [UInt8: [UInt8]] = [:]
@@ -19,6 +22,8 @@ public struct RegisterStore: StateMachine, Sendable {
 
     /// Encodes a put.
     public static func put(key: UInt8, value: [UInt8]) -> [UInt8] { [Opcode.put.rawValue, key] + value }
+    /// Encodes an append.
+    public static func append(key: UInt8, value: [UInt8]) -> [UInt8] { [Opcode.append.rawValue, key] + value }
     /// Encodes a get.
     public static func get(key: UInt8) -> [UInt8] { [Opcode.get.rawValue, key] }
 
@@ -33,6 +38,9 @@ public struct RegisterStore: StateMachine, Sendable {
         switch opcode {
         case .put:
             self.values[payload[1]] = Array(payload[2...])
+            return []
+        case .append:
+            self.values[payload[1], default: []] += payload[2...]
             return []
         case .get:
             return self.query(payload)

@@ -84,6 +84,9 @@ public struct SimulationStatistics: Sendable, Equatable {
     public var completedOperations = 0
     public var unknownOperations = 0
     public var acknowledgedWrites = 0
+    /// Commands committed again (client retries across leader changes) and suppressed by the
+    /// exactly-once session table, summed over replicas.
+    public var duplicateCommits = 0
     public init() {}
 }
 

@@ -16,11 +16,13 @@ extension Simulation {
         self.clients[client].nextSequence += 1
         let key = UInt8(self.random.integer(in: 0..<self.options.keys))
         let isRead = self.random.chance(self.options.readFraction)
+        let isAppend = !isRead && self.random.chance(self.options.appendFraction)
         let value: [UInt8] = Array("c\(clientID)s\(sequence)".utf8)
-        let payload = isRead ? RegisterStore.get(key: key) : RegisterStore.put(key: key, value: value)
+        let payload = isRead ? RegisterStore.get(key: key)
+            : isAppend ? RegisterStore.append(key: key, value: value) : RegisterStore.put(key: key, value: value)
         let command = Command(client: clientID, sequence: sequence, payload: payload)
         self.history.append(HistoryOperation(
-            client: Int(clientID), kind: isRead ? .get : .put, key: "k\(key)",
+            client: Int(clientID), kind: isRead ? .get : isAppend ? .append : .put, key: "k\(key)",
             value: isRead ? nil : String(decoding: value, as: UTF8.self), call: self.now, returnTime: nil))
         self.clients[client].currentOperation = self.history.count - 1
         self.clients[client].currentCommand = command.id
@@ -148,6 +150,14 @@ extension Simulation {
         }
         self.nodes[position].appliedCommands.insert(id)
         let outcome = self.nodes[position].machine.apply(committed.command)
+        if case .duplicate = outcome {
+            self.statistics.duplicateCommits += 1
+            if self.options.unsafeApplyRetriesAgain {
+                var store = self.nodes[position].machine.machine
+                _ = store.apply(committed.command.payload)
+                self.nodes[position].machine = ExactlyOnce(store, sessions: self.nodes[position].machine.sessions)
+            }
+        }
         if case .applied = outcome, self.writePositions[id] == nil { self.writePositions[id] = committed.position }
         guard self.nodes[position].pendingWrites[id.client] == id.sequence else { return }
         self.nodes[position].pendingWrites[id.client] = nil

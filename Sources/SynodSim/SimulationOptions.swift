@@ -10,6 +10,13 @@ public struct SimulationOptions: Sendable, Equatable {
     public var keys = 4
     /// Fraction of operations that are reads.
     public var readFraction = 0.3
+    /// Fraction of writes that are appends (the rest are puts). Appends are not idempotent,
+    /// so a retry applied twice shows up in the history.
+    public var appendFraction = 0.5
+    /// Test-only: apply a command again when its retry commits a second time, bypassing the
+    /// exactly-once session table (a deliberately broken driver, for tests that show the
+    /// linearizability checker catches it).
+    @_spi(Testing) public var unsafeApplyRetriesAgain = false
     /// Pause between one operation's end and the client's next (0...0: none). Pauses leave
     /// leaders idle, the state in which some bugs (committing old-term entries) show.
     public var thinkTimeNanoseconds: ClosedRange<UInt64> = 0...0
@@ -61,6 +68,7 @@ public struct SimulationOptions: Sendable, Equatable {
         guard self.operations >= 0 else { throw SimulationError("operations must not be negative") }
         guard (1...1_000_000).contains(self.keys) else { throw SimulationError("keys must lie in 1...1000000") }
         guard (0...1).contains(self.readFraction) else { throw SimulationError("readFraction must lie in 0...1") }
+        guard (0...1).contains(self.appendFraction) else { throw SimulationError("appendFraction must lie in 0...1") }
         for (name, value) in [
             ("lossProbability", self.lossProbability), ("duplicationProbability", self.duplicationProbability),
             ("reorderProbability", self.reorderProbability), ("clientLossProbability", self.clientLossProbability),
