@@ -8,6 +8,8 @@ struct KeySearch {
 
     /// A memoised configuration: which operations are linearized, and the register's state.
     struct Configuration: Hashable {
+        /// `LinearizedSet.low`: every completed operation below this word is linearized.
+        var frontier: Int32
         var words: [UInt64]
         var hash: UInt64
         var state: Int32
@@ -18,7 +20,7 @@ struct KeySearch {
         }
 
         static func == (lhs: Self, rhs: Self) -> Bool {
-            lhs.hash == rhs.hash && lhs.state == rhs.state && lhs.words == rhs.words
+            lhs.hash == rhs.hash && lhs.state == rhs.state && lhs.frontier == rhs.frontier && lhs.words == rhs.words
         }
     }
 
@@ -44,7 +46,13 @@ struct KeySearch {
 
     init(key: String, operations: [HistoryOperation], maximumCachedStates: Int) {
         self.key = key
-        self.operations = Self.reduce(operations)
+        // Completed operations first, in call order, then pending ones: a set of linearized
+        // operations is then a full prefix, a short window and the pending bits (`LinearizedSet`).
+        let reduced = Self.reduce(operations)
+        let order = reduced.indices.sorted {
+            (reduced[$0].isPending ? 1 : 0, reduced[$0].call, $0) < (reduced[$1].isPending ? 1 : 0, reduced[$1].call, $1)
+        }
+        self.operations = order.map { reduced[$0] }
         self.maximumCachedStates = maximumCachedStates
         self.buildList()
     }
@@ -154,11 +162,10 @@ struct KeySearch {
     }
 
     mutating func run(deadline: ContinuousClock.Instant, clock: ContinuousClock) -> Outcome {
-        let count = self.operations.count
         let isPending = self.operations.map(\.isPending)
         let neverWrites = self.operations.map(RegisterModel.neverWrites)
-        var words = [UInt64](repeating: 0, count: (count + 63) / 64)
-        var hash: UInt64 = 0
+        var linearized = LinearizedSet(
+            completed: self.operations.count { !$0.isPending }, pending: self.operations.count { $0.isPending })
         var state: Int32 = 0
         var stack: [Step] = []
         // The deepest dead end: the explanation of a violation.
@@ -191,9 +198,8 @@ struct KeySearch {
                 }
                 if forcedEntry >= 0 {
                     let operation = self.operationOf[Int(forcedEntry)]
-                    words[Int(operation) >> 6] |= 1 << UInt64(operation & 63)
-                    hash ^= Self.tag(Int(operation))
-                    if self.cache.insert(Configuration(words: words, hash: hash, state: state)).inserted {
+                    linearized.insert(Int(operation))
+                    if self.cache.insert(linearized.configuration(state: state)).inserted {
                         if self.cache.count > self.maximumCachedStates {
                             return .gaveUp("more than \(self.maximumCachedStates) states memoised on key \(self.key)")
                         }
@@ -204,8 +210,7 @@ struct KeySearch {
                         continue
                     }
                     // Explored before, and failed: so does this node.
-                    words[Int(operation) >> 6] &= ~(1 << UInt64(operation & 63))
-                    hash ^= Self.tag(Int(operation))
+                    linearized.remove(Int(operation))
                     deadEnd = true
                 } else {
                     entry = self.next[Int(self.head)]
@@ -217,9 +222,8 @@ struct KeySearch {
                 if !self.isReturn[Int(entry)] {
                     let stateID = self.step(state, operation)
                     if stateID >= 0 {
-                        words[Int(operation) >> 6] |= 1 << UInt64(operation & 63)
-                        hash ^= Self.tag(Int(operation))
-                        if self.cache.insert(Configuration(words: words, hash: hash, state: stateID)).inserted {
+                        linearized.insert(Int(operation))
+                        if self.cache.insert(linearized.configuration(state: stateID)).inserted {
                             if self.cache.count > self.maximumCachedStates {
                                 return .gaveUp("more than \(self.maximumCachedStates) states memoised on key \(self.key)")
                             }
@@ -230,8 +234,7 @@ struct KeySearch {
                             atNewNode = true
                             continue
                         }
-                        words[Int(operation) >> 6] &= ~(1 << UInt64(operation & 63))
-                        hash ^= Self.tag(Int(operation))
+                        linearized.remove(Int(operation))
                     }
                     entry = self.next[Int(entry)]
                     continue
@@ -256,8 +259,7 @@ struct KeySearch {
                         unplaced: self.operations[Int(max(bestUnplaced, 0))],
                         stateAfterLinearization: self.states[Int(bestState)]))
                 }
-                words[Int(top.operation) >> 6] &= ~(1 << UInt64(top.operation & 63))
-                hash ^= Self.tag(Int(top.operation))
+                linearized.remove(Int(top.operation))
                 state = top.previousState
                 self.relink(self.returnEntryOf[Int(top.operation)])
                 self.relink(top.callEntry)
@@ -267,5 +269,67 @@ struct KeySearch {
                 }
             }
         }
+    }
+}
+
+/// The set of linearized operations, kept so that its memo key is small: operations are
+/// numbered completed-first in call order, so the linearized completed operations are a full
+/// prefix of words (below `low`), a short window (`low...high`) and nothing above; pending
+/// operations have words of their own. A key holds the window and the pending words only:
+/// a few words where a plain bitset needs one bit per operation of the key.
+struct LinearizedSet {
+    let completedWords: Int
+    let lastCompletedMask: UInt64
+    var words: [UInt64]
+    /// First completed word that is not full.
+    var low = 0
+    /// Last completed word with a bit set, or -1.
+    var high = -1
+    /// XOR of the members' tags: the set's hash, updated in O(1).
+    var hash: UInt64 = 0
+    let pendingBase: Int
+    let completedCount: Int
+
+    init(completed: Int, pending: Int) {
+        self.completedCount = completed
+        self.completedWords = (completed + 63) / 64
+        self.lastCompletedMask = completed % 64 == 0 ? ~0 : (1 << UInt64(completed % 64)) - 1
+        self.pendingBase = self.completedWords * 64
+        self.words = [UInt64](repeating: 0, count: self.completedWords + (pending + 63) / 64)
+    }
+
+    func bit(_ operation: Int) -> Int {
+        operation < self.completedCount ? operation : self.pendingBase + (operation - self.completedCount)
+    }
+
+    func isFull(_ word: Int) -> Bool {
+        self.words[word] == (word == self.completedWords - 1 ? self.lastCompletedMask : ~0)
+    }
+
+    mutating func insert(_ operation: Int) {
+        let bit = self.bit(operation)
+        self.words[bit >> 6] |= 1 << UInt64(bit & 63)
+        self.hash ^= KeySearch.tag(operation)
+        guard operation < self.completedCount else { return }
+        let word = bit >> 6
+        self.high = max(self.high, word)
+        while self.low < self.completedWords && self.isFull(self.low) { self.low += 1 }
+    }
+
+    mutating func remove(_ operation: Int) {
+        let bit = self.bit(operation)
+        self.words[bit >> 6] &= ~(1 << UInt64(bit & 63))
+        self.hash ^= KeySearch.tag(operation)
+        guard operation < self.completedCount else { return }
+        let word = bit >> 6
+        self.low = min(self.low, word)
+        while self.high >= 0 && self.words[self.high] == 0 { self.high -= 1 }
+    }
+
+    func configuration(state: Int32) -> KeySearch.Configuration {
+        var key: [UInt64] = []
+        if self.high >= self.low { key.append(contentsOf: self.words[self.low...self.high]) }
+        key.append(contentsOf: self.words[self.completedWords...])
+        return KeySearch.Configuration(frontier: Int32(self.low), words: key, hash: self.hash, state: state)
     }
 }
