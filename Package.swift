@@ -36,6 +36,7 @@ let package = Package(
             dependencies: [
                 "SynodCore",
                 "SynodCheck",
+                "SynodKV",
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: optimized
@@ -51,7 +52,7 @@ let package = Package(
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodCore", "SynodKV"]),
-        .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodSim"]),
+        .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodSim", "SynodCheck"]),
     ],
     swiftLanguageModes: [.v6]
 )

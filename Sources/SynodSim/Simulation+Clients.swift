@@ -15,18 +15,18 @@ extension Simulation {
         let sequence = self.clients[client].nextSequence
         self.clients[client].nextSequence += 1
         let key = UInt8(self.random.integer(in: 0..<self.options.keys))
-        let isRead = self.random.chance(self.options.readFraction)
-        let isAppend = !isRead && self.random.chance(self.options.appendFraction)
-        let value: [UInt8] = Array("c\(clientID)s\(sequence)".utf8)
-        let payload = isRead ? RegisterStore.get(key: key)
-            : isAppend ? RegisterStore.append(key: key, value: value) : RegisterStore.put(key: key, value: value)
-        let command = Command(client: clientID, sequence: sequence, payload: payload)
-        self.history.append(HistoryOperation(
-            client: Int(clientID), kind: isRead ? .get : isAppend ? .append : .put, key: "k\(key)",
-            value: isRead ? nil : String(decoding: value, as: UTF8.self), call: self.now, returnTime: nil))
+        let operation = self.options.workload.makeOperation(
+            key: key, client: clientID, sequence: sequence, options: self.options,
+            recentValues: self.recentValues[key, default: []], random: &self.random, now: self.now)
+        if let value = operation.record.value {
+            self.recentValues[key, default: []].append(value)
+            if self.recentValues[key]!.count > 3 { self.recentValues[key]!.removeFirst() }
+        }
+        let command = Command(client: clientID, sequence: sequence, payload: operation.payload)
+        self.history.append(operation.record)
         self.clients[client].currentOperation = self.history.count - 1
         self.clients[client].currentCommand = command.id
-        self.clients[client].session.submit(ClientRequest(kind: isRead ? .read : .write, command: command))
+        self.clients[client].session.submit(ClientRequest(kind: operation.kind, command: command))
         self.drainClient(client)
     }
 
@@ -66,11 +66,15 @@ extension Simulation {
             let operation = self.clients[client].currentOperation
         {
             self.history[operation].returnTime = self.now
-            if self.history[operation].kind == .get {
-                let result = completed.result
-                self.history[operation].output = .value(
-                    result.first == 1 ? String(decoding: result.dropFirst(), as: UTF8.self) : nil)
-            } else {
+            let kind = self.history[operation].kind
+            guard let output = self.options.workload.output(of: kind, reply: completed.result) else {
+                self.violations.append(InvariantViolation(
+                    invariant: "state-machine-reply", node: nil,
+                    detail: "\(completed.id) (\(kind.rawValue)) got a reply that does not decode: \(completed.result)"))
+                return
+            }
+            self.history[operation].output = output
+            if kind != .get {
                 // An acknowledged write was applied somewhere first: it has a position.
                 self.ackedWrites.insert(completed.id)
                 if let position = self.writePositions[completed.id] {
@@ -136,7 +140,7 @@ extension Simulation {
                 detail: "applied \(id) at position \(committed.position) where another replica applied \(known)"))
             return
         }
-        if let key = RegisterStore.key(of: committed.command.payload) {
+        if let key = self.options.workload.conflictKey(of: committed.command.payload) {
             let index = self.nodes[position].appliedPerKey[key, default: 0]
             self.nodes[position].appliedPerKey[key] = index + 1
             if index == self.keyHistory[key, default: []].count {
@@ -153,9 +157,7 @@ extension Simulation {
         if case .duplicate = outcome {
             self.statistics.duplicateCommits += 1
             if self.options.unsafeApplyRetriesAgain {
-                var store = self.nodes[position].machine.machine
-                _ = store.apply(committed.command.payload)
-                self.nodes[position].machine = ExactlyOnce(store, sessions: self.nodes[position].machine.sessions)
+                self.nodes[position].machine.applyAgainIgnoringSessions(committed.command.payload)
             }
         }
         if case .applied = outcome, self.writePositions[id] == nil { self.writePositions[id] = committed.position }
@@ -182,7 +184,7 @@ extension Simulation {
 
     func serveRead(_ read: ReadRequest, at position: Int) {
         guard let pending = self.nodes[position].pendingReads.removeValue(forKey: read.id) else { return }
-        let result = self.nodes[position].machine.machine.query(pending.command.payload)
+        let result = self.nodes[position].machine.query(pending.command.payload)
         self.reply(.ok(pending.command.id, result: result), to: pending.client, from: position)
     }
 

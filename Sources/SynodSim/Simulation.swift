@@ -46,7 +46,9 @@ public final class Simulation<R: Replica> {
     var positionHistory: [CommandID?] = []
     /// The commands executed on each key, in order, as first seen on any replica: conflicting
     /// commands execute in the same order everywhere, whatever the protocol's `ExecutionOrder`.
-    var keyHistory: [UInt8: [CommandID]] = [:]
+    var keyHistory: [String: [CommandID]] = [:]
+    /// The last few values written to each key: candidates for a cas's expected value.
+    var recentValues: [UInt8: [String]] = [:]
     /// Where each write first took effect.
     var writePositions: [CommandID: UInt64] = [:]
     /// Writes acknowledged to their client.
@@ -93,7 +95,8 @@ public final class Simulation<R: Replica> {
     func start() {
         for position in self.members.indices {
             let drift = self.options.faults.contains(.clockDrift) ? self.random.integer(in: 80...120) : 100
-            var node = SimulatedNode<R>(tickNanoseconds: self.options.tickNanoseconds * UInt64(drift) / 100)
+            var node = SimulatedNode<R>(
+                tickNanoseconds: self.options.tickNanoseconds * UInt64(drift) / 100, workload: self.options.workload)
             node.replica = self.makeReplica(position: position, recovered: .empty)
             self.nodes.append(node)
             self.schedule(after: UInt64(self.random.integer(in: 0..<Int(node.tickNanoseconds))) + 1,
@@ -302,7 +305,7 @@ public final class Simulation<R: Replica> {
         let replica = self.makeReplica(position: position, recovered: recovered)
         var node = self.nodes[position]
         node.replica = replica
-        node.machine = ExactlyOnce(RegisterStore())
+        node.machine = SimulatedStore(self.options.workload)
         node.lastAppliedPosition = 0
         node.appliedCommands = []
         node.appliedPerKey = [:]

@@ -49,17 +49,20 @@ struct SimulatedNode<R: Replica> {
     /// The nemesis armed a crash in the middle of the next write.
     var crashAtNextWrite = false
     var tickNanoseconds: UInt64
-    var machine = ExactlyOnce(RegisterStore())
+    var machine: SimulatedStore
     var lastAppliedPosition: UInt64 = 0
     var appliedCommands: Set<CommandID> = []
     /// How many committed commands on each key this incarnation applied.
-    var appliedPerKey: [UInt8: Int] = [:]
+    var appliedPerKey: [String: Int] = [:]
     /// The latest write each client is waiting for at this replica.
     var pendingWrites: [ClientID: UInt64] = [:]
     var pendingReads: [UInt64: (client: Int, command: Command)] = [:]
     var nextReadID: UInt64 = 1
 
-    init(tickNanoseconds: UInt64) { self.tickNanoseconds = tickNanoseconds }
+    init(tickNanoseconds: UInt64, workload: SimulationWorkload) {
+        self.tickNanoseconds = tickNanoseconds
+        self.machine = SimulatedStore(workload)
+    }
 }
 
 /// One simulated client: its session and its current operation.

@@ -10,6 +10,8 @@ public struct SimulationOptions: Sendable, Equatable {
     public var keys = 4
     /// Fraction of operations that are reads.
     public var readFraction = 0.3
+    /// What the clients do and which state machine the replicas run.
+    public var workload: SimulationWorkload = .register
     /// Fraction of writes that are appends (the rest are puts). Appends are not idempotent,
     /// so a retry applied twice shows up in the history.
     public var appendFraction = 0.5

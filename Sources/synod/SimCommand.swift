@@ -52,6 +52,9 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Client operations per seed.")
     var ops = 200
 
+    @Option(help: "Workload: register (get, put, append on registers) or kv (get, put, cas, delete on the etcd-semantics store).")
+    var workload = "register"
+
     @Option(help: "Concurrent clients.")
     var clients = 5
 
@@ -74,6 +77,9 @@ struct SimCommand: ParsableCommand {
             throw ValidationError("unknown protocol '\(self.protocol)'; known: \(Self.protocols.joined(separator: ", "))")
         }
         do { _ = try FaultSet(parsing: self.faults) } catch { throw ValidationError("\(error)") }
+        guard SimulationWorkload(rawValue: self.workload) != nil else {
+            throw ValidationError("unknown workload '\(self.workload)'; known: \(SimulationWorkload.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         do { try self.simulationOptions().validate() } catch { throw ValidationError("\(error)") }
     }
 
@@ -83,6 +89,7 @@ struct SimCommand: ParsableCommand {
         options.clients = self.clients
         options.operations = self.ops
         options.faults = try FaultSet(parsing: self.faults)
+        options.workload = SimulationWorkload(rawValue: self.workload) ?? .register
         return options
     }
 
@@ -143,7 +150,7 @@ struct SimCommand: ParsableCommand {
     }
 
     func replayCommand(seed: UInt64) -> String {
-        "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients)"
+        "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients) --workload \(self.workload)"
     }
 
     func humanSummary(_ reports: [SimulationReport], seconds: Double) -> String {
@@ -156,7 +163,7 @@ struct SimCommand: ParsableCommand {
         let torn = reports.reduce(0) { $0 + $1.statistics.tornRecords }
         let partitions = reports.reduce(0) { $0 + $1.statistics.partitions }
         var lines = [
-            "protocol \(self.protocol), \(self.nodes) nodes, faults \(self.faults), seeds \(self.seeds)",
+            "protocol \(self.protocol), \(self.nodes) nodes, workload \(self.workload), faults \(self.faults), seeds \(self.seeds)",
             "seeds run:        \(reports.count), failing: \(failed.count) (\(nonLinearizable) not linearizable)",
             "operations:       \(completed) completed, \(unknown) unknown outcome",
             "faults injected:  \(crashes) crashes, \(torn) torn records, \(partitions) partitions",
@@ -192,6 +199,7 @@ struct SimCommand: ParsableCommand {
             "protocol": self.protocol,
             "nodes": self.nodes,
             "faults": self.faults,
+            "workload": self.workload,
             "seeds": reports.count,
             "violations": reports.filter { !$0.violations.isEmpty }.count,
             "nonLinearizable": reports.filter(\.linearizabilityFailed).count,

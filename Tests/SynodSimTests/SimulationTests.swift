@@ -1,4 +1,5 @@
 @_spi(Testing) import SynodRaft
+import SynodCheck
 import SynodCore
 @_spi(Testing) import SynodSim
 import Testing
@@ -133,5 +134,35 @@ struct ExactlyOnceTests {
         let caught = try #require(reports.first { !$0.isClean }, "double application survived 100 seeds")
         #expect(caught.violations.isEmpty && caught.linearizability?.verdict == .notLinearizable)
         print("double application caught at seed \(caught.seed): \(caught.firstProblem ?? "")")
+    }
+}
+
+@Suite("The key-value workload: SynodKV replicated by Raft")
+struct KeyValueWorkloadTests {
+    @Test("puts, cas transactions, deletes and range reads stay linearizable under every fault", arguments: [3, 5])
+    func keyValueSweep(nodes: Int) throws {
+        var options = SimulationOptions()
+        options.nodes = nodes
+        options.workload = .kv
+        options.operations = 150
+        let reports = try SimulationSweep<RaftReplica>(options: options).run(seeds: 1...15)
+        for report in reports where !report.isClean {
+            Issue.record("seed \(report.seed): \(report.firstProblem ?? "")")
+        }
+        let history = reports.flatMap(\.history)
+        // The workload really exercises every kind, and some cas succeed and some fail.
+        for kind in [HistoryOperation.Kind.get, .put, .cas, .delete] { #expect(history.contains { $0.kind == kind }) }
+        #expect(history.contains { $0.output == .swapped(true) } && history.contains { $0.output == .swapped(false) })
+    }
+
+    @Test("a driver that applies retries again is caught on the key-value workload too")
+    func doubleApplyCaught() throws {
+        var options = MutationTests.harshOptions(nodes: 5)
+        options.workload = .kv
+        options.unsafeApplyRetriesAgain = true
+        let reports = try SimulationSweep<RaftReplica>(options: options).run(seeds: 1...200, stopAfterFailures: 1)
+        let caught = try #require(reports.first { !$0.isClean }, "double application survived 200 seeds")
+        #expect(caught.linearizability?.verdict == .notLinearizable)
+        print("kv double application caught at seed \(caught.seed): \(caught.firstProblem ?? "")")
     }
 }

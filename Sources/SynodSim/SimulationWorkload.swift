@@ -1,0 +1,165 @@
+import SynodCheck
+import SynodCore
+import SynodKV
+
+/// What the simulated clients do, and which state machine the replicas run.
+public enum SimulationWorkload: String, Sendable, CaseIterable {
+    /// Registers (`RegisterStore`): get, put and append. Appends are not idempotent, so a retry
+    /// applied twice shows in the history.
+    case register
+    /// The etcd-semantics store (`SynodKV.KeyValueStore`): range reads of one key, put, delete,
+    /// and compare-and-set as a transaction (value compare, or version 0 for "absent").
+    case kv
+
+    /// One client operation: how it is ordered, its payload, and its history record.
+    struct Operation {
+        var kind: ClientRequest.Kind
+        var payload: [UInt8]
+        var record: HistoryOperation
+    }
+
+    /// Draws an operation on register `key`. `recentValues` are values written to that key
+    /// lately (cas candidates for the expected value).
+    func makeOperation(
+        key: UInt8, client: ClientID, sequence: UInt64, options: SimulationOptions, recentValues: [String],
+        random: inout DeterministicRandom, now: UInt64
+    ) -> Operation {
+        let keyName = "k\(key)"
+        let value = "c\(client)s\(sequence)"
+        var record = HistoryOperation(client: Int(client), kind: .get, key: keyName, call: now, returnTime: nil)
+        if random.chance(options.readFraction) {
+            let payload = self == .register
+                ? RegisterStore.get(key: key) : KVRequest.range(KeyRange(key: Array(keyName.utf8)), limit: 0).encoded()
+            return Operation(kind: .read, payload: payload, record: record)
+        }
+        record.value = value
+        switch self {
+        case .register:
+            let append = random.chance(options.appendFraction)
+            record.kind = append ? .append : .put
+            let payload = append ? RegisterStore.append(key: key, value: Array(value.utf8)) : RegisterStore.put(key: key, value: Array(value.utf8))
+            return Operation(kind: .write, payload: payload, record: record)
+        case .kv:
+            let keyBytes = Array(keyName.utf8)
+            switch random.integer(in: 0..<10) {
+            case 0..<5:
+                record.kind = .put
+                return Operation(kind: .write, payload: KVRequest.put(key: keyBytes, value: Array(value.utf8), previous: false).encoded(), record: record)
+            case 5..<8:
+                record.kind = .cas
+                let expected = recentValues.isEmpty || random.chance(0.2) ? nil : recentValues[random.integer(in: 0..<recentValues.count)]
+                record.expected = expected
+                let comparison = expected.map { Comparison(key: keyBytes, target: .value, relation: .equal, value: Array($0.utf8)) }
+                    ?? Comparison(key: keyBytes, target: .version, relation: .equal, number: 0)
+                let request = KVRequest.transaction(
+                    compare: [comparison], success: [.put(key: keyBytes, value: Array(value.utf8), previous: false)], failure: [])
+                return Operation(kind: .write, payload: request.encoded(), record: record)
+            default:
+                record.kind = .delete
+                record.value = nil
+                return Operation(kind: .write, payload: KVRequest.deleteRange(KeyRange(key: keyBytes), previous: false).encoded(), record: record)
+            }
+        }
+    }
+
+    /// What the client saw, from the reply bytes; `nil` when the reply makes no sense (a bug).
+    func output(of kind: HistoryOperation.Kind, reply: [UInt8]) -> HistoryOperation.Output? {
+        switch (self, kind) {
+        case (_, .put), (_, .append), (_, .delete):
+            return HistoryOperation.Output.none
+        case (.register, .get):
+            return .value(reply.first == 1 ? String(decoding: reply.dropFirst(), as: UTF8.self) : nil)
+        case (.kv, .get):
+            guard case .range(_, let kvs, _, _)? = try? KVResponse.decode(reply) else { return nil }
+            return .value(kvs.first.map { String(decoding: $0.value, as: UTF8.self) })
+        case (.kv, .cas):
+            guard case .transaction(_, let succeeded, _)? = try? KVResponse.decode(reply) else { return nil }
+            return .swapped(succeeded)
+        case (.register, .cas):
+            return nil
+        }
+    }
+
+    /// The key a committed payload touches (commands on one key conflict), or `nil`.
+    func conflictKey(of payload: [UInt8]) -> String? {
+        switch self {
+        case .register:
+            return RegisterStore.key(of: payload).map { "k\($0)" }
+        case .kv:
+            switch try? KVRequest.decode(payload) {
+            case .put(let key, _, _)?: return String(decoding: key, as: UTF8.self)
+            case .range(let range, _)?, .deleteRange(let range, _)?: return String(decoding: range.key, as: UTF8.self)
+            case .transaction(let compare, _, _)?: return compare.first.map { String(decoding: $0.key, as: UTF8.self) }
+            case nil: return nil
+            }
+        }
+    }
+}
+
+/// What applying a command did (`ExactlyOnce.Outcome`, whatever the machine).
+enum ApplyOutcome: Equatable {
+    case applied([UInt8])
+    case duplicate([UInt8])
+    case stale
+}
+
+/// The state machine a simulated replica runs, with its exactly-once session table.
+enum SimulatedStore {
+    case register(ExactlyOnce<RegisterStore>)
+    case kv(ExactlyOnce<KeyValueStore>)
+
+    init(_ workload: SimulationWorkload) {
+        switch workload {
+        case .register: self = .register(ExactlyOnce(RegisterStore()))
+        case .kv: self = .kv(ExactlyOnce(KeyValueStore()))
+        }
+    }
+
+    mutating func apply(_ command: Command) -> ApplyOutcome {
+        func convert<M>(_ outcome: ExactlyOnce<M>.Outcome) -> ApplyOutcome {
+            switch outcome {
+            case .applied(let reply): .applied(reply)
+            case .duplicate(let reply): .duplicate(reply)
+            case .stale: .stale
+            }
+        }
+        switch self {
+        case .register(var service):
+            let outcome = service.apply(command)
+            self = .register(service)
+            return convert(outcome)
+        case .kv(var service):
+            let outcome = service.apply(command)
+            self = .kv(service)
+            return convert(outcome)
+        }
+    }
+
+    /// Test-only breakage: applies the payload again, bypassing the session table.
+    mutating func applyAgainIgnoringSessions(_ payload: [UInt8]) {
+        switch self {
+        case .register(let service):
+            var store = service.machine
+            _ = store.apply(payload)
+            self = .register(ExactlyOnce(store, sessions: service.sessions))
+        case .kv(let service):
+            var store = service.machine
+            _ = store.apply(payload)
+            self = .kv(ExactlyOnce(store, sessions: service.sessions))
+        }
+    }
+
+    func cachedReply(for id: CommandID) -> [UInt8]? {
+        switch self {
+        case .register(let service): service.cachedReply(for: id)
+        case .kv(let service): service.cachedReply(for: id)
+        }
+    }
+
+    func query(_ payload: [UInt8]) -> [UInt8] {
+        switch self {
+        case .register(let service): service.machine.query(payload)
+        case .kv(let service): service.machine.query(payload)
+        }
+    }
+}
