@@ -46,8 +46,13 @@ struct ByteReader {
         while true {
             let byte = try self.byte()
             guard shift < 64 else { throw .malformed("varint too long at byte \(self.index)") }
+            // Canonical only: no bits past 64, no overlong zero tail.
+            guard shift < 63 || byte <= 1 else { throw .malformed("varint overflows 64 bits at byte \(self.index)") }
             value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return value }
+            if byte & 0x80 == 0 {
+                guard byte != 0 || shift == 0 else { throw .malformed("overlong varint at byte \(self.index)") }
+                return value
+            }
             shift += 7
         }
     }
@@ -88,6 +93,8 @@ public struct KVLimits: Sendable, Equatable {
     public var maximumValueBytes = 1 << 20
     /// Most operations and comparisons in one transaction (etcd's default: 128).
     public var maximumTransactionOperations = 128
+    /// Longest encoded request (etcd's default request limit: 1.5 MiB).
+    public var maximumRequestBytes = 3 << 19
 
     public init() {}
 }
@@ -136,6 +143,9 @@ extension KVRequest {
 
     /// Decodes a request, checking every bound in `limits`.
     public static func decode(_ bytes: Bytes, limits: KVLimits = KVLimits()) throws(KVError) -> KVRequest {
+        guard bytes.count <= limits.maximumRequestBytes else {
+            throw .tooLarge("request of \(bytes.count) bytes exceeds \(limits.maximumRequestBytes)")
+        }
         var reader = ByteReader(bytes)
         let request = try Self.decode(from: &reader, limits: limits, nested: false)
         guard reader.isAtEnd else { throw .malformed("\(bytes.count - reader.index) trailing bytes") }
@@ -143,18 +153,23 @@ extension KVRequest {
     }
 
     static func decode(from reader: inout ByteReader, limits: KVLimits, nested: Bool) throws(KVError) -> KVRequest {
-        func key() throws(KVError) -> Bytes { try reader.data(limit: limits.maximumKeyBytes, what: "key") }
+        func key() throws(KVError) -> Bytes {
+            let key = try reader.data(limit: limits.maximumKeyBytes, what: "key")
+            guard !key.isEmpty else { throw .malformed("key is not provided") }
+            return key
+        }
+        func rangeEnd() throws(KVError) -> Bytes { try reader.data(limit: limits.maximumKeyBytes, what: "range end") }
         switch try reader.byte() {
         case 1:
             return .put(key: try key(), value: try reader.data(limit: limits.maximumValueBytes, what: "value"),
                         previous: try reader.bool())
         case 2:
-            let range = KeyRange(key: try key(), end: try key())
+            let range = KeyRange(key: try key(), end: try rangeEnd())
             let limit = try reader.signed()
             guard limit >= 0 else { throw .malformed("negative range limit \(limit)") }
             return .range(range, limit: limit)
         case 3:
-            return .deleteRange(KeyRange(key: try key(), end: try key()), previous: try reader.bool())
+            return .deleteRange(KeyRange(key: try key(), end: try rangeEnd()), previous: try reader.bool())
         case 4:
             guard !nested else { throw .invalidTransaction("a transaction may not contain a transaction") }
             var compare: [Comparison] = []

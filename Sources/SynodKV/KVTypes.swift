@@ -97,8 +97,9 @@ public indirect enum KVRequest: Sendable, Equatable {
     case range(KeyRange, limit: Int64)
     /// Deletes a range; `previous`: return what was deleted.
     case deleteRange(KeyRange, previous: Bool)
-    /// If every comparison holds, runs `success`, else `failure` (operations must not be
-    /// transactions themselves, and may not write one key twice, as in etcd).
+    /// If every comparison holds, runs `success`, else `failure`. A branch may not put one key
+    /// twice nor put a key it also deletes (as in etcd); unlike etcd (since 3.3), a branch may
+    /// not hold a nested transaction: Synod keeps transactions flat.
     case transaction(compare: [Comparison], success: [KVRequest], failure: [KVRequest])
 }
 

@@ -33,13 +33,21 @@ extension KeyValueStore {
         guard format == Self.snapshotFormat else { throw .malformed("unknown snapshot format \(format)") }
         var store = KeyValueStore(limits: limits)
         store.revision = try reader.signed()
+        guard store.revision >= 1 && store.revision < Int64.max else { throw .malformed("snapshot revision \(store.revision) out of range") }
         var previous: Bytes?
         for _ in 0..<(try reader.count(limit: bytes.count, what: "keys")) {
             let kv = try KeyValue.decode(from: &reader)
             if let previous, !previous.lexicographicallyPrecedes(kv.key) {
                 throw .malformed("snapshot keys out of order")
             }
-            guard kv.modRevision <= store.revision, kv.createRevision <= kv.modRevision, kv.version >= 1 else {
+            guard !kv.key.isEmpty, kv.key.count <= limits.maximumKeyBytes, kv.value.count <= limits.maximumValueBytes else {
+                throw .malformed("snapshot key or value empty or over the limits")
+            }
+            // Every write bumps the revision, so a key's history fits between its create and
+            // mod revisions: 2 ≤ create ≤ mod ≤ revision, 1 ≤ version ≤ mod - create + 1.
+            guard kv.createRevision >= 2, kv.createRevision <= kv.modRevision, kv.modRevision <= store.revision,
+                  kv.version >= 1, kv.version <= kv.modRevision - kv.createRevision + 1
+            else {
                 throw .malformed("inconsistent revisions for a key")
             }
             previous = kv.key

@@ -43,8 +43,10 @@ public struct KeyValueStore: StateMachine, Sendable, Equatable {
         }
     }
 
-    /// Applies one decoded request.
+    /// Applies one request. A request built in code (not decoded) is held to the same bounds
+    /// as a decoded one.
     public mutating func apply(_ request: KVRequest) -> KVResponse {
+        if let problem = request.boundsProblem(self.limits) { return .error(problem) }
         if case .transaction(let compare, let success, let failure) = request {
             if let problem = Self.transactionProblem(success) ?? Self.transactionProblem(failure) {
                 return .error(.invalidTransaction(problem))
@@ -64,21 +66,23 @@ public struct KeyValueStore: StateMachine, Sendable, Equatable {
         return response
     }
 
-    /// etcd refuses a transaction branch that writes one key twice (or nests transactions).
+    /// etcd's rule for a transaction branch: no key put twice, no put inside a range the branch
+    /// deletes (before or after the put); overlapping deletes are fine. Synod also refuses
+    /// nested transactions.
     static func transactionProblem(_ branch: [KVRequest]) -> String? {
-        var written: [KeyRange] = []
+        var puts: Set<Bytes> = []
+        var deletes: [KeyRange] = []
         for request in branch {
             switch request {
             case .transaction: return "a transaction may not contain a transaction"
             case .put(let key, _, _):
-                let range = KeyRange(key: key)
-                if written.contains(where: { $0.overlaps(range) }) { return "duplicate key given in txn request" }
-                written.append(range)
-            case .deleteRange(let range, _):
-                if written.contains(where: { $0.overlaps(range) }) { return "duplicate key given in txn request" }
-                written.append(range)
+                guard puts.insert(key).inserted else { return "duplicate key given in txn request" }
+            case .deleteRange(let range, _): deletes.append(range)
             case .range: continue
             }
+        }
+        for key in puts where deletes.contains(where: { $0.contains(key) }) {
+            return "duplicate key given in txn request"
         }
         return nil
     }
@@ -150,6 +154,37 @@ public struct KeyValueStore: StateMachine, Sendable, Equatable {
     }
 
     static func order(_ lhs: Int64, _ rhs: Int64) -> Int { lhs == rhs ? 0 : (lhs < rhs ? -1 : 1) }
+}
+
+extension KVRequest {
+    /// The first `KVLimits` bound the request breaks, if any (what decoding checks).
+    func boundsProblem(_ limits: KVLimits) -> KVError? {
+        func key(_ key: Bytes) -> KVError? {
+            if key.isEmpty { return .malformed("key is not provided") }
+            return key.count > limits.maximumKeyBytes ? .tooLarge("key of \(key.count) bytes exceeds \(limits.maximumKeyBytes)") : nil
+        }
+        switch self {
+        case .put(let putKey, let value, _):
+            if let problem = key(putKey) { return problem }
+            return value.count > limits.maximumValueBytes ? .tooLarge("value of \(value.count) bytes exceeds \(limits.maximumValueBytes)") : nil
+        case .range(let range, let limit):
+            if limit < 0 { return .malformed("negative range limit \(limit)") }
+            return key(range.key) ?? (range.end.count > limits.maximumKeyBytes ? .tooLarge("range end too long") : nil)
+        case .deleteRange(let range, _):
+            return key(range.key) ?? (range.end.count > limits.maximumKeyBytes ? .tooLarge("range end too long") : nil)
+        case .transaction(let compare, let success, let failure):
+            for count in [compare.count, success.count, failure.count] where count > limits.maximumTransactionOperations {
+                return .tooLarge("\(count) operations exceed \(limits.maximumTransactionOperations)")
+            }
+            for comparison in compare where comparison.key.count > limits.maximumKeyBytes || comparison.value.count > limits.maximumValueBytes {
+                return .tooLarge("comparison key or value over the limit")
+            }
+            for request in success + failure {
+                if let problem = request.boundsProblem(limits) { return problem }
+            }
+            return nil
+        }
+    }
 }
 
 extension KeyRange {

@@ -82,9 +82,23 @@ struct KeyValueStoreTests {
             == .transaction(revision: 3, succeeded: true, responses: []))
     }
 
-    @Test("a transaction that writes one key twice is refused, changing nothing")
+    @Test("a transaction that puts one key twice, or puts a key it deletes, is refused; overlapping deletes are fine")
     func duplicateKeyInTransaction() {
         var store = KeyValueStore()
+        let twoPuts = KVRequest.transaction(compare: [], success: [], failure: [
+            .put(key: "k".bytes, value: "1".bytes, previous: false), .put(key: "k".bytes, value: "2".bytes, previous: false),
+        ])
+        guard case .error(.invalidTransaction) = store.apply(twoPuts) else {
+            Issue.record("accepted a transaction putting one key twice")
+            return
+        }
+        let overlappingDeletes = KVRequest.transaction(compare: [], success: [
+            .deleteRange(KeyRange(key: "a".bytes, end: "c".bytes), previous: false),
+            .deleteRange(KeyRange(key: "b".bytes, end: "d".bytes), previous: false),
+        ], failure: [])
+        #expect(store.apply(overlappingDeletes) == .transaction(revision: 1, succeeded: true, responses: [
+            .deleteRange(revision: 1, deleted: 0, previous: []), .deleteRange(revision: 1, deleted: 0, previous: []),
+        ]))
         let request = KVRequest.transaction(compare: [], success: [
             .put(key: "k".bytes, value: "1".bytes, previous: false), .deleteRange(.prefix("k".bytes), previous: false),
         ], failure: [])
@@ -103,6 +117,8 @@ struct KeyValueStoreTests {
         for payload in [
             [], [99], [1, 5, 0x61], KVRequest.put(key: Bytes(repeating: 1, count: 9), value: [], previous: false).encoded(),
             KVRequest.put(key: "a".bytes, value: [], previous: false).encoded() + [0], [1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+            KVRequest.put(key: [], value: [], previous: false).encoded(), [1, 0x81, 0x00, 0x61, 0, 0],
+            Bytes(repeating: 1, count: KVLimits().maximumRequestBytes + 1),
         ] as [Bytes] {
             guard case .error = try KVResponse.decode(store.apply(payload)) else {
                 Issue.record("accepted \(payload)")
@@ -110,6 +126,11 @@ struct KeyValueStoreTests {
             }
         }
         #expect(store.revision == 1 && store.count == 0)
+        // Requests built in code are held to the same bounds.
+        guard case .error(.tooLarge) = store.apply(.put(key: Bytes(repeating: 1, count: 9), value: [], previous: false)) else {
+            Issue.record("accepted an oversized key built in code")
+            return
+        }
     }
 
     @Test("fuzz: random and mutated payloads never trap and never half-apply", arguments: 1...3 as ClosedRange<UInt64>)
@@ -137,7 +158,7 @@ struct KeyValueStoreTests {
     func codecRoundTrip() throws {
         let request = KVRequest.transaction(
             compare: [Comparison(key: "k".bytes, target: .modRevision, relation: .less, number: -3)],
-            success: [.range(.prefix("p".bytes), limit: 7), .put(key: [], value: [0, 255], previous: true)],
+            success: [.range(.prefix("p".bytes), limit: 7), .put(key: [0], value: [0, 255], previous: true)],
             failure: [.deleteRange(KeyRange(key: "a".bytes, end: [0]), previous: false)])
         #expect(try KVRequest.decode(request.encoded()) == request)
         var store = KeyValueStore()
@@ -210,5 +231,10 @@ struct KeyValueSessionTests {
         }
         #expect(refused > 0)
         #expect(throws: KVError.self) { try KeyValueStore.restore([]) }
+        // A snapshot whose revision would overflow the next write is refused.
+        var writer = [UInt8]([1, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0, 0])
+        #expect(throws: KVError.self) { try KeyValueStore.restore(writer) }
+        writer = [1, 4, 0, 0]  // revision 2, no keys, no sessions: fine
+        #expect((try? KeyValueStore.restore(writer))?.machine.revision == 2)
     }
 }
