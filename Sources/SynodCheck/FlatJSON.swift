@@ -108,6 +108,8 @@ struct FlatJSONParser {
             self.index += 1
         }
         guard digits > 0 else { throw .init("field \"\(field)\" has an invalid number") }
+        let firstDigit = self.bytes[self.bytes[start] == UInt8(ascii: "-") ? start + 1 : start]
+        guard digits == 1 || firstDigit != UInt8(ascii: "0") else { throw .init("field \"\(field)\" has a leading zero") }
         if let byte = self.peek(), byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") {
             throw .init("field \"\(field)\" must be an integer")
         }

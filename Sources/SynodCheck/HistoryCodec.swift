@@ -129,7 +129,8 @@ public enum HistoryCodec {
         case .swapped(let swapped): line += ",\"output\":\(swapped)"
         }
         line += ",\"call\":\(operation.call),\"return\":\(operation.returnTime.map(String.init) ?? "null")"
-        line += ",\"unknown\":\(operation.unknown)}"
+        // An operation that never returned is an unknown outcome, whatever its flag says.
+        line += ",\"unknown\":\(operation.isPending)}"
         return line
     }
 

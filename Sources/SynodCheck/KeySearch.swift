@@ -36,8 +36,10 @@ struct KeySearch {
     var returnEntryOf: [Int32] = []
     var head: Int32 = 0
     /// Interned register states: index → value.
-    var states: [String?] = [nil]
-    var stateIDs: [String?: Int32] = [nil: 0]
+    var states: [RegisterValue?] = [nil]
+    var stateIDs: [RegisterValue?: Int32] = [nil: 0]
+    /// The operations in the model's terms, index for index.
+    let model: [ModelOperation]
     var cache: Set<Configuration> = []
     /// Memoised model steps: (state, operation) → next state, or -1 when the step is refused.
     /// Strings are built and hashed once per distinct transition, not once per search step.
@@ -53,6 +55,7 @@ struct KeySearch {
             (reduced[$0].isPending ? 1 : 0, reduced[$0].call, $0) < (reduced[$1].isPending ? 1 : 0, reduced[$1].call, $1)
         }
         self.operations = order.map { reduced[$0] }
+        self.model = self.operations.map(ModelOperation.init)
         self.maximumCachedStates = maximumCachedStates
         self.buildList()
     }
@@ -69,11 +72,13 @@ struct KeySearch {
         var kept = operations.filter { !($0.kind == .get && $0.isPending) }
         let blindOnly = kept.allSatisfy { $0.kind == .get || $0.kind == .put || $0.kind == .delete }
         guard blindOnly else { return kept }
-        var observed: Set<String?> = []
+        var observed: Set<RegisterValue?> = []
         for operation in kept where operation.kind == .get {
-            if case .value(let seen) = operation.output { observed.insert(seen) }
+            if case .value(let seen) = operation.output { observed.insert(seen.map { Array($0.utf8) }) }
         }
-        kept.removeAll { $0.isPending && $0.kind != .get && !observed.contains($0.kind == .put ? $0.value : nil) }
+        kept.removeAll {
+            $0.isPending && $0.kind != .get && !observed.contains($0.kind == .put ? $0.value.map { Array($0.utf8) } : nil)
+        }
         return kept
     }
 
@@ -122,14 +127,14 @@ struct KeySearch {
         let key = UInt64(UInt32(bitPattern: state)) << 32 | UInt64(UInt32(bitPattern: operation))
         if let known = self.transitions[key] { return known }
         var next: Int32 = -1
-        if let newState = RegisterModel.step(self.states[Int(state)], self.operations[Int(operation)]) {
+        if let newState = RegisterModel.step(self.states[Int(state)], self.model[Int(operation)]) {
             next = self.intern(newState)
         }
         self.transitions[key] = next
         return next
     }
 
-    mutating func intern(_ state: String?) -> Int32 {
+    mutating func intern(_ state: RegisterValue?) -> Int32 {
         if let id = self.stateIDs[state] { return id }
         let id = Int32(self.states.count)
         self.states.append(state)
@@ -163,7 +168,7 @@ struct KeySearch {
 
     mutating func run(deadline: ContinuousClock.Instant, clock: ContinuousClock) -> Outcome {
         let isPending = self.operations.map(\.isPending)
-        let neverWrites = self.operations.map(RegisterModel.neverWrites)
+        let neverWrites = self.model.map(RegisterModel.neverWrites)
         var linearized = LinearizedSet(
             completed: self.operations.count { !$0.isPending }, pending: self.operations.count { $0.isPending })
         var state: Int32 = 0
@@ -257,7 +262,7 @@ struct KeySearch {
                         key: self.key,
                         longestLinearization: bestLinearization.map { self.operations[Int($0)] },
                         unplaced: self.operations[Int(max(bestUnplaced, 0))],
-                        stateAfterLinearization: self.states[Int(bestState)]))
+                        stateAfterLinearization: self.states[Int(bestState)].map { String(decoding: $0, as: UTF8.self) }))
                 }
                 linearized.remove(Int(top.operation))
                 state = top.previousState

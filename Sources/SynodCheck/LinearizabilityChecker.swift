@@ -30,11 +30,19 @@ public struct LinearizabilityChecker: Sendable {
     public func check(_ history: [HistoryOperation]) -> CheckResult {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: self.options.timeout)
-        var byKey: [String: [HistoryOperation]] = [:]
-        for operation in history { byKey[operation.key, default: []].append(operation) }
+        // Keys are told apart by their bytes, not by Unicode equivalence.
+        var byKey: [[UInt8]: [HistoryOperation]] = [:]
+        for operation in history { byKey[Array(operation.key.utf8), default: []].append(operation) }
         var result = CheckResult(verdict: .linearizable, keys: byKey.count, operations: history.count)
-        for key in byKey.keys.sorted() {
-            var search = KeySearch(key: key, operations: byKey[key]!, maximumCachedStates: self.options.maximumCachedStates)
+        if let bad = history.firstIndex(where: { operation in operation.returnTime.map { $0 < operation.call } ?? false }) {
+            result.verdict = .unknown
+            result.reason = "operation \(bad + 1) returns before its call: \(history[bad].summary)"
+            return result
+        }
+        for keyBytes in byKey.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            let operations = byKey[keyBytes]!
+            let key = operations[0].key
+            var search = KeySearch(key: key, operations: operations, maximumCachedStates: self.options.maximumCachedStates)
             let outcome = search.run(deadline: deadline, clock: clock)
             result.cachedStates = max(result.cachedStates, search.cachedStates)
             switch outcome {
@@ -85,8 +93,8 @@ public struct LinearizabilityViolation: Sendable, CustomStringConvertible {
     public var key: String
     /// The longest partial linearization the search found, in order.
     public var longestLinearization: [HistoryOperation]
-    /// The operation that could not be placed after it: it completed before any remaining
-    /// operation could be linearized, and no order of the others makes it fit.
+    /// The operation that blocked the deepest prefix the search explored: its completion came
+    /// before it could be linearized after that prefix.
     public var unplaced: HistoryOperation
     /// The register's value after the longest partial linearization.
     public var stateAfterLinearization: String?

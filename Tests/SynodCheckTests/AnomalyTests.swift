@@ -98,6 +98,23 @@ struct AnomalyTests {
         #expect(violation.description.contains("cannot be placed"))
     }
 
+    @Test("keys and values compare by bytes, not by Unicode equivalence")
+    func bytesNotCanonicalEquivalence() {
+        let composed = "\u{E9}", decomposed = "e\u{301}"
+        // Different keys: a read of the other key sees nothing.
+        #expect(H.verdict([H.put(1, "1", 0, 1, key: composed), H.get(2, nil, 2, 3, key: decomposed)]) == .linearizable)
+        // Different values: reading the other spelling is a read of a value nobody wrote.
+        #expect(H.verdict([H.put(1, composed, 0, 1), H.get(2, decomposed, 2, 3)]) == .notLinearizable)
+        #expect(H.verdict([H.append(1, "e", 0, 1), H.append(1, "\u{301}", 2, 3), H.get(2, composed, 4, 5)]) == .notLinearizable)
+    }
+
+    @Test("an operation that returns before its call makes the verdict unknown, not a violation")
+    func returnBeforeCall() {
+        let result = LinearizabilityChecker().check([H.put(1, "1", 10, 5)])
+        #expect(result.verdict == .unknown)
+        #expect(result.reason?.contains("returns before its call") == true)
+    }
+
     @Test("an exhausted budget gives unknown, never a hang")
     func budgetGivesUnknown() {
         // 24 concurrent appends and a read of an impossible value: the search must try every

@@ -43,6 +43,7 @@ struct HistoryCodecTests {
         (#"{"client":1,"op":"put","key":"x","value":"1","call":-5,"return":9}"#, "must not be negative"),
         (#"{"client":1,"op":"put","key":"x","value":"1","call":99999999999999999999,"return":9}"#, "out of range"),
         (#"{"client":1,"op":"put","key":"x\q","value":"1","call":5,"return":9}"#, "invalid escape"),
+        (#"{"client":1,"op":"put","key":"x","value":"1","call":007,"return":9}"#, "leading zero"),
     ])
     func refusesBadInput(line: String, expected: String) {
         let reason = Self.reason(Self.good + "\n" + line)
