@@ -166,6 +166,35 @@ struct KeySearch {
         var forced: Bool
     }
 
+    enum Attempt {
+        /// Linearized: the search moved to the new configuration.
+        case descended
+        /// The configuration was explored before (and failed); nothing changed.
+        case explored
+        /// The memo is full.
+        case overBudget
+    }
+
+    /// Linearizes the operation whose call is `entry`, moving the state to `newState`, unless
+    /// the configuration it leads to was explored before.
+    mutating func linearize(
+        _ entry: Int32, reaching newState: Int32, from state: inout Int32, forced: Bool,
+        _ linearized: inout LinearizedSet, _ stack: inout [Step]
+    ) -> Attempt {
+        let operation = self.operationOf[Int(entry)]
+        linearized.insert(Int(operation))
+        guard self.cache.insert(linearized.configuration(state: newState)).inserted else {
+            linearized.remove(Int(operation))
+            return .explored
+        }
+        if self.cache.count > self.maximumCachedStates { return .overBudget }
+        stack.append(Step(operation: operation, callEntry: entry, previousState: state, forced: forced))
+        state = newState
+        self.unlink(entry)
+        self.unlink(self.returnEntryOf[Int(operation)])
+        return .descended
+    }
+
     mutating func run(deadline: ContinuousClock.Instant, clock: ContinuousClock) -> Outcome {
         let isPending = self.operations.map(\.isPending)
         let neverWrites = self.model.map(RegisterModel.neverWrites)
@@ -202,21 +231,15 @@ struct KeySearch {
                     candidate = self.next[Int(candidate)]
                 }
                 if forcedEntry >= 0 {
-                    let operation = self.operationOf[Int(forcedEntry)]
-                    linearized.insert(Int(operation))
-                    if self.cache.insert(linearized.configuration(state: state)).inserted {
-                        if self.cache.count > self.maximumCachedStates {
-                            return .gaveUp("more than \(self.maximumCachedStates) states memoised on key \(self.key)")
-                        }
-                        stack.append(Step(operation: operation, callEntry: forcedEntry, previousState: state, forced: true))
-                        self.unlink(forcedEntry)
-                        self.unlink(self.returnEntryOf[Int(operation)])
+                    switch self.linearize(forcedEntry, reaching: state, from: &state, forced: true, &linearized, &stack) {
+                    case .descended:
                         atNewNode = true
                         continue
+                    case .explored:
+                        deadEnd = true  // explored before, and failed: so does this node
+                    case .overBudget:
+                        return .gaveUp("more than \(self.maximumCachedStates) states memoised on key \(self.key)")
                     }
-                    // Explored before, and failed: so does this node.
-                    linearized.remove(Int(operation))
-                    deadEnd = true
                 } else {
                     entry = self.next[Int(self.head)]
                 }
@@ -227,19 +250,15 @@ struct KeySearch {
                 if !self.isReturn[Int(entry)] {
                     let stateID = self.step(state, operation)
                     if stateID >= 0 {
-                        linearized.insert(Int(operation))
-                        if self.cache.insert(linearized.configuration(state: stateID)).inserted {
-                            if self.cache.count > self.maximumCachedStates {
-                                return .gaveUp("more than \(self.maximumCachedStates) states memoised on key \(self.key)")
-                            }
-                            stack.append(Step(operation: operation, callEntry: entry, previousState: state, forced: false))
-                            state = stateID
-                            self.unlink(entry)
-                            self.unlink(self.returnEntryOf[Int(operation)])
+                        switch self.linearize(entry, reaching: stateID, from: &state, forced: false, &linearized, &stack) {
+                        case .descended:
                             atNewNode = true
                             continue
+                        case .explored:
+                            break
+                        case .overBudget:
+                            return .gaveUp("more than \(self.maximumCachedStates) states memoised on key \(self.key)")
                         }
-                        linearized.remove(Int(operation))
                     }
                     entry = self.next[Int(entry)]
                     continue
