@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "SynodSim", targets: ["SynodSim"]),
         .library(name: "SynodCheck", targets: ["SynodCheck"]),
         .library(name: "SynodKV", targets: ["SynodKV"]),
+        .library(name: "SynodStorage", targets: ["SynodStorage"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
@@ -30,6 +31,8 @@ let package = Package(
         .target(name: "SynodCheck", swiftSettings: optimized),
         // The replicated key-value state machine (etcd semantics), canonical snapshots.
         .target(name: "SynodKV", dependencies: ["SynodCore"], swiftSettings: optimized),
+        // Durable storage: the write-ahead log (segments, CRC-32C, torn-tail recovery).
+        .target(name: "SynodStorage", swiftSettings: optimized),
         // Deterministic simulator, generic over Replica.
         .target(
             name: "SynodSim",
@@ -52,6 +55,7 @@ let package = Package(
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodCore", "SynodKV"]),
+        .testTarget(name: "SynodStorageTests", dependencies: ["SynodStorage"]),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodSim", "SynodCheck"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,261 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A storage failure: what, and where.
+public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A record before the log's tail fails its checksum or framing: the log is corrupt, and
+    /// the node must not start on it.
+    case corrupt(file: String, offset: Int, reason: String)
+    /// The operating system refused an operation.
+    case io(path: String, operation: String, errno: Int32)
+    /// A record over the configured bound.
+    case recordTooLarge(bytes: Int, limit: Int)
+
+    public var description: String {
+        switch self {
+        case .corrupt(let file, let offset, let reason): "corrupt write-ahead log: \(file) at byte \(offset): \(reason)"
+        case .io(let path, let operation, let code): "\(operation) \(path) failed: \(String(cString: strerror(code)))"
+        case .recordTooLarge(let bytes, let limit): "record of \(bytes) bytes exceeds the limit of \(limit)"
+        }
+    }
+}
+
+/// A write-ahead log of opaque records in segment files.
+///
+/// Each record is framed as `length (u32 LE) · CRC-32C of the payload (u32 LE) · payload`.
+/// Segments are named by the index of their first record (`0000000000000000.wal`, …) and a new
+/// one starts once the current one passes `segmentBytes`. `append` writes; `sync` makes every
+/// appended record durable with one `fdatasync` (group commit: call it once per batch).
+///
+/// Recovery reads every segment in order. A failure at the very end of the last segment (a
+/// record cut short, or one whose checksum fails with nothing after it) is a torn write from a
+/// crash: the tail is truncated to the last whole record. Any other failure is corruption: the
+/// log refuses to open and names the file and byte offset.
+///
+/// A class because it owns a file descriptor (closed on deinit); use it from one thread.
+public final class WriteAheadLog {
+    /// Tuning, with bounds checked by `validate()`.
+    public struct Options: Sendable {
+        /// A new segment starts once the current one holds this many bytes.
+        public var segmentBytes = 64 << 20
+        /// Largest record accepted (and believed when reading a length).
+        public var maximumRecordBytes = 16 << 20
+
+        public init() {}
+
+        func validate() throws(StorageError) {
+            guard self.segmentBytes >= 4096, self.maximumRecordBytes >= 1, self.maximumRecordBytes <= Int(UInt32.max) else {
+                throw .io(path: "", operation: "validate options", errno: EINVAL)
+            }
+        }
+    }
+
+    /// What recovery found.
+    public struct Recovery: Sendable {
+        /// Every whole record, oldest first.
+        public var records: [[UInt8]]
+        /// Bytes cut from a torn tail (0 when the log ended cleanly).
+        public var truncatedBytes: Int
+        /// Segment files read.
+        public var segments: Int
+    }
+
+    public let directory: String
+    public let options: Options
+    private var descriptor: Int32
+    private var segmentPath: String
+    private var segmentSize: Int
+    private var nextIndex: UInt64
+    private var unsynced = false
+
+    /// Opens (creating if needed) the log in `directory`, recovering what is there.
+    /// - Returns: the log, ready to append after the last whole record, and what was recovered.
+    public static func open(directory: String, options: Options = Options()) throws(StorageError) -> (WriteAheadLog, Recovery) {
+        try options.validate()
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw .io(path: directory, operation: "mkdir", errno: errno) }
+        var segments = try Self.segmentNames(directory)
+        var records: [[UInt8]] = []
+        var truncated = 0
+        var lastSize = 0
+        for (position, name) in segments.enumerated() {
+            let path = directory + "/" + name
+            let bytes = try Self.readFile(path)
+            let isLast = position == segments.count - 1
+            let (found, end) = try Self.parse(bytes, file: path, isLast: isLast, options: options)
+            records += found
+            if isLast {
+                if end < bytes.count {
+                    truncated = bytes.count - end
+                    if truncate(path, off_t(end)) != 0 { throw .io(path: path, operation: "truncate", errno: errno) }
+                }
+                lastSize = end
+            }
+        }
+        if segments.isEmpty {
+            segments = [Self.segmentName(0)]
+            lastSize = 0
+        }
+        let path = directory + "/" + segments.last!
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
+        // The directory entry of a new segment must be durable too.
+        try Self.syncDirectory(directory)
+        let log = WriteAheadLog(
+            directory: directory, options: options, descriptor: descriptor, segmentPath: path, segmentSize: lastSize,
+            nextIndex: UInt64(records.count))
+        return (log, Recovery(records: records, truncatedBytes: truncated, segments: segments.count))
+    }
+
+    private init(directory: String, options: Options, descriptor: Int32, segmentPath: String, segmentSize: Int, nextIndex: UInt64) {
+        self.directory = directory
+        self.options = options
+        self.descriptor = descriptor
+        self.segmentPath = segmentPath
+        self.segmentSize = segmentSize
+        self.nextIndex = nextIndex
+    }
+
+    deinit { close(self.descriptor) }
+
+    /// Appends records (not yet durable: call `sync`).
+    public func append(_ records: [[UInt8]]) throws(StorageError) {
+        for record in records {
+            guard record.count <= self.options.maximumRecordBytes else {
+                throw .recordTooLarge(bytes: record.count, limit: self.options.maximumRecordBytes)
+            }
+        }
+        var buffer: [UInt8] = []
+        for record in records {
+            if self.segmentSize + buffer.count >= self.options.segmentBytes {
+                try self.write(buffer)
+                buffer.removeAll(keepingCapacity: true)
+                try self.startSegment()
+            }
+            Self.frame(record, into: &buffer)
+            self.nextIndex += 1
+        }
+        try self.write(buffer)
+    }
+
+    /// Makes every appended record durable.
+    public func sync() throws(StorageError) {
+        guard self.unsynced else { return }
+        if fdatasync(self.descriptor) != 0 { throw .io(path: self.segmentPath, operation: "fdatasync", errno: errno) }
+        self.unsynced = false
+    }
+
+    /// Appends the framing of one record to `buffer`.
+    static func frame(_ record: [UInt8], into buffer: inout [UInt8]) {
+        let length = UInt32(record.count)
+        let crc = CRC32C.checksum(record)
+        for shift in stride(from: 0, to: 32, by: 8) { buffer.append(UInt8(truncatingIfNeeded: length >> UInt32(shift))) }
+        for shift in stride(from: 0, to: 32, by: 8) { buffer.append(UInt8(truncatingIfNeeded: crc >> UInt32(shift))) }
+        buffer.append(contentsOf: record)
+    }
+
+    /// Parses a segment's records; returns them and the offset after the last whole one.
+    ///
+    /// In the last segment, a record that runs past the end of the file, or that ends exactly
+    /// at the end and fails its checksum, is the torn final write of a crash: parsing stops
+    /// before it. Anything else that fails is corruption.
+    static func parse(_ bytes: [UInt8], file: String, isLast: Bool, options: Options) throws(StorageError) -> ([[UInt8]], Int) {
+        var records: [[UInt8]] = []
+        var offset = 0
+        func word(_ at: Int) -> UInt32 {
+            UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+        }
+        while offset < bytes.count {
+            guard bytes.count - offset >= 8 else {
+                if isLast { return (records, offset) }
+                throw .corrupt(file: file, offset: offset, reason: "a record header cut short")
+            }
+            let length = Int(word(offset))
+            let crc = word(offset + 4)
+            let end = offset + 8 + length
+            guard end <= bytes.count else {
+                if isLast { return (records, offset) }
+                throw .corrupt(file: file, offset: offset, reason: "a record of \(length) bytes runs past the end of the segment")
+            }
+            let tornAtEnd = isLast && end == bytes.count
+            guard length <= options.maximumRecordBytes else {
+                if tornAtEnd { return (records, offset) }
+                throw .corrupt(file: file, offset: offset, reason: "record length \(length) exceeds the limit of \(options.maximumRecordBytes)")
+            }
+            let payload = Array(bytes[(offset + 8)..<end])
+            guard CRC32C.checksum(payload) == crc else {
+                if tornAtEnd { return (records, offset) }
+                throw .corrupt(file: file, offset: offset, reason: "checksum mismatch")
+            }
+            records.append(payload)
+            offset = end
+        }
+        return (records, offset)
+    }
+
+    static func segmentName(_ index: UInt64) -> String {
+        let digits = String(index)
+        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".wal"
+    }
+
+    static func segmentNames(_ directory: String) throws(StorageError) -> [String] {
+        guard let handle = opendir(directory) else { throw .io(path: directory, operation: "opendir", errno: errno) }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name.hasSuffix(".wal") && name.count == 20 && UInt64(name.prefix(16)) != nil { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    static func readFile(_ path: String) throws(StorageError) -> [UInt8] {
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 { throw .io(path: path, operation: "read", errno: errno) }
+            if count == 0 { return bytes }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    static func syncDirectory(_ directory: String) throws(StorageError) {
+        let descriptor = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .io(path: directory, operation: "open", errno: errno) }
+        defer { close(descriptor) }
+        if fsync(descriptor) != 0 { throw .io(path: directory, operation: "fsync", errno: errno) }
+    }
+
+    private func write(_ buffer: [UInt8]) throws(StorageError) {
+        var written = 0
+        while written < buffer.count {
+            let count = buffer.withUnsafeBytes { Glibc.write(self.descriptor, $0.baseAddress! + written, buffer.count - written) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .io(path: self.segmentPath, operation: "write", errno: errno)
+            }
+            written += count
+        }
+        self.segmentSize += buffer.count
+        if !buffer.isEmpty { self.unsynced = true }
+    }
+
+    /// Seals the current segment (durably) and starts the next.
+    private func startSegment() throws(StorageError) {
+        try self.sync()
+        close(self.descriptor)
+        self.segmentPath = self.directory + "/" + Self.segmentName(self.nextIndex)
+        self.descriptor = Glibc.open(self.segmentPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard self.descriptor >= 0 else { throw .io(path: self.segmentPath, operation: "open", errno: errno) }
+        try Self.syncDirectory(self.directory)
+        self.segmentSize = 0
+    }
+}
