@@ -32,7 +32,7 @@ let package = Package(
         // The replicated key-value state machine (etcd semantics), canonical snapshots.
         .target(name: "SynodKV", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Durable storage: the write-ahead log (segments, CRC-32C, torn-tail recovery).
-        .target(name: "SynodStorage", swiftSettings: optimized),
+        .target(name: "SynodStorage", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Deterministic simulator, generic over Replica.
         .target(
             name: "SynodSim",
@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodCore", "SynodKV"]),
-        .testTarget(name: "SynodStorageTests", dependencies: ["SynodStorage"]),
+        .testTarget(name: "SynodStorageTests", dependencies: ["SynodCore", "SynodRaft", "SynodStorage"]),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodSim", "SynodCheck"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,87 +1,47 @@
-/// Canonical binary encoding of requests, responses and snapshots: fixed field order, varints,
-/// length-prefixed byte strings. Equal values encode to equal bytes; decoding checks every
-/// length against the remaining input and against `KVLimits`, and never traps.
-struct ByteWriter {
-    var bytes: Bytes = []
+import SynodCore
 
-    mutating func byte(_ value: UInt8) { self.bytes.append(value) }
+// Requests, responses and snapshots use SynodCore's canonical wire encoding.
+typealias ByteWriter = WireWriter
 
-    mutating func varint(_ value: UInt64) {
-        var rest = value
-        while rest >= 0x80 {
-            self.bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
-            rest >>= 7
-        }
-        self.bytes.append(UInt8(rest))
-    }
-
-    /// Zig-zag, so small negative numbers stay small.
-    mutating func signed(_ value: Int64) { self.varint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
-
-    mutating func data(_ value: Bytes) {
-        self.varint(UInt64(value.count))
-        self.bytes.append(contentsOf: value)
-    }
-
-    mutating func bool(_ value: Bool) { self.byte(value ? 1 : 0) }
-}
-
+/// `WireReader` with the store's error type.
 struct ByteReader {
-    let bytes: Bytes
-    var index = 0
+    var reader: WireReader
 
-    init(_ bytes: Bytes) { self.bytes = bytes }
+    init(_ bytes: Bytes) { self.reader = WireReader(bytes) }
 
-    var isAtEnd: Bool { self.index == self.bytes.count }
+    var bytes: Bytes { self.reader.bytes }
+    var index: Int { self.reader.index }
+    var isAtEnd: Bool { self.reader.isAtEnd }
+
+    static func convert(_ error: WireError) -> KVError {
+        switch error {
+        case .malformed(let reason): .malformed(reason)
+        case .tooLarge(let reason): .tooLarge(reason)
+        }
+    }
 
     mutating func byte() throws(KVError) -> UInt8 {
-        guard self.index < self.bytes.count else { throw .malformed("truncated at byte \(self.index)") }
-        defer { self.index += 1 }
-        return self.bytes[self.index]
+        do { return try self.reader.byte() } catch { throw Self.convert(error) }
     }
 
     mutating func varint() throws(KVError) -> UInt64 {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let byte = try self.byte()
-            guard shift < 64 else { throw .malformed("varint too long at byte \(self.index)") }
-            // Canonical only: no bits past 64, no overlong zero tail.
-            guard shift < 63 || byte <= 1 else { throw .malformed("varint overflows 64 bits at byte \(self.index)") }
-            value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 {
-                guard byte != 0 || shift == 0 else { throw .malformed("overlong varint at byte \(self.index)") }
-                return value
-            }
-            shift += 7
-        }
+        do { return try self.reader.varint() } catch { throw Self.convert(error) }
     }
 
     mutating func signed() throws(KVError) -> Int64 {
-        let raw = try self.varint()
-        return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
+        do { return try self.reader.signed() } catch { throw Self.convert(error) }
     }
 
     mutating func data(limit: Int, what: String) throws(KVError) -> Bytes {
-        let count = try self.varint()
-        guard count <= UInt64(limit) else { throw .tooLarge("\(what) of \(count) bytes exceeds \(limit)") }
-        guard count <= UInt64(self.bytes.count - self.index) else { throw .malformed("\(what) runs past the end") }
-        defer { self.index += Int(count) }
-        return Array(self.bytes[self.index..<(self.index + Int(count))])
+        do { return try self.reader.data(limit: limit, what: what) } catch { throw Self.convert(error) }
     }
 
     mutating func bool() throws(KVError) -> Bool {
-        switch try self.byte() {
-        case 0: return false
-        case 1: return true
-        case let other: throw .malformed("invalid boolean \(other)")
-        }
+        do { return try self.reader.bool() } catch { throw Self.convert(error) }
     }
 
     mutating func count(limit: Int, what: String) throws(KVError) -> Int {
-        let count = try self.varint()
-        guard count <= UInt64(limit) else { throw .tooLarge("\(count) \(what) exceed \(limit)") }
-        return Int(count)
+        do { return try self.reader.count(limit: limit, what: what) } catch { throw Self.convert(error) }
     }
 }
 

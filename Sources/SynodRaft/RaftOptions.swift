@@ -33,7 +33,9 @@ public struct RaftOptions: ReplicaOptions, Equatable {
         guard self.heartbeatIntervalTicks >= 1, self.heartbeatIntervalTicks < self.electionTimeoutTicksMin else {
             throw ConfigurationError("heartbeatIntervalTicks must lie in 1..<electionTimeoutTicksMin")
         }
-        guard self.maxEntriesPerMessage >= 1 else { throw ConfigurationError("maxEntriesPerMessage must be positive") }
+        guard self.maxEntriesPerMessage >= 1 && self.maxEntriesPerMessage <= maximumDecodedRaftEntries else {
+            throw ConfigurationError("maxEntriesPerMessage must lie in 1...\(maximumDecodedRaftEntries)")
+        }
         guard self.maxInflightMessages >= 1 else { throw ConfigurationError("maxInflightMessages must be positive") }
         guard self.maxUncommittedEntries >= 1 else { throw ConfigurationError("maxUncommittedEntries must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }

@@ -13,12 +13,16 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case io(path: String, operation: String, errno: Int32)
     /// A record over the configured bound.
     case recordTooLarge(bytes: Int, limit: Int)
+    /// A record that passes its checksum but does not decode.
+    case undecodable(directory: String, record: Int, reason: String)
 
     public var description: String {
         switch self {
         case .corrupt(let file, let offset, let reason): "corrupt write-ahead log: \(file) at byte \(offset): \(reason)"
         case .io(let path, let operation, let code): "\(operation) \(path) failed: \(String(cString: strerror(code)))"
         case .recordTooLarge(let bytes, let limit): "record of \(bytes) bytes exceeds the limit of \(limit)"
+        case .undecodable(let directory, let record, let reason):
+            "write-ahead log \(directory): record \(record) passes its checksum but does not decode (\(reason))"
         }
     }
 }

@@ -1,0 +1,120 @@
+import SynodCore
+
+// Canonical binary encodings of Raft's durable records (for the write-ahead log) and messages
+// (for the transport), on SynodCore's wire codec. Tags are stable: add, never renumber.
+
+extension RaftEntry: WireCodable {
+    public func encode(into writer: inout WireWriter) {
+        writer.varint(self.term.rawValue)
+        writer.bool(self.command != nil)
+        self.command?.encode(into: &writer)
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> RaftEntry {
+        let term = Term(try reader.varint())
+        return RaftEntry(term: term, command: try reader.bool() ? try Command.decode(from: &reader) : nil)
+    }
+}
+
+/// Most entries one decoded record or message may hold (a bound on work per decode; the byte
+/// size is bounded by the frame or the WAL record around it).
+public let maximumDecodedRaftEntries = 1 << 20
+
+extension Array where Element == RaftEntry {
+    func encode(into writer: inout WireWriter) {
+        writer.varint(UInt64(self.count))
+        for entry in self { entry.encode(into: &writer) }
+    }
+
+    static func decode(from reader: inout WireReader) throws(WireError) -> [RaftEntry] {
+        var entries: [RaftEntry] = []
+        for _ in 0..<(try reader.count(limit: maximumDecodedRaftEntries, what: "entries")) {
+            entries.append(try RaftEntry.decode(from: &reader))
+        }
+        return entries
+    }
+}
+
+extension RaftRecord: WireCodable {
+    public func encode(into writer: inout WireWriter) {
+        switch self {
+        case .hardState(let term, let votedFor):
+            writer.byte(1)
+            writer.varint(term.rawValue)
+            writer.varint(UInt64(votedFor?.rawValue ?? 0))
+        case .entries(let first, let entries):
+            writer.byte(2)
+            writer.varint(first.rawValue)
+            entries.encode(into: &writer)
+        }
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> RaftRecord {
+        switch try reader.byte() {
+        case 1:
+            let term = Term(try reader.varint())
+            let voted = try reader.varint()
+            guard voted <= UInt64(UInt16.max) else { throw .malformed("vote for node \(voted) out of range") }
+            return .hardState(term: term, votedFor: voted == 0 ? nil : NodeID(UInt16(voted)))
+        case 2:
+            let first = LogIndex(try reader.varint())
+            guard first.rawValue >= 1 else { throw .malformed("entries record starting at index 0") }
+            return .entries(first: first, try [RaftEntry].decode(from: &reader))
+        case let tag:
+            throw .malformed("unknown Raft record tag \(tag)")
+        }
+    }
+}
+
+extension RaftMessage: WireCodable {
+    public func encode(into writer: inout WireWriter) {
+        switch self {
+        case .requestVote(let message):
+            writer.byte(1)
+            writer.varint(message.term.rawValue)
+            writer.varint(message.lastLogIndex.rawValue)
+            writer.varint(message.lastLogTerm.rawValue)
+        case .voteResponse(let message):
+            writer.byte(2)
+            writer.varint(message.term.rawValue)
+            writer.bool(message.granted)
+        case .appendEntries(let message):
+            writer.byte(3)
+            writer.varint(message.term.rawValue)
+            writer.varint(message.prevLogIndex.rawValue)
+            writer.varint(message.prevLogTerm.rawValue)
+            message.entries.encode(into: &writer)
+            writer.varint(message.leaderCommit.rawValue)
+            writer.varint(message.readContext)
+        case .appendResponse(let message):
+            writer.byte(4)
+            writer.varint(message.term.rawValue)
+            writer.bool(message.success)
+            writer.varint(message.matchIndex.rawValue)
+            writer.varint(message.rejectedIndex.rawValue)
+            writer.varint(message.hintIndex.rawValue)
+            writer.varint(message.readContext)
+        }
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> RaftMessage {
+        func term() throws(WireError) -> Term { Term(try reader.varint()) }
+        func index() throws(WireError) -> LogIndex { LogIndex(try reader.varint()) }
+        switch try reader.byte() {
+        case 1:
+            return .requestVote(RequestVote(term: try term(), lastLogIndex: try index(), lastLogTerm: try term()))
+        case 2:
+            return .voteResponse(VoteResponse(term: try term(), granted: try reader.bool()))
+        case 3:
+            return .appendEntries(AppendEntries(
+                term: try term(), prevLogIndex: try index(), prevLogTerm: try term(),
+                entries: try [RaftEntry].decode(from: &reader), leaderCommit: try index(), readContext: try reader.varint()))
+        case 4:
+            return .appendResponse(AppendResponse(
+                term: try term(), success: try reader.bool(), matchIndex: try index(), rejectedIndex: try index(),
+                hintIndex: try index(), readContext: try reader.varint()))
+        case let tag:
+            throw .malformed("unknown Raft message tag \(tag)")
+        }
+    }
+}

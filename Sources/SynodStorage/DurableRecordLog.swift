@@ -1,0 +1,39 @@
+import SynodCore
+
+/// A protocol's durable records on a write-ahead log: what a driver writes from `Ready.records`
+/// and hands back to `Replica.init(config:restoring:randomSeed:)` after a restart. Generic over
+/// the record type: nothing here knows which protocol it serves.
+public final class DurableRecordLog<Record: WireCodable> {
+    private let log: WriteAheadLog
+
+    private init(log: WriteAheadLog) { self.log = log }
+
+    /// Opens the log in `directory`, recovering its records.
+    /// - Throws: `StorageError.corrupt` for damage before the tail, `.undecodable` for a record
+    ///   that passes its checksum but does not decode (a bug or a format change: refuse to start).
+    public static func open(
+        directory: String, options: WriteAheadLog.Options = WriteAheadLog.Options()
+    ) throws(StorageError) -> (DurableRecordLog, Recovered<Record>, WriteAheadLog.Recovery) {
+        let (log, recovery) = try WriteAheadLog.open(directory: directory, options: options)
+        var records: [Record] = []
+        records.reserveCapacity(recovery.records.count)
+        for (index, bytes) in recovery.records.enumerated() {
+            do {
+                records.append(try Record.decode(bytes))
+            } catch {
+                throw .undecodable(directory: directory, record: index, reason: error.description)
+            }
+        }
+        return (DurableRecordLog(log: log), Recovered(records: records), recovery)
+    }
+
+    /// Appends records (durable after `sync`).
+    public func append(_ records: [Record]) throws(StorageError) {
+        try self.log.append(records.map { $0.encoded() })
+    }
+
+    /// Makes every appended record durable (one `fdatasync`).
+    public func sync() throws(StorageError) {
+        try self.log.sync()
+    }
+}
