@@ -5,10 +5,11 @@
 /// through `ready()` (see `Ready` for the driver's contract). Two drivers run every core
 /// unchanged: the simulator (virtual disk and network) and the server runtime (real ones).
 public protocol Replica: Sendable {
-    /// A message between replicas.
-    associatedtype Message: Sendable & TraceDigestible
-    /// A durable fact; replaying a replica's records in order rebuilds its durable state.
-    associatedtype Record: Sendable
+    /// A message between replicas, with its wire encoding (the transport's frames).
+    associatedtype Message: Sendable & TraceDigestible & WireCodable
+    /// A durable fact, with its wire encoding (the write-ahead log's records); replaying a
+    /// replica's records in order rebuilds its durable state.
+    associatedtype Record: WireCodable
     /// Protocol-specific tuning (timeouts, batch sizes), with validated defaults.
     associatedtype Options: ReplicaOptions
     /// The client-side logic that talks to this protocol (find the leader, broadcast, …).

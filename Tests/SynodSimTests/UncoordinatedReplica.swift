@@ -7,11 +7,15 @@ import Testing
 /// conflicting commands in different orders, which the simulator's generic state-machine
 /// checks must catch, whatever the protocol's own monitor says.
 struct UncoordinatedCore: Sendable {
-    struct Message: Sendable, TraceDigestible {
+    struct Message: Sendable, TraceDigestible, WireCodable {
         var command: Command
         func digest(into hasher: inout StableHasher) {
             hasher.combine(self.command.client)
             hasher.combine(self.command.sequence)
+        }
+        func encode(into writer: inout WireWriter) { self.command.encode(into: &writer) }
+        static func decode(from reader: inout WireReader) throws(WireError) -> Message {
+            Message(command: try Command.decode(from: &reader))
         }
     }
 
