@@ -78,6 +78,12 @@ extension RaftReplica {
 
     mutating func handleAppendResponse(_ response: AppendResponse, from peer: Int) {
         guard self.role == .leader, response.term == self.term else { return }
+        // A correct follower only ever names indexes this leader sent it, all within its log;
+        // anything beyond is a corrupt or forged message, dropped before any arithmetic.
+        let last = self.log.lastIndex
+        guard response.matchIndex <= last, response.rejectedIndex <= last, response.hintIndex <= last,
+              response.readContext <= self.readContextCounter
+        else { return }
         if response.readContext > self.lastReadAcknowledgement[peer] {
             self.lastReadAcknowledgement[peer] = response.readContext
         }

@@ -29,15 +29,20 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// A write-ahead log of opaque records in segment files.
 ///
-/// Each record is framed as `length (u32 LE) · CRC-32C of the payload (u32 LE) · payload`.
+/// Each record is framed as `length (u32 LE) · masked CRC-32C of the length (u32 LE) · masked
+/// CRC-32C of the payload (u32 LE) · payload`. The header's own checksum means a damaged length
+/// is never trusted (it cannot pass for a torn tail and swallow the records after it); masking
+/// (as LevelDB does) means zero-filled space never passes for a record.
 /// Segments are named by the index of their first record (`0000000000000000.wal`, …) and a new
 /// one starts once the current one passes `segmentBytes`. `append` writes; `sync` makes every
 /// appended record durable with one `fdatasync` (group commit: call it once per batch).
 ///
-/// Recovery reads every segment in order. A failure at the very end of the last segment (a
-/// record cut short, or one whose checksum fails with nothing after it) is a torn write from a
-/// crash: the tail is truncated to the last whole record. Any other failure is corruption: the
-/// log refuses to open and names the file and byte offset.
+/// Recovery reads every segment in order. A failure at the very end of the last segment is a
+/// torn write from a crash: a header cut short, a valid header whose record runs past the end or
+/// ends exactly at the end with a bad payload checksum, or a damaged header followed by nothing
+/// but zeros. The tail is truncated (durably) to the last whole record. Any other failure is
+/// corruption: the log refuses to open and names the file and byte offset. After a write or sync
+/// error the log refuses further use: the node must restart and recover.
 ///
 /// A class because it owns a file descriptor (closed on deinit); use it from one thread.
 public final class WriteAheadLog {
@@ -74,6 +79,8 @@ public final class WriteAheadLog {
     private var segmentSize: Int
     private var nextIndex: UInt64
     private var unsynced = false
+    /// Set by a write or sync error: the file's state is unknown, so nothing more is written.
+    private var failed: StorageError?
 
     /// Opens (creating if needed) the log in `directory`, recovering what is there.
     /// - Returns: the log, ready to append after the last whole record, and what was recovered.
@@ -86,6 +93,10 @@ public final class WriteAheadLog {
         var lastSize = 0
         for (position, name) in segments.enumerated() {
             let path = directory + "/" + name
+            // Segments are named by their first record's index: a gap means a lost segment.
+            guard name == Self.segmentName(UInt64(records.count)) else {
+                throw .corrupt(file: path, offset: 0, reason: "expected segment \(Self.segmentName(UInt64(records.count))) here: a segment is missing")
+            }
             let bytes = try Self.readFile(path)
             let isLast = position == segments.count - 1
             let (found, end) = try Self.parse(bytes, file: path, isLast: isLast, options: options)
@@ -93,7 +104,7 @@ public final class WriteAheadLog {
             if isLast {
                 if end < bytes.count {
                     truncated = bytes.count - end
-                    if truncate(path, off_t(end)) != 0 { throw .io(path: path, operation: "truncate", errno: errno) }
+                    try Self.truncateDurably(path, to: end)
                 }
                 lastSize = end
             }
@@ -106,11 +117,25 @@ public final class WriteAheadLog {
         let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
         // The directory entry of a new segment must be durable too.
-        try Self.syncDirectory(directory)
+        do {
+            try Self.syncDirectory(directory)
+        } catch {
+            close(descriptor)
+            throw error
+        }
         let log = WriteAheadLog(
             directory: directory, options: options, descriptor: descriptor, segmentPath: path, segmentSize: lastSize,
             nextIndex: UInt64(records.count))
         return (log, Recovery(records: records, truncatedBytes: truncated, segments: segments.count))
+    }
+
+    /// Cuts a torn tail and makes the cut durable before anything is appended after it.
+    static func truncateDurably(_ path: String, to size: Int) throws(StorageError) {
+        let descriptor = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
+        defer { close(descriptor) }
+        if ftruncate(descriptor, off_t(size)) != 0 { throw .io(path: path, operation: "truncate", errno: errno) }
+        if fsync(descriptor) != 0 { throw .io(path: path, operation: "fsync", errno: errno) }
     }
 
     private init(directory: String, options: Options, descriptor: Int32, segmentPath: String, segmentSize: Int, nextIndex: UInt64) {
@@ -122,76 +147,94 @@ public final class WriteAheadLog {
         self.nextIndex = nextIndex
     }
 
-    deinit { close(self.descriptor) }
+    deinit { if self.descriptor >= 0 { close(self.descriptor) } }
 
     /// Appends records (not yet durable: call `sync`).
     public func append(_ records: [[UInt8]]) throws(StorageError) {
+        if let failed { throw failed }
         for record in records {
             guard record.count <= self.options.maximumRecordBytes else {
                 throw .recordTooLarge(bytes: record.count, limit: self.options.maximumRecordBytes)
             }
         }
         var buffer: [UInt8] = []
+        var framed: UInt64 = 0
         for record in records {
             if self.segmentSize + buffer.count >= self.options.segmentBytes {
-                try self.write(buffer)
+                try self.write(buffer, records: framed)
                 buffer.removeAll(keepingCapacity: true)
+                framed = 0
                 try self.startSegment()
             }
             Self.frame(record, into: &buffer)
-            self.nextIndex += 1
+            framed += 1
         }
-        try self.write(buffer)
+        try self.write(buffer, records: framed)
     }
 
     /// Makes every appended record durable.
     public func sync() throws(StorageError) {
+        if let failed { throw failed }
         guard self.unsynced else { return }
-        if fdatasync(self.descriptor) != 0 { throw .io(path: self.segmentPath, operation: "fdatasync", errno: errno) }
+        if fdatasync(self.descriptor) != 0 {
+            // After a failed fdatasync the kernel may have dropped the dirty pages: a retry
+            // could succeed without them. Refuse further use; recovery decides what survived.
+            self.failed = .io(path: self.segmentPath, operation: "fdatasync", errno: errno)
+            throw self.failed!
+        }
         self.unsynced = false
+    }
+
+    /// Bytes of framing before each payload.
+    static let headerBytes = 12
+
+    /// LevelDB's CRC mask: the checksum of data that holds checksums, and of zeros, is no
+    /// longer trivially valid.
+    static func masked(_ crc: UInt32) -> UInt32 { ((crc >> 15) | (crc << 17)) &+ 0xA282_EAD8 }
+
+    static func appendWord(_ value: UInt32, to buffer: inout [UInt8]) {
+        for shift in stride(from: 0, to: 32, by: 8) { buffer.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
     }
 
     /// Appends the framing of one record to `buffer`.
     static func frame(_ record: [UInt8], into buffer: inout [UInt8]) {
-        let length = UInt32(record.count)
-        let crc = CRC32C.checksum(record)
-        for shift in stride(from: 0, to: 32, by: 8) { buffer.append(UInt8(truncatingIfNeeded: length >> UInt32(shift))) }
-        for shift in stride(from: 0, to: 32, by: 8) { buffer.append(UInt8(truncatingIfNeeded: crc >> UInt32(shift))) }
+        let start = buffer.count
+        Self.appendWord(UInt32(record.count), to: &buffer)
+        Self.appendWord(Self.masked(CRC32C.checksum(buffer[start..<(start + 4)])), to: &buffer)
+        Self.appendWord(Self.masked(CRC32C.checksum(record)), to: &buffer)
         buffer.append(contentsOf: record)
     }
 
     /// Parses a segment's records; returns them and the offset after the last whole one.
-    ///
-    /// In the last segment, a record that runs past the end of the file, or that ends exactly
-    /// at the end and fails its checksum, is the torn final write of a crash: parsing stops
-    /// before it. Anything else that fails is corruption.
+    /// `isLast`: torn tails are allowed (see the type's documentation); elsewhere every
+    /// failure is corruption.
     static func parse(_ bytes: [UInt8], file: String, isLast: Bool, options: Options) throws(StorageError) -> ([[UInt8]], Int) {
         var records: [[UInt8]] = []
         var offset = 0
         func word(_ at: Int) -> UInt32 {
             UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
         }
+        func torn(_ reason: String) throws(StorageError) -> ([[UInt8]], Int) {
+            guard isLast else { throw .corrupt(file: file, offset: offset, reason: reason) }
+            return (records, offset)
+        }
         while offset < bytes.count {
-            guard bytes.count - offset >= 8 else {
-                if isLast { return (records, offset) }
-                throw .corrupt(file: file, offset: offset, reason: "a record header cut short")
+            guard bytes.count - offset >= Self.headerBytes else { return try torn("a record header cut short") }
+            guard Self.masked(CRC32C.checksum(bytes[offset..<(offset + 4)])) == word(offset + 4) else {
+                // A damaged header: torn only if nothing but zeros follows it.
+                if isLast && bytes[offset...].allSatisfy({ $0 == 0 }) { return (records, offset) }
+                throw .corrupt(file: file, offset: offset, reason: "record header checksum mismatch")
             }
             let length = Int(word(offset))
-            let crc = word(offset + 4)
-            let end = offset + 8 + length
-            guard end <= bytes.count else {
-                if isLast { return (records, offset) }
-                throw .corrupt(file: file, offset: offset, reason: "a record of \(length) bytes runs past the end of the segment")
-            }
-            let tornAtEnd = isLast && end == bytes.count
             guard length <= options.maximumRecordBytes else {
-                if tornAtEnd { return (records, offset) }
                 throw .corrupt(file: file, offset: offset, reason: "record length \(length) exceeds the limit of \(options.maximumRecordBytes)")
             }
-            let payload = Array(bytes[(offset + 8)..<end])
-            guard CRC32C.checksum(payload) == crc else {
-                if tornAtEnd { return (records, offset) }
-                throw .corrupt(file: file, offset: offset, reason: "checksum mismatch")
+            let end = offset + Self.headerBytes + length
+            guard end <= bytes.count else { return try torn("a record of \(length) bytes runs past the end of the segment") }
+            let payload = Array(bytes[(offset + Self.headerBytes)..<end])
+            guard Self.masked(CRC32C.checksum(payload)) == word(offset + 8) else {
+                if isLast && end == bytes.count { return (records, offset) }
+                throw .corrupt(file: file, offset: offset, reason: "record checksum mismatch")
             }
             records.append(payload)
             offset = end
@@ -212,7 +255,9 @@ public final class WriteAheadLog {
             let name = withUnsafePointer(to: entry.pointee.d_name) {
                 $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
             }
-            if name.hasSuffix(".wal") && name.count == 20 && UInt64(name.prefix(16)) != nil { names.append(name) }
+            if name.hasSuffix(".wal") && name.count == 20 && name.prefix(16).allSatisfy({ $0.isASCII && $0.isNumber }) {
+                names.append(name)
+            }
         }
         return names.sorted()
     }
@@ -225,6 +270,7 @@ public final class WriteAheadLog {
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
             if count < 0 { throw .io(path: path, operation: "read", errno: errno) }
             if count == 0 { return bytes }
             bytes.append(contentsOf: chunk[0..<count])
@@ -238,17 +284,22 @@ public final class WriteAheadLog {
         if fsync(descriptor) != 0 { throw .io(path: directory, operation: "fsync", errno: errno) }
     }
 
-    private func write(_ buffer: [UInt8]) throws(StorageError) {
+    private func write(_ buffer: [UInt8], records: UInt64) throws(StorageError) {
         var written = 0
         while written < buffer.count {
             let count = buffer.withUnsafeBytes { Glibc.write(self.descriptor, $0.baseAddress! + written, buffer.count - written) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .io(path: self.segmentPath, operation: "write", errno: errno)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 {
+                // Cut the partial write back off, then refuse further use.
+                let code = count < 0 ? errno : EIO
+                _ = ftruncate(self.descriptor, off_t(self.segmentSize))
+                self.failed = .io(path: self.segmentPath, operation: "write", errno: code)
+                throw self.failed!
             }
             written += count
         }
         self.segmentSize += buffer.count
+        self.nextIndex += records
         if !buffer.isEmpty { self.unsynced = true }
     }
 
@@ -256,9 +307,13 @@ public final class WriteAheadLog {
     private func startSegment() throws(StorageError) {
         try self.sync()
         close(self.descriptor)
+        self.descriptor = -1
         self.segmentPath = self.directory + "/" + Self.segmentName(self.nextIndex)
         self.descriptor = Glibc.open(self.segmentPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard self.descriptor >= 0 else { throw .io(path: self.segmentPath, operation: "open", errno: errno) }
+        guard self.descriptor >= 0 else {
+            self.failed = .io(path: self.segmentPath, operation: "open", errno: errno)
+            throw self.failed!
+        }
         try Self.syncDirectory(self.directory)
         self.segmentSize = 0
     }

@@ -361,4 +361,24 @@ struct RaftPaperTests {
         cluster.replicas[2].read(ReadRequest(id: 1))
         #expect(cluster.drain(3).rejected.first?.reason == .notLeader(hint: TestCluster.node(1)))
     }
+
+    @Test("forged append responses naming indexes beyond the leader's log are dropped, never trapped on",
+          arguments: [UInt64.max, 1_000])
+    func forgedResponsesDropped(index: UInt64) {
+        var cluster = TestCluster(size: 3)
+        cluster.elect(1)
+        let term = cluster.replicas[0].term
+        let commit = cluster.replicas[0].commitIndex
+        for forged in [
+            AppendResponse(term: term, success: true, matchIndex: LogIndex(index), rejectedIndex: .zero, hintIndex: .zero, readContext: 0),
+            AppendResponse(term: term, success: false, matchIndex: .zero, rejectedIndex: LogIndex(index), hintIndex: LogIndex(index), readContext: 0),
+            AppendResponse(term: term, success: true, matchIndex: .zero, rejectedIndex: .zero, hintIndex: .zero, readContext: index),
+        ] {
+            cluster.replicas[0].receive(.appendResponse(forged), from: TestCluster.node(2))
+            cluster.replicas[0].receive(.appendResponse(forged), from: TestCluster.node(3))
+            cluster.drain(1)
+        }
+        #expect(cluster.replicas[0].commitIndex == commit)
+        #expect(cluster.replicas[0].role == .leader)
+    }
 }

@@ -75,7 +75,7 @@ struct WriteAheadLogTests {
         }
         let name = directory.segments()[0]
         let full = directory.bytes(name)
-        let lastStart = full.count - (8 + 30)
+        let lastStart = full.count - (12 + 30)
         for cut in lastStart..<full.count {
             directory.write(name, Array(full[0..<cut]))
             let (_, recovery) = try WriteAheadLog.open(directory: directory.path)
@@ -102,11 +102,62 @@ struct WriteAheadLogTests {
         }
         let name = directory.segments()[0]
         var bytes = directory.bytes(name)
-        bytes[38 + 8 + 3] ^= 0x01  // inside the second record's payload
+        bytes[42 + 12 + 3] ^= 0x01  // inside the second record's payload
         directory.write(name, bytes)
-        #expect(throws: StorageError.corrupt(file: directory.path + "/" + name, offset: 38, reason: "checksum mismatch")) {
+        #expect(throws: StorageError.corrupt(file: directory.path + "/" + name, offset: 42, reason: "record checksum mismatch")) {
             _ = try WriteAheadLog.open(directory: directory.path)
         }
+    }
+
+    @Test("a flipped bit in a length is corruption, never a torn tail that swallows the records after it")
+    func damagedLengthRefused() throws {
+        let directory = ScratchDirectory()
+        defer { directory.remove() }
+        do {
+            let (log, _) = try WriteAheadLog.open(directory: directory.path)
+            try log.append((0..<5).map { record($0, size: 30) })
+            try log.sync()
+        }
+        let name = directory.segments()[0]
+        var bytes = directory.bytes(name)
+        bytes[42 + 3] ^= 0x01  // the second record's length grows by 16 MiB
+        directory.write(name, bytes)
+        #expect(throws: StorageError.corrupt(file: directory.path + "/" + name, offset: 42, reason: "record header checksum mismatch")) {
+            _ = try WriteAheadLog.open(directory: directory.path)
+        }
+    }
+
+    @Test("a zero-filled tail (space allocated, data never written) is torn, not records")
+    func zeroTailIsTorn() throws {
+        let directory = ScratchDirectory()
+        defer { directory.remove() }
+        do {
+            let (log, _) = try WriteAheadLog.open(directory: directory.path)
+            try log.append([record(1), [], record(2)])
+            try log.sync()
+        }
+        let name = directory.segments()[0]
+        directory.write(name, directory.bytes(name) + [UInt8](repeating: 0, count: 100))
+        let (_, recovery) = try WriteAheadLog.open(directory: directory.path)
+        #expect(recovery.records == [record(1), [], record(2)])
+        #expect(recovery.truncatedBytes == 100)
+    }
+
+    @Test("a missing segment is corruption")
+    func missingSegmentRefused() throws {
+        let directory = ScratchDirectory()
+        defer { directory.remove() }
+        var options = WriteAheadLog.Options()
+        options.segmentBytes = 4096
+        do {
+            let (log, _) = try WriteAheadLog.open(directory: directory.path, options: options)
+            try log.append((0..<200).map { record($0, size: 100) })
+            try log.sync()
+        }
+        let segments = directory.segments()
+        #expect(segments.count >= 3)
+        try FileManager.default.removeItem(atPath: directory.path + "/" + segments[1])
+        #expect(throws: StorageError.self) { _ = try WriteAheadLog.open(directory: directory.path, options: options) }
     }
 
     @Test("damage in a sealed segment is corruption even at its end")
