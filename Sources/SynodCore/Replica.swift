@@ -22,6 +22,12 @@ public protocol Replica: Sendable {
     /// What replicas agree on about the order of committed commands (default: `.total`).
     static var executionOrder: ExecutionOrder { get }
 
+    /// Why `recovered` cannot be restored (records that contradict each other: damage that
+    /// passed the storage checksums, or a bug), or `nil` when it can. A driver calls this before
+    /// `init(config:restoring:randomSeed:)`, which may trap on such records, and refuses to
+    /// start with the reason instead.
+    static func problem(restoring recovered: Recovered<Record>) -> String?
+
     /// Creates a replica, restoring its durable state from `restoring`.
     ///
     /// - Parameters:
@@ -45,6 +51,9 @@ public protocol Replica: Sendable {
 extension Replica {
     /// Total order, the common case (Raft, Multi-Paxos, PBFT).
     public static var executionOrder: ExecutionOrder { .total }
+
+    /// By default every sequence of records can be restored.
+    public static func problem(restoring recovered: Recovered<Record>) -> String? { nil }
 }
 
 /// What replicas agree on about the order in which they execute committed commands; the

@@ -59,6 +59,29 @@ public struct RaftReplica: Replica {
     var dirtyFromIndex: LogIndex?
     var output = Ready<RaftMessage, RaftRecord>()
 
+    /// Raft's records restore when every `entries` record starts inside the log or right
+    /// after it, and no entry is newer than the term recorded before it.
+    public static func problem(restoring recovered: Recovered<RaftRecord>) -> String? {
+        var last: UInt64 = 0
+        var term = Term.zero
+        for (position, record) in recovered.records.enumerated() {
+            switch record {
+            case .hardState(let recordedTerm, _):
+                guard recordedTerm >= term else { return "record \(position): term \(recordedTerm) goes back from \(term)" }
+                term = recordedTerm
+            case .entries(let first, let entries):
+                guard first.rawValue >= 1 && first.rawValue <= last + 1 else {
+                    return "record \(position): entries at \(first) leave a gap after i\(last)"
+                }
+                if let newest = entries.map(\.term).max(), newest > term {
+                    return "record \(position): an entry of \(newest) before any record of that term"
+                }
+                last = first.rawValue - 1 + UInt64(entries.count)
+            }
+        }
+        return nil
+    }
+
     public init(config: ReplicaConfig<RaftOptions>, restoring: Recovered<RaftRecord>, randomSeed: UInt64) {
         precondition((try? config.validate()) != nil, "invalid Raft configuration")
         self.id = config.id

@@ -302,6 +302,11 @@ public final class Simulation<R: Replica> {
     func restart(_ position: Int) {
         guard self.nodes[position].replica == nil else { return }
         let recovered = Recovered(records: self.nodes[position].disk)
+        if let problem = R.problem(restoring: recovered) {
+            self.violations.append(InvariantViolation(
+                invariant: "recoverable-records", node: self.members[position], detail: problem))
+            return
+        }
         let replica = self.makeReplica(position: position, recovered: recovered)
         var node = self.nodes[position]
         node.replica = replica

@@ -46,6 +46,18 @@ struct DurableRaftTests {
         #expect(restored.votedFor == replica.votedFor)
         #expect(restored.log.entries == replica.log.entries)
         #expect(restored.log.lastIndex.rawValue >= 49)
+        #expect(RaftReplica.problem(restoring: recovered) == nil)
+    }
+
+    @Test("records that contradict each other are refused before a restore, with the reason")
+    func contradictoryRecords() {
+        let entry = RaftEntry(term: Term(2), command: nil)
+        let gap = Recovered<RaftRecord>(records: [.hardState(term: Term(2), votedFor: nil), .entries(first: LogIndex(3), [entry])])
+        #expect(RaftReplica.problem(restoring: gap)?.contains("leave a gap") == true)
+        let early = Recovered<RaftRecord>(records: [.hardState(term: Term(1), votedFor: nil), .entries(first: LogIndex(1), [entry])])
+        #expect(RaftReplica.problem(restoring: early)?.contains("before any record of that term") == true)
+        let backwards = Recovered<RaftRecord>(records: [.hardState(term: Term(3), votedFor: nil), .hardState(term: Term(2), votedFor: nil)])
+        #expect(RaftReplica.problem(restoring: backwards)?.contains("goes back") == true)
     }
 
     @Test("Raft records and messages survive the wire encoding")
