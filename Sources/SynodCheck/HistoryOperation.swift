@@ -22,6 +22,7 @@ public struct HistoryOperation: Sendable, Equatable {
 
     /// The client that issued the operation.
     public var client: Int
+    /// The operation.
     public var kind: Kind
     /// The key; keys are checked independently.
     public var key: String
@@ -29,6 +30,7 @@ public struct HistoryOperation: Sendable, Equatable {
     public var value: String?
     /// cas: the value compared against; `nil` means "the key is absent".
     public var expected: String?
+    /// What the client saw.
     public var output: Output
     /// Invocation time, nanoseconds.
     public var call: UInt64

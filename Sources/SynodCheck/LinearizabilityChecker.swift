@@ -21,6 +21,7 @@ public struct LinearizabilityChecker: Sendable {
         public init() {}
     }
 
+    /// The bounds in force.
     public var options: Options
 
     /// Creates a checker.
@@ -72,6 +73,7 @@ public struct CheckResult: Sendable {
         case unknown
     }
 
+    /// The answer.
     public var verdict: Verdict
     /// Distinct keys in the history.
     public var keys: Int

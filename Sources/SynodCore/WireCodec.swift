@@ -42,10 +42,13 @@ extension WireCodable {
 
 /// Builds a canonical encoding.
 public struct WireWriter: Sendable {
+    /// The encoding so far.
     public private(set) var bytes: [UInt8] = []
 
+    /// An empty writer.
     public init() {}
 
+    /// One raw byte (tags, small enums).
     public mutating func byte(_ value: UInt8) { self.bytes.append(value) }
 
     /// An unsigned LEB128 varint.
@@ -67,19 +70,26 @@ public struct WireWriter: Sendable {
         self.bytes.append(contentsOf: value)
     }
 
+    /// A boolean as one byte, 0 or 1.
     public mutating func bool(_ value: Bool) { self.byte(value ? 1 : 0) }
 }
 
 /// Reads a canonical encoding; every read is bounds-checked.
 public struct WireReader: Sendable {
+    /// The input.
     public let bytes: [UInt8]
+    /// The next byte to read.
     public private(set) var index = 0
 
+    /// A reader at the start of `bytes`.
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
 
+    /// True when every byte was read.
     public var isAtEnd: Bool { self.index == self.bytes.count }
+    /// Bytes left to read.
     public var remaining: Int { self.bytes.count - self.index }
 
+    /// One raw byte.
     public mutating func byte() throws(WireError) -> UInt8 {
         guard self.index < self.bytes.count else { throw .malformed("truncated at byte \(self.index)") }
         defer { self.index += 1 }
@@ -103,6 +113,7 @@ public struct WireReader: Sendable {
         }
     }
 
+    /// A zig-zag signed varint.
     public mutating func signed() throws(WireError) -> Int64 {
         let raw = try self.varint()
         return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
@@ -117,6 +128,7 @@ public struct WireReader: Sendable {
         return Array(self.bytes[self.index..<(self.index + Int(count))])
     }
 
+    /// A boolean; any byte but 0 or 1 is refused.
     public mutating func bool() throws(WireError) -> Bool {
         switch try self.byte() {
         case 0: return false

@@ -3,7 +3,9 @@ public typealias Bytes = [UInt8]
 
 /// One stored key with its etcd-style metadata.
 public struct KeyValue: Sendable, Equatable {
+    /// The key.
     public var key: Bytes
+    /// Its value.
     public var value: Bytes
     /// The store revision at which the key was created (since its last deletion).
     public var createRevision: Int64
@@ -12,6 +14,7 @@ public struct KeyValue: Sendable, Equatable {
     /// Modifications since creation: 1 after the create; reset by a delete.
     public var version: Int64
 
+    /// Creates an entry.
     public init(key: Bytes, value: Bytes, createRevision: Int64, modRevision: Int64, version: Int64) {
         self.key = key
         self.value = value
@@ -24,9 +27,12 @@ public struct KeyValue: Sendable, Equatable {
 /// A key range: one key when `end` is empty; every key ≥ `key` when `end` is `[0]`; otherwise
 /// the half-open range [key, end). `prefix(_:)` builds the range of a prefix.
 public struct KeyRange: Sendable, Equatable {
+    /// The first key.
     public var key: Bytes
+    /// Empty (one key), `[0]` (every key from `key`), or the exclusive end.
     public var end: Bytes
 
+    /// A range from `key` to `end` (see the type's rules for `end`).
     public init(key: Bytes, end: Bytes = []) {
         self.key = key
         self.end = end
@@ -72,14 +78,18 @@ public struct Comparison: Sendable, Equatable {
         case notEqual = 3
     }
 
+    /// The key compared.
     public var key: Bytes
+    /// What is compared.
     public var target: Target
+    /// How.
     public var relation: Relation
     /// For `.value`: the bytes compared against.
     public var value: Bytes
     /// For versions and revisions: the number compared against (an absent key has 0).
     public var number: Int64
 
+    /// Creates a comparison.
     public init(key: Bytes, target: Target, relation: Relation, value: Bytes = [], number: Int64 = 0) {
         self.key = key
         self.target = target

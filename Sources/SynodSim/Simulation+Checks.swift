@@ -71,22 +71,36 @@ extension Simulation {
 
 /// Counters of one run.
 public struct SimulationStatistics: Sendable, Equatable {
+    /// Events handled.
     public var events = 0
+    /// Virtual time at the end of the run.
     public var virtualNanoseconds: UInt64 = 0
+    /// Messages handed to the network (replica to replica).
     public var messagesSent = 0
+    /// Messages lost, or cut by a partition.
     public var messagesDropped = 0
+    /// Durable records written.
     public var recordsWritten = 0
+    /// Disk syncs (group commits).
     public var syncs = 0
+    /// Replica crashes.
     public var crashes = 0
+    /// Replica restarts.
     public var restarts = 0
+    /// Records torn by a crash (discarded at recovery).
     public var tornRecords = 0
+    /// Network partitions injected.
     public var partitions = 0
+    /// Client operations that completed.
     public var completedOperations = 0
+    /// Client operations given up on (outcome unknown).
     public var unknownOperations = 0
+    /// Writes acknowledged to their client.
     public var acknowledgedWrites = 0
     /// Commands committed again (client retries across leader changes) and suppressed by the
     /// exactly-once session table, summed over replicas.
     public var duplicateCommits = 0
+    /// All zero.
     public init() {}
 }
 
@@ -98,6 +112,7 @@ public struct SimulationReport: Sendable {
     public var fingerprint: UInt64
     /// Invariants broken (the run stops at the first step that breaks any).
     public var violations: [InvariantViolation]
+    /// Counters of the run.
     public var statistics: SimulationStatistics
     /// Every client operation, in invocation order.
     public var history: [HistoryOperation]

@@ -53,6 +53,7 @@ public final class WriteAheadLog {
         /// Largest record accepted (and believed when reading a length).
         public var maximumRecordBytes = 16 << 20
 
+        /// The defaults.
         public init() {}
 
         func validate() throws(StorageError) {
@@ -72,7 +73,9 @@ public final class WriteAheadLog {
         public var segments: Int
     }
 
+    /// The folder holding the segments.
     public let directory: String
+    /// The tuning it was opened with.
     public let options: Options
     private var descriptor: Int32
     private var segmentPath: String
