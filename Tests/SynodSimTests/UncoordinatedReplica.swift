@@ -54,28 +54,19 @@ struct UncoordinatedCore: Sendable {
     }
 }
 
-/// `UncoordinatedCore` declaring a total order: the per-position check applies.
-struct UncoordinatedTotalReplica: Replica {
-    typealias Session = LeaderFollowingSession
-    typealias Monitor = SilentMonitor<Self>
-    static let protocolName = "uncoordinated-total"
-    var core: UncoordinatedCore
-    init(config: ReplicaConfig<UncoordinatedCore.Options>, restoring: Recovered<Command>, randomSeed: UInt64) {
-        self.core = UncoordinatedCore(config: config)
-    }
-    mutating func tick() {}
-    mutating func receive(_ message: UncoordinatedCore.Message, from sender: NodeID) { self.core.execute(message.command) }
-    mutating func propose(_ command: Command) { self.core.propose(command) }
-    mutating func read(_ request: ReadRequest) { self.core.read(request) }
-    mutating func ready() -> Ready<UncoordinatedCore.Message, Command> { self.core.ready() }
-}
+/// Which `ExecutionOrder` an `UncoordinatedReplica` declares.
+protocol DeclaredOrder: Sendable { static var order: ExecutionOrder { get } }
+/// A total order: the per-position check applies.
+enum TotalOrder: DeclaredOrder { static var order: ExecutionOrder { .total } }
+/// EPaxos-like conflict order: only the per-key check applies.
+enum ConflictOrder: DeclaredOrder { static var order: ExecutionOrder { .conflicting } }
 
-/// `UncoordinatedCore` declaring EPaxos-like conflict order: only the per-key check applies.
-struct UncoordinatedConflictReplica: Replica {
+/// `UncoordinatedCore` as a `Replica` declaring `Order`.
+struct UncoordinatedReplica<Order: DeclaredOrder>: Replica {
     typealias Session = LeaderFollowingSession
     typealias Monitor = SilentMonitor<Self>
-    static let protocolName = "uncoordinated-conflict"
-    static var executionOrder: ExecutionOrder { .conflicting }
+    static var protocolName: String { "uncoordinated" }
+    static var executionOrder: ExecutionOrder { Order.order }
     var core: UncoordinatedCore
     init(config: ReplicaConfig<UncoordinatedCore.Options>, restoring: Recovered<Command>, randomSeed: UInt64) {
         self.core = UncoordinatedCore(config: config)
@@ -108,14 +99,14 @@ struct GenericCheckTests {
 
     @Test("a total-order protocol whose replicas disagree on a position is caught")
     func positionDisagreementCaught() throws {
-        let reports = try SimulationSweep<UncoordinatedTotalReplica>(options: Self.options()).run(seeds: 1...5)
+        let reports = try SimulationSweep<UncoordinatedReplica<TotalOrder>>(options: Self.options()).run(seeds: 1...5)
         let violations = reports.flatMap(\.violations)
         #expect(violations.contains { $0.invariant == "state-machine-safety" && $0.detail.contains("at position") })
     }
 
     @Test("a conflict-order protocol whose replicas order one key's commands differently is caught")
     func perKeyDisagreementCaught() throws {
-        let reports = try SimulationSweep<UncoordinatedConflictReplica>(options: Self.options()).run(seeds: 1...5)
+        let reports = try SimulationSweep<UncoordinatedReplica<ConflictOrder>>(options: Self.options()).run(seeds: 1...5)
         let violations = reports.flatMap(\.violations)
         #expect(violations.contains { $0.invariant == "state-machine-safety" && $0.detail.contains("on key") })
         #expect(!violations.contains { $0.detail.contains("at position") }, "positions are local under .conflicting")
