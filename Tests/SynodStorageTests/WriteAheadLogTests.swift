@@ -13,6 +13,12 @@ struct ScratchDirectory {
         ((try? FileManager.default.contentsOfDirectory(atPath: self.path)) ?? []).filter { $0.hasSuffix(".wal") }.sorted()
     }
     func bytes(_ name: String) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: self.path + "/" + name) ?? Data()) }
+    /// Writes `records` to a log here and syncs them, as a node would before crashing.
+    func writeLog(_ records: [[UInt8]], options: WriteAheadLog.Options = WriteAheadLog.Options()) throws {
+        let (log, _) = try WriteAheadLog.open(directory: self.path, options: options)
+        try log.append(records)
+        try log.sync()
+    }
     func write(_ name: String, _ bytes: [UInt8]) { _ = FileManager.default.createFile(atPath: self.path + "/" + name, contents: Data(bytes)) }
 }
 
@@ -68,11 +74,7 @@ struct WriteAheadLogTests {
         let directory = ScratchDirectory()
         defer { directory.remove() }
         let written = (0..<5).map { record($0, size: 30) }
-        do {
-            let (log, _) = try WriteAheadLog.open(directory: directory.path)
-            try log.append(written)
-            try log.sync()
-        }
+        try directory.writeLog(written)
         let name = directory.segments()[0]
         let full = directory.bytes(name)
         let lastStart = full.count - (12 + 30)
@@ -95,11 +97,7 @@ struct WriteAheadLogTests {
     func corruptionRefused() throws {
         let directory = ScratchDirectory()
         defer { directory.remove() }
-        do {
-            let (log, _) = try WriteAheadLog.open(directory: directory.path)
-            try log.append((0..<5).map { record($0, size: 30) })
-            try log.sync()
-        }
+        try directory.writeLog((0..<5).map { record($0, size: 30) })
         let name = directory.segments()[0]
         var bytes = directory.bytes(name)
         bytes[42 + 12 + 3] ^= 0x01  // inside the second record's payload
@@ -113,11 +111,7 @@ struct WriteAheadLogTests {
     func damagedLengthRefused() throws {
         let directory = ScratchDirectory()
         defer { directory.remove() }
-        do {
-            let (log, _) = try WriteAheadLog.open(directory: directory.path)
-            try log.append((0..<5).map { record($0, size: 30) })
-            try log.sync()
-        }
+        try directory.writeLog((0..<5).map { record($0, size: 30) })
         let name = directory.segments()[0]
         var bytes = directory.bytes(name)
         bytes[42 + 3] ^= 0x01  // the second record's length grows by 16 MiB
@@ -131,11 +125,7 @@ struct WriteAheadLogTests {
     func zeroTailIsTorn() throws {
         let directory = ScratchDirectory()
         defer { directory.remove() }
-        do {
-            let (log, _) = try WriteAheadLog.open(directory: directory.path)
-            try log.append([record(1), [], record(2)])
-            try log.sync()
-        }
+        try directory.writeLog([record(1), [], record(2)])
         let name = directory.segments()[0]
         directory.write(name, directory.bytes(name) + [UInt8](repeating: 0, count: 100))
         let (_, recovery) = try WriteAheadLog.open(directory: directory.path)
@@ -149,11 +139,7 @@ struct WriteAheadLogTests {
         defer { directory.remove() }
         var options = WriteAheadLog.Options()
         options.segmentBytes = 4096
-        do {
-            let (log, _) = try WriteAheadLog.open(directory: directory.path, options: options)
-            try log.append((0..<200).map { record($0, size: 100) })
-            try log.sync()
-        }
+        try directory.writeLog((0..<200).map { record($0, size: 100) }, options: options)
         let segments = directory.segments()
         #expect(segments.count >= 3)
         try FileManager.default.removeItem(atPath: directory.path + "/" + segments[1])
@@ -166,11 +152,7 @@ struct WriteAheadLogTests {
         defer { directory.remove() }
         var options = WriteAheadLog.Options()
         options.segmentBytes = 4096
-        do {
-            let (log, _) = try WriteAheadLog.open(directory: directory.path, options: options)
-            try log.append((0..<100).map { record($0, size: 100) })
-            try log.sync()
-        }
+        try directory.writeLog((0..<100).map { record($0, size: 100) }, options: options)
         let first = directory.segments()[0]
         let bytes = directory.bytes(first)
         directory.write(first, Array(bytes.dropLast(3)))
@@ -214,11 +196,7 @@ struct WriteAheadLogTests {
         let directory = ScratchDirectory()
         defer { directory.remove() }
         let written = (0..<40).map { record($0, size: $0 % 5 * 9) }
-        do {
-            let (log, _) = try WriteAheadLog.open(directory: directory.path)
-            try log.append(written)
-            try log.sync()
-        }
+        try directory.writeLog(written)
         let name = directory.segments()[0]
         let original = directory.bytes(name)
         var state = seed
