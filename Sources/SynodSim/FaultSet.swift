@@ -63,7 +63,7 @@ public struct FaultSet: OptionSet, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A bad simulation setting, with a message that names it.
-public struct SimulationError: Error, CustomStringConvertible, Sendable {
+public struct SimulationError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }

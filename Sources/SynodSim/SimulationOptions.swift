@@ -6,7 +6,7 @@ public struct SimulationOptions: Sendable, Equatable {
     public var clients = 5
     /// Client operations in the whole run, shared among the clients.
     public var operations = 200
-    /// Distinct keys the workload touches (few keys, much contention).
+    /// Distinct keys the workload touches (few keys, much contention), at most 256.
     public var keys = 4
     /// Fraction of operations that are reads.
     public var readFraction = 0.3
@@ -68,7 +68,7 @@ public struct SimulationOptions: Sendable, Equatable {
             throw SimulationError("clients must lie in 1...1000, got \(self.clients)")
         }
         guard self.operations >= 0 else { throw SimulationError("operations must not be negative") }
-        guard (1...1_000_000).contains(self.keys) else { throw SimulationError("keys must lie in 1...1000000") }
+        guard (1...256).contains(self.keys) else { throw SimulationError("keys must lie in 1...256, got \(self.keys)") }
         guard (0...1).contains(self.readFraction) else { throw SimulationError("readFraction must lie in 0...1") }
         guard (0...1).contains(self.appendFraction) else { throw SimulationError("appendFraction must lie in 0...1") }
         for (name, value) in [

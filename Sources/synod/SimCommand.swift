@@ -55,6 +55,12 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Workload: register (get, put, append on registers) or kv (get, put, cas, delete on the etcd-semantics store).")
     var workload = "register"
 
+    @Option(help: "Distinct keys the clients touch (1 to 256; fewer keys, more contention).")
+    var keys = 4
+
+    @Option(help: "Fraction of operations that are reads, 0 to 1.")
+    var readFraction = 0.3
+
     @Option(help: "Concurrent clients.")
     var clients = 5
 
@@ -88,6 +94,8 @@ struct SimCommand: ParsableCommand {
         options.nodes = self.nodes
         options.clients = self.clients
         options.operations = self.ops
+        options.keys = self.keys
+        options.readFraction = self.readFraction
         options.faults = try FaultSet(parsing: self.faults)
         options.workload = SimulationWorkload(rawValue: self.workload) ?? .register
         return options
@@ -150,7 +158,7 @@ struct SimCommand: ParsableCommand {
     }
 
     func replayCommand(seed: UInt64) -> String {
-        "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients) --workload \(self.workload)"
+        "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients) --workload \(self.workload) --keys \(self.keys) --read-fraction \(self.readFraction)"
     }
 
     func humanSummary(_ reports: [SimulationReport], seconds: Double) -> String {
@@ -191,6 +199,7 @@ struct SimCommand: ParsableCommand {
                 "virtualMilliseconds": report.statistics.virtualNanoseconds / 1_000_000,
                 "completedOperations": report.statistics.completedOperations,
                 "unknownOperations": report.statistics.unknownOperations,
+                "duplicateCommits": report.statistics.duplicateCommits,
                 "crashes": report.statistics.crashes,
                 "partitions": report.statistics.partitions,
             ]

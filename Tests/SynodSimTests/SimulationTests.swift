@@ -71,6 +71,10 @@ struct SimulationTests {
         #expect(try FaultSet(parsing: "none") == [])
         #expect(try FaultSet(parsing: "loss, crash") == [.loss, .crash])
         #expect(throws: SimulationError.self) { try FaultSet(parsing: "meteor") }
+        // Options out of range are refused with the field named, never trapped on later.
+        var options = SimulationOptions()
+        options.keys = 1_000
+        #expect(throws: SimulationError("keys must lie in 1...256, got 1000")) { try options.validate() }
     }
 }
 
