@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "SynodCheck", targets: ["SynodCheck"]),
         .library(name: "SynodKV", targets: ["SynodKV"]),
         .library(name: "SynodStorage", targets: ["SynodStorage"]),
+        .library(name: "SynodPaxos", targets: ["SynodPaxos"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
@@ -31,6 +32,8 @@ let package = Package(
         .target(name: "SynodCheck", swiftSettings: optimized),
         // The replicated key-value state machine (etcd semantics), canonical snapshots.
         .target(name: "SynodKV", dependencies: ["SynodCore"], swiftSettings: optimized),
+        // Paxos: single-decree Basic Paxos (Multi-Paxos is the next slice).
+        .target(name: "SynodPaxos", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Durable storage: the write-ahead log (segments, CRC-32C, torn-tail recovery).
         .target(name: "SynodStorage", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Deterministic simulator, generic over Replica.
@@ -40,6 +43,7 @@ let package = Package(
                 "SynodCore",
                 "SynodCheck",
                 "SynodKV",
+                "SynodPaxos",
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: optimized
@@ -55,6 +59,7 @@ let package = Package(
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodCore", "SynodKV"]),
+        .testTarget(name: "SynodPaxosTests", dependencies: ["SynodCore", "SynodPaxos", "SynodSim"]),
         .testTarget(name: "SynodStorageTests", dependencies: ["SynodCore", "SynodRaft", "SynodStorage"]),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodSim", "SynodCheck"]),
     ],

@@ -69,6 +69,9 @@ struct SimCommand: ParsableCommand {
         discussion: "With several seeds, the first failing seed's history, or else the last seed's."))
     var history: String?
 
+    @Option(help: "Run a named scenario instead of seeded sweeps: dueling-proposers (single-decree Paxos, FLP made visible).")
+    var scenario: String?
+
     @Flag(help: "Print one JSON object on stdout instead of the human summary.")
     var json = false
 
@@ -81,6 +84,9 @@ struct SimCommand: ParsableCommand {
     func validate() throws {
         guard self.listFaults || Self.protocols.contains(self.protocol) else {
             throw ValidationError("unknown protocol '\(self.protocol)'; known: \(Self.protocols.joined(separator: ", "))")
+        }
+        if let scenario = self.scenario, scenario != "dueling-proposers" {
+            throw ValidationError("unknown scenario '\(scenario)'; known: dueling-proposers")
         }
         do { _ = try FaultSet(parsing: self.faults) } catch { throw ValidationError("\(error)") }
         guard SimulationWorkload(rawValue: self.workload) != nil else {
@@ -104,6 +110,10 @@ struct SimCommand: ParsableCommand {
     func run() throws {
         if self.listFaults {
             for entry in FaultSet.catalogue { print("\(entry.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(entry.summary)") }
+            return
+        }
+        if self.scenario == "dueling-proposers" {
+            try self.runDuelingProposers()
             return
         }
         let options = try self.simulationOptions()
@@ -155,6 +165,33 @@ struct SimCommand: ParsableCommand {
                 if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
             }
         }
+    }
+
+    /// Both halves of the FLP scenario; exits 1 unless the first never decides and the second does.
+    func runDuelingProposers() throws {
+        let bound = 20_000
+        let stuck = PaxosWorld.duelingProposers(backoff: false, stepBound: bound)
+        let resolved = PaxosWorld.duelingProposers(backoff: true, stepBound: bound)
+        let expected = stuck.decided == nil && resolved.decided != nil && stuck.violations.isEmpty && resolved.violations.isEmpty
+        if self.json {
+            let object: [String: Any] = [
+                "scenario": "dueling-proposers",
+                "withoutBackoff": ["decided": stuck.decided != nil, "rounds": stuck.rounds, "steps": stuck.steps],
+                "withBackoff": ["decided": resolved.decided != nil, "rounds": resolved.rounds, "steps": resolved.steps],
+                "asExpected": expected,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("dueling proposers, single-decree Paxos, 3 nodes, adversarial schedule (phase 1 first):")
+            print(stuck.decided == nil
+                ? "  without backoff: no decision after \(stuck.rounds) rounds (\(stuck.steps) steps, stopped at the bound)"
+                : "  without backoff: decided after \(stuck.rounds) rounds (unexpected)")
+            print(resolved.decided != nil
+                ? "  with randomized backoff: decided \"\(String(decoding: resolved.decided!, as: UTF8.self))\" after \(resolved.rounds) rounds (\(resolved.steps) steps)"
+                : "  with randomized backoff: no decision after \(resolved.rounds) rounds (unexpected)")
+        }
+        if !expected { throw ExitCode(1) }
     }
 
     func replayCommand(seed: UInt64) -> String {

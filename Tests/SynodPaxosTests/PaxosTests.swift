@@ -1,0 +1,118 @@
+@_spi(Testing) import SynodPaxos
+import SynodCore
+import SynodSim
+import Testing
+
+@Suite("Single-decree Paxos")
+struct PaxosTests {
+    /// Runs a world where three proposers compete, until every live node decided, or a bound.
+    static func run(
+        size: Int, seed: UInt64, faults: Bool, options: SingleDecreePaxos.Options = .init(), crashPercent: Int = 2,
+        syncPercent: Int = 23, proposers: Int = 3
+    ) -> PaxosWorld {
+        var world = PaxosWorld(size: size, seed: seed, faults: faults, options: options)
+        world.crashPercent = crashPercent
+        world.syncPercent = syncPercent
+        for proposer in 0..<min(proposers, size) { world.propose(at: proposer, Array("v\(proposer)".utf8)) }
+        while world.steps < 200_000 && world.violations.isEmpty {
+            world.step()
+            if world.steps % 1_000 == 0 && world.everyLiveNodeDecided && world.chosen != nil { break }
+        }
+        return world
+    }
+
+    @Test("ballots order by round, then node, and never repeat across a restart")
+    func ballots() {
+        #expect(Ballot(round: 2, node: NodeID(1)) > Ballot(round: 1, node: NodeID(9)))
+        #expect(Ballot(round: 2, node: NodeID(3)) > Ballot(round: 2, node: NodeID(1)))
+        let members = [NodeID(1), NodeID(2), NodeID(3)]
+        var node = SingleDecreePaxos(id: NodeID(1), members: members, randomSeed: 1)
+        node.propose([1])
+        let first = node.ballot
+        let records = node.ready().records
+        var restarted = SingleDecreePaxos(id: NodeID(1), members: members, restoring: records, randomSeed: 2)
+        restarted.propose([1])
+        #expect(restarted.ballot > first)
+    }
+
+    @Test("phase 2 carries the value of the highest accepted ballot, not the most frequent")
+    func highestBallotWins() {
+        let members = (1...5).map { NodeID(UInt16($0)) }
+        var proposer = SingleDecreePaxos(id: NodeID(1), members: members, randomSeed: 1)
+        proposer.propose(Array("mine".utf8))
+        let ballot = proposer.ballot
+        _ = proposer.ready()
+        let old = AcceptedValue(ballot: Ballot(round: 0, node: NodeID(4)), value: Array("old".utf8))
+        let newer = AcceptedValue(ballot: Ballot(round: 0, node: NodeID(5)), value: Array("newer".utf8))
+        proposer.receive(.promise(ballot, accepted: old), from: NodeID(2))
+        proposer.receive(.promise(ballot, accepted: old), from: NodeID(3))
+        proposer.receive(.promise(ballot, accepted: newer), from: NodeID(4))
+        let accepts = proposer.ready().messages.compactMap { envelope -> [UInt8]? in
+            if case .accept(_, let value) = envelope.message { return value }
+            return nil
+        }
+        #expect(accepts.first == Array("newer".utf8))
+    }
+
+    @Test("stale replies never count toward a newer ballot's quorum")
+    func staleRepliesIgnored() {
+        let members = (1...3).map { NodeID(UInt16($0)) }
+        var proposer = SingleDecreePaxos(id: NodeID(1), members: members, randomSeed: 1)
+        proposer.propose([7])
+        let old = proposer.ballot
+        proposer.receive(.nack(old, promised: Ballot(round: 5, node: NodeID(2))), from: NodeID(2))
+        for _ in 0..<10_000 where proposer.ballot == old { proposer.tick() }
+        #expect(proposer.ballot > Ballot(round: 5, node: NodeID(2)))
+        _ = proposer.ready()
+        proposer.receive(.promise(old, accepted: nil), from: NodeID(2))
+        proposer.receive(.promise(old, accepted: nil), from: NodeID(3))
+        #expect(!proposer.ready().messages.contains { if case .accept = $0.message { true } else { false } })
+    }
+
+    @Test("agreement, validity and Lemma 1 hold under loss, duplication, reordering and crashes; a value is decided",
+          arguments: [3, 5])
+    func sweep(size: Int) {
+        for seed in 1...60 as ClosedRange<UInt64> {
+            let world = Self.run(size: size, seed: seed, faults: true)
+            #expect(world.violations.isEmpty, "seed \(seed): \(world.violations.first ?? "")")
+            #expect(world.chosen != nil, "seed \(seed): nothing chosen in \(world.steps) steps")
+        }
+    }
+
+    /// Cluster size per variant: choosing the most frequent value only shows with five
+    /// acceptors (two stale votes outnumber one newer); a lost acceptance shows best with three.
+    static let mutationSizes: [PaxosMutation: Int] = [.acceptBelowPromise: 5, .mostFrequentValue: 5, .replyBeforeDurable: 3]
+
+    @Test("each unsafe variant is caught within 300 seeds, and correct Paxos passes that seed", arguments: PaxosMutation.allCases)
+    func mutationsCaught(mutation: PaxosMutation) {
+        var options = SingleDecreePaxos.Options()
+        options.mutation = mutation
+        let size = Self.mutationSizes[mutation]!
+        var caught: (UInt64, String)?
+        // Harsher than the sweep: more crashes, rarer syncs (a wider window for lost writes).
+        for seed in 1...300 as ClosedRange<UInt64> {
+            let world = Self.run(
+                size: size, seed: seed, faults: true, options: options, crashPercent: 5, syncPercent: 5, proposers: size)
+            if let first = world.violations.first {
+                caught = (seed, first)
+                break
+            }
+        }
+        #expect(caught != nil, "\(mutation) survived 300 seeds")
+        if let caught {
+            print("\(mutation): caught at seed \(caught.0): \(caught.1)")
+            let control = Self.run(size: size, seed: caught.0, faults: true, crashPercent: 5, syncPercent: 5, proposers: size)
+            #expect(control.violations.isEmpty, "correct Paxos failed seed \(caught.0): \(control.violations.first ?? "")")
+        }
+    }
+
+    @Test("FLP made visible: dueling proposers without backoff decide nothing; with backoff they decide")
+    func duelingProposers() {
+        let stuck = PaxosWorld.duelingProposers(backoff: false)
+        #expect(stuck.decided == nil && stuck.violations.isEmpty)
+        #expect(stuck.rounds > 100, "only \(stuck.rounds) rounds")
+        print("dueling proposers without backoff: no decision after \(stuck.rounds) rounds")
+        let resolved = PaxosWorld.duelingProposers(backoff: true)
+        #expect(resolved.decided != nil && resolved.violations.isEmpty)
+    }
+}
