@@ -196,12 +196,15 @@ public struct SingleDecreePaxos: Sendable {
 
     mutating func onPrepare(_ ballot: Ballot, from sender: NodeID) {
         self.maxRound = max(self.maxRound, ballot.round)
-        guard ballot > self.promised else {
+        guard ballot >= self.promised else {
             self.send(.nack(ballot, promised: self.promised), to: sender, afterSync: false)
             return
         }
-        self.promised = ballot
-        self.output.records.append(.promised(ballot))
+        // A repeated prepare (a duplicate, a retry) gets the same promise again.
+        if ballot > self.promised {
+            self.promised = ballot
+            self.output.records.append(.promised(ballot))
+        }
         self.send(.promise(ballot, accepted: self.accepted), to: sender, afterSync: self.options.mutation != .replyBeforeDurable)
     }
 

@@ -54,6 +54,23 @@ struct PaxosTests {
         #expect(accepts.first == Array("newer".utf8))
     }
 
+    @Test("an acceptor makes a promise durable before replying, repeats it for a repeated prepare, refuses lower ballots")
+    func acceptorPromises() {
+        let members = (1...3).map { NodeID(UInt16($0)) }
+        var acceptor = SingleDecreePaxos(id: NodeID(2), members: members, randomSeed: 1)
+        let ballot = Ballot(round: 3, node: NodeID(1))
+        acceptor.receive(.prepare(ballot), from: NodeID(1))
+        let first = acceptor.ready()
+        #expect(first.records == [.promised(ballot)])
+        #expect(first.messages.map(\.message) == [.promise(ballot, accepted: nil)] && first.messages.allSatisfy(\.afterSync))
+        acceptor.receive(.prepare(ballot), from: NodeID(1))
+        #expect(acceptor.ready().messages.map(\.message) == [.promise(ballot, accepted: nil)])
+        acceptor.receive(.prepare(Ballot(round: 2, node: NodeID(3))), from: NodeID(3))
+        #expect(acceptor.ready().messages.map(\.message) == [.nack(Ballot(round: 2, node: NodeID(3)), promised: ballot)])
+        acceptor.receive(.accept(Ballot(round: 2, node: NodeID(3)), value: [9]), from: NodeID(3))
+        #expect(acceptor.accepted == nil)
+    }
+
     @Test("stale replies never count toward a newer ballot's quorum")
     func staleRepliesIgnored() {
         let members = (1...3).map { NodeID(UInt16($0)) }
