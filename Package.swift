@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "SynodCheck", swiftSettings: optimized),
         // The replicated key-value state machine (etcd semantics), canonical snapshots.
         .target(name: "SynodKV", dependencies: ["SynodCore"], swiftSettings: optimized),
-        // Paxos: single-decree Basic Paxos (Multi-Paxos is the next slice).
+        // Paxos: single-decree Basic Paxos, Multi-Paxos, and a log of independent Basic Paxos decrees.
         .target(name: "SynodPaxos", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Durable storage: the write-ahead log (segments, CRC-32C, torn-tail recovery).
         .target(name: "SynodStorage", dependencies: ["SynodCore"], swiftSettings: optimized),
@@ -51,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "synod",
             dependencies: [
-                "SynodCore", "SynodRaft", "SynodSim", "SynodCheck",
+                "SynodCore", "SynodRaft", "SynodPaxos", "SynodSim", "SynodCheck",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SynodCheck
 import SynodCore
+import SynodPaxos
 import SynodRaft
 import SynodSim
 
@@ -35,7 +36,7 @@ struct SimCommand: ParsableCommand {
             """
     )
 
-    static let protocols = ["raft"]
+    static let protocols = ["raft", "multipaxos", "paxos"]
 
     @Option(help: "Protocol to simulate: \(SimCommand.protocols.joined(separator: ", ")).")
     var `protocol` = "raft"
@@ -120,6 +121,10 @@ struct SimCommand: ParsableCommand {
         let reports: [SimulationReport]
         let started = ContinuousClock.now
         switch self.protocol {
+        case "multipaxos":
+            reports = try self.sweep(MultiPaxosReplica.self, options: options)
+        case "paxos":
+            reports = try self.sweep(PaxosLogReplica.self, options: options)
         default:
             reports = try self.sweep(RaftReplica.self, options: options)
         }

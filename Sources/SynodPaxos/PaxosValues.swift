@@ -1,0 +1,110 @@
+import SynodCore
+
+/// What one slot of a Paxos log holds once chosen.
+public enum SlotValue: Sendable, Hashable, CustomStringConvertible {
+    /// Nothing: a new leader's filler for a slot no acceptor it heard from had accepted.
+    case noop
+    /// A client command.
+    case command(Command)
+    /// A read barrier of the leaderless protocol: a no-op that a proposer can tell apart from
+    /// every other (`nonce` is drawn from its seeded randomness), so that it knows the slot was
+    /// chosen after its reads arrived.
+    case barrier(node: NodeID, nonce: UInt64)
+
+    /// The command to execute, if any.
+    public var command: Command? {
+        if case .command(let command) = self { return command }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .noop: return "no-op"
+        case .command(let command): return "\(command.id)"
+        case .barrier(let node, let nonce): return "barrier(\(node), \(nonce))"
+        }
+    }
+}
+
+/// Most slots one decoded message or record may carry (a bound on work per decode; the byte
+/// size is bounded by the frame or the WAL record around it).
+public let maximumDecodedPaxosSlots = 1 << 20
+
+extension SlotValue: WireCodable {
+    public func encode(into writer: inout WireWriter) {
+        switch self {
+        case .noop:
+            writer.byte(0)
+        case .command(let command):
+            writer.byte(1)
+            command.encode(into: &writer)
+        case .barrier(let node, let nonce):
+            writer.byte(2)
+            node.encode(into: &writer)
+            writer.varint(nonce)
+        }
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> SlotValue {
+        switch try reader.byte() {
+        case 0: return .noop
+        case 1: return .command(try Command.decode(from: &reader))
+        case 2: return .barrier(node: try NodeID.decode(from: &reader), nonce: try reader.varint())
+        case let tag: throw .malformed("unknown slot value tag \(tag)")
+        }
+    }
+
+    func digest(into hasher: inout StableHasher) {
+        switch self {
+        case .noop:
+            hasher.combine(0)
+        case .command(let command):
+            hasher.combine(1)
+            hasher.combine(command.client)
+            hasher.combine(command.sequence)
+        case .barrier(let node, let nonce):
+            hasher.combine(2)
+            hasher.combine(Int(node.rawValue))
+            hasher.combine(nonce)
+        }
+    }
+}
+
+extension Ballot: WireCodable {
+    public func encode(into writer: inout WireWriter) {
+        writer.varint(self.round)
+        writer.varint(UInt64(self.node.rawValue))
+    }
+
+    /// Decodes a ballot; node 0 is allowed only in the zero ballot.
+    public static func decode(from reader: inout WireReader) throws(WireError) -> Ballot {
+        let round = try reader.varint()
+        let node = try reader.varint()
+        guard node <= UInt64(UInt16.max) else { throw .malformed("ballot node \(node) out of range") }
+        guard node != 0 || round == 0 else { throw .malformed("ballot b\(round).0 names no node") }
+        return Ballot(round: round, node: NodeID(UInt16(node)))
+    }
+
+    /// The ballot as a `ReplicaEvent` epoch: same order, round in the high bits.
+    public var epoch: UInt64 { self.round << 16 | UInt64(self.node.rawValue) }
+
+    func digest(into hasher: inout StableHasher) {
+        hasher.combine(self.round)
+        hasher.combine(Int(self.node.rawValue))
+    }
+}
+
+extension Array where Element == SlotValue {
+    func encode(into writer: inout WireWriter) {
+        writer.varint(UInt64(self.count))
+        for value in self { value.encode(into: &writer) }
+    }
+
+    static func decode(from reader: inout WireReader) throws(WireError) -> [SlotValue] {
+        var values: [SlotValue] = []
+        for _ in 0..<(try reader.count(limit: maximumDecodedPaxosSlots, what: "slots")) {
+            values.append(try SlotValue.decode(from: &reader))
+        }
+        return values
+    }
+}

@@ -1,0 +1,277 @@
+@testable @_spi(Testing) import SynodPaxos
+import SynodCore
+import Testing
+
+@Suite("Multi-Paxos core")
+struct MultiPaxosTests {
+    static let members = (1...5).map { NodeID(UInt16($0)) }
+
+    static func replica(_ id: UInt16, records: [MultiPaxosRecord] = []) -> MultiPaxosReplica {
+        MultiPaxosReplica(
+            config: ReplicaConfig(id: NodeID(id), members: Self.members), restoring: Recovered(records: records),
+            randomSeed: UInt64(id))
+    }
+
+    static func command(_ sequence: UInt64) -> Command { Command(client: 1, sequence: sequence, payload: [UInt8(sequence)]) }
+
+    static func accepts(_ ready: Ready<MultiPaxosMessage, MultiPaxosRecord>) -> [AcceptRequest] {
+        ready.messages.compactMap { if case .accept(let request) = $0.message { return request } else { return nil } }
+    }
+
+    /// Drives `replica` through phase 1 with the given promises (its own included).
+    static func elect(_ replica: inout MultiPaxosReplica, promises: [UInt16: [SlotAcceptance]]) -> Ready<MultiPaxosMessage, MultiPaxosRecord> {
+        replica.startPhase1()
+        let prepare = replica.ready()
+        #expect(prepare.records == [.round(replica.ballot.round)])
+        #expect(prepare.messages.allSatisfy { $0.afterSync }, "a ballot leaves only once its round is durable")
+        for (node, accepted) in promises.sorted(by: { $0.key < $1.key }) {
+            replica.receive(.promise(replica.ballot, fromSlot: 1, accepted: accepted), from: NodeID(node))
+        }
+        return replica.ready()
+    }
+
+    @Test("a new leader proposes each open slot's highest-ballot value, never the most frequent, and fills gaps with no-ops")
+    func recovery() {
+        var leader = Self.replica(1)
+        let low = Ballot(round: 0, node: NodeID(2))
+        let high = Ballot(round: 0, node: NodeID(5))
+        // Exactly a phase-1 quorum (3 of 5): the low ballot's value is reported twice.
+        let ready = Self.elect(&leader, promises: [
+            2: [SlotAcceptance(slot: 1, ballot: low, value: .command(Self.command(7)))],
+            3: [SlotAcceptance(slot: 1, ballot: low, value: .command(Self.command(7))),
+                SlotAcceptance(slot: 3, ballot: low, value: .command(Self.command(9)))],
+            4: [SlotAcceptance(slot: 1, ballot: high, value: .command(Self.command(8)))],
+        ])
+        #expect(leader.role == .leader)
+        let batch = Self.accepts(ready).first { !$0.values.isEmpty }
+        #expect(batch?.firstSlot == 1)
+        #expect(batch?.values == [.command(Self.command(8)), .noop, .command(Self.command(9))])
+        // The next client command goes after the recovered slots.
+        leader.propose(Self.command(10))
+        #expect(Self.accepts(leader.ready()).first?.firstSlot == 4)
+    }
+
+    @Test("the most-frequent-value variant really picks the other value (what the mutation test relies on)")
+    func mostFrequentVariant() {
+        var options = MultiPaxosOptions()
+        options.mutation = .mostFrequentValue
+        var leader = MultiPaxosReplica(
+            config: ReplicaConfig(id: NodeID(1), members: Self.members, options: options), restoring: .empty, randomSeed: 1)
+        let low = Ballot(round: 0, node: NodeID(2))
+        let high = Ballot(round: 0, node: NodeID(5))
+        let ready = Self.elect(&leader, promises: [
+            2: [SlotAcceptance(slot: 1, ballot: low, value: .command(Self.command(7)))],
+            3: [SlotAcceptance(slot: 1, ballot: low, value: .command(Self.command(7)))],
+            4: [SlotAcceptance(slot: 1, ballot: high, value: .command(Self.command(8)))],
+        ])
+        #expect(Self.accepts(ready).first { !$0.values.isEmpty }?.values == [.command(Self.command(7))])
+    }
+
+    @Test("an acceptor promises durably before replying and refuses accepts below its promise")
+    func acceptorRules() {
+        var acceptor = Self.replica(2)
+        let high = Ballot(round: 5, node: NodeID(3))
+        acceptor.receive(.prepare(high, fromSlot: 1), from: NodeID(3))
+        let promised = acceptor.ready()
+        #expect(promised.records == [.promised(high)])
+        #expect(promised.messages.count == 1 && promised.messages[0].afterSync)
+        let low = Ballot(round: 4, node: NodeID(1))
+        acceptor.receive(.accept(AcceptRequest(ballot: low, firstSlot: 1, values: [.noop], chosenThrough: 0, readContext: 0)),
+                         from: NodeID(1))
+        let refused = acceptor.ready()
+        #expect(refused.records.isEmpty)
+        #expect(refused.messages.map(\.message) == [.nack(low, promised: high)])
+        // An accept in the promised ballot is durable before its reply.
+        acceptor.receive(.accept(AcceptRequest(ballot: high, firstSlot: 1, values: [.noop], chosenThrough: 0, readContext: 0)),
+                         from: NodeID(3))
+        let accepted = acceptor.ready()
+        #expect(accepted.records == [.accepted(firstSlot: 1, ballot: high, values: [.noop])])
+        #expect(accepted.messages.count == 1 && accepted.messages[0].afterSync)
+        // A promise reports what was accepted.
+        let higher = Ballot(round: 6, node: NodeID(4))
+        acceptor.receive(.prepare(higher, fromSlot: 1), from: NodeID(4))
+        #expect(acceptor.ready().messages.map(\.message)
+            == [.promise(higher, fromSlot: 1, accepted: [SlotAcceptance(slot: 1, ballot: high, value: .noop)])])
+    }
+
+    @Test("ballots never repeat across restarts: the round is durable and restored")
+    func ballotsAcrossRestarts() {
+        var replica = Self.replica(1)
+        replica.startPhase1()
+        let first = replica.ballot
+        let records = replica.ready().records
+        var restarted = Self.replica(1, records: records)
+        restarted.startPhase1()
+        #expect(restarted.ballot > first)
+    }
+
+    @Test("a follower learns a slot from the chosen prefix only if it accepted that slot in the leader's ballot")
+    func followerLearning() {
+        var follower = Self.replica(2)
+        let old = Ballot(round: 1, node: NodeID(3))
+        let leader = Ballot(round: 2, node: NodeID(1))
+        follower.receive(.accept(AcceptRequest(ballot: old, firstSlot: 1, values: [.noop, .noop], chosenThrough: 0, readContext: 0)),
+                         from: NodeID(3))
+        follower.receive(.accept(AcceptRequest(
+            ballot: leader, firstSlot: 1, values: [.command(Self.command(1))], chosenThrough: 2, readContext: 0)), from: NodeID(1))
+        // Slot 1 was accepted in the leader's ballot; slot 2 only in an older one.
+        #expect(follower.chosenThrough == 1)
+        #expect(follower.ready().committed.map(\.command) == [Self.command(1)])
+        follower.receive(.chosen(firstSlot: 2, values: [.command(Self.command(2))]), from: NodeID(1))
+        #expect(follower.chosenThrough == 2)
+    }
+
+    @Test("reads wait for a quorum to confirm the leader after they arrive")
+    func readIndex() {
+        var leader = Self.replica(1)
+        _ = Self.elect(&leader, promises: [1: [], 2: [], 3: []])
+        leader.read(ReadRequest(id: 1))
+        let heartbeat = leader.ready()
+        #expect(heartbeat.reads.isEmpty)
+        let context = Self.accepts(heartbeat).first!.readContext
+        #expect(context == 1)
+        for node: UInt16 in [2, 3] {
+            leader.receive(.accepted(AcceptReply(ballot: leader.ballot, firstSlot: 1, count: 0, learnedThrough: 0, readContext: 1)),
+                           from: NodeID(node))
+        }
+        #expect(leader.ready().reads == [ReadRequest(id: 1)])
+    }
+
+    @Test("records that accept above their promise are refused on restore")
+    func restoreProblem() {
+        let ballot = Ballot(round: 3, node: NodeID(2))
+        #expect(MultiPaxosReplica.problem(restoring: Recovered(records: [
+            .promised(ballot), .accepted(firstSlot: 1, ballot: ballot, values: [.noop]),
+        ])) == nil)
+        #expect(MultiPaxosReplica.problem(restoring: Recovered(records: [
+            .accepted(firstSlot: 1, ballot: ballot, values: [.noop]),
+        ])) != nil)
+    }
+}
+
+@Suite("Paxos monitors catch what they claim to")
+struct PaxosMonitorTests {
+    static let members = (1...3).map { NodeID(UInt16($0)) }
+
+    static func ready(_ requests: [AcceptRequest]) -> Ready<MultiPaxosMessage, MultiPaxosRecord> {
+        var ready = Ready<MultiPaxosMessage, MultiPaxosRecord>()
+        ready.messages = requests.map { Envelope(to: NodeID(2), message: .accept($0), afterSync: false) }
+        return ready
+    }
+
+    static let replica = MultiPaxosReplica(
+        config: ReplicaConfig(id: NodeID(1), members: members), restoring: .empty, randomSeed: 1)
+
+    @Test("Lemma 1: a higher ballot proposing another value for a chosen slot is reported, in either order")
+    func lemmaOne() {
+        let low = Ballot(round: 1, node: NodeID(1))
+        let high = Ballot(round: 2, node: NodeID(2))
+        let chosen = AcceptRequest(ballot: low, firstSlot: 1, values: [.noop], chosenThrough: 0, readContext: 0)
+        let announced = AcceptRequest(ballot: low, firstSlot: 2, values: [], chosenThrough: 1, readContext: 0)
+        let other = AcceptRequest(
+            ballot: high, firstSlot: 1, values: [.command(Command(client: 1, sequence: 1, payload: []))], chosenThrough: 0,
+            readContext: 0)
+        var monitor = MultiPaxosMonitor(members: Self.members)
+        #expect(monitor.observe(node: NodeID(1), replica: Self.replica, ready: Self.ready([chosen, announced])).isEmpty)
+        #expect(monitor.observe(node: NodeID(2), replica: Self.replica, ready: Self.ready([other])).map(\.invariant) == ["lemma-1"])
+        var reversed = MultiPaxosMonitor(members: Self.members)
+        #expect(reversed.observe(node: NodeID(2), replica: Self.replica, ready: Self.ready([other])).isEmpty)
+        #expect(reversed.observe(node: NodeID(1), replica: Self.replica, ready: Self.ready([chosen, announced]))
+            .map(\.invariant) == ["lemma-1"])
+        // The same value in the higher ballot is fine, and so is anything in a lower one.
+        var fine = MultiPaxosMonitor(members: Self.members)
+        let same = AcceptRequest(ballot: high, firstSlot: 1, values: [.noop], chosenThrough: 0, readContext: 0)
+        #expect(fine.observe(node: NodeID(1), replica: Self.replica, ready: Self.ready([chosen, announced, same])).isEmpty)
+    }
+
+    @Test("one value per ballot, and agreement between replicas, are reported")
+    func agreement() {
+        let ballot = Ballot(round: 1, node: NodeID(1))
+        var monitor = MultiPaxosMonitor(members: Self.members)
+        let first = AcceptRequest(ballot: ballot, firstSlot: 1, values: [.noop], chosenThrough: 0, readContext: 0)
+        let second = AcceptRequest(
+            ballot: ballot, firstSlot: 1, values: [.command(Command(client: 1, sequence: 1, payload: []))], chosenThrough: 0,
+            readContext: 0)
+        #expect(monitor.observe(node: NodeID(1), replica: Self.replica, ready: Self.ready([first, second])).map(\.invariant)
+            == ["one-value-per-ballot"])
+        var learners = MultiPaxosMonitor(members: Self.members)
+        var one = Self.replica
+        one.learn(1, .noop)
+        var two = Self.replica
+        two.learn(1, .command(Command(client: 1, sequence: 1, payload: [])))
+        #expect(learners.observe(node: NodeID(1), replica: one, ready: Ready()).isEmpty)
+        #expect(learners.observe(node: NodeID(2), replica: two, ready: Ready()).map(\.invariant) == ["agreement"])
+    }
+}
+
+@Suite("Paxos codecs")
+struct PaxosCodecTests {
+    static let command = Command(client: 7, sequence: 3, payload: Array("put x 1".utf8))
+    static let ballot = Ballot(round: 9, node: NodeID(2))
+
+    static let messages: [MultiPaxosMessage] = [
+        .prepare(ballot, fromSlot: 4),
+        .promise(ballot, fromSlot: 4, accepted: [SlotAcceptance(slot: 5, ballot: ballot, value: .command(command))]),
+        .accept(AcceptRequest(ballot: ballot, firstSlot: 5, values: [.noop, .command(command), .barrier(node: NodeID(3), nonce: 77)],
+                              chosenThrough: 4, readContext: 2)),
+        .accepted(AcceptReply(ballot: ballot, firstSlot: 5, count: 3, learnedThrough: 4, readContext: 2)),
+        .nack(ballot, promised: Ballot(round: 10, node: NodeID(1))),
+        .chosen(firstSlot: 1, values: [.noop, .command(command)]),
+    ]
+
+    static let logMessages: [PaxosLogMessage] = [
+        .instance(slot: 3, .prepare(ballot)),
+        .instance(slot: 3, .promise(ballot, accepted: AcceptedValue(ballot: ballot, value: [1, 2]))),
+        .instance(slot: 3, .promise(ballot, accepted: nil)),
+        .instance(slot: 3, .accept(ballot, value: [9])),
+        .instance(slot: 3, .accepted(ballot)),
+        .instance(slot: 3, .nack(ballot, promised: ballot)),
+        .instance(slot: 3, .decided([4])),
+        .learn(fromSlot: 8),
+        .decided(firstSlot: 8, values: [.noop]),
+    ]
+
+    @Test("messages and records round-trip")
+    func roundTrip() throws {
+        for message in Self.messages { #expect(try MultiPaxosMessage.decode(message.encoded()) == message) }
+        for message in Self.logMessages { #expect(try PaxosLogMessage.decode(message.encoded()) == message) }
+        let records: [MultiPaxosRecord] = [
+            .round(3), .promised(Self.ballot), .accepted(firstSlot: 2, ballot: Self.ballot, values: [.noop, .command(Self.command)]),
+        ]
+        for record in records { #expect(try MultiPaxosRecord.decode(record.encoded()) == record) }
+        let logRecord = PaxosLogRecord(slot: 4, record: .accepted(AcceptedValue(ballot: Self.ballot, value: [1])))
+        #expect(try PaxosLogRecord.decode(logRecord.encoded()) == logRecord)
+    }
+
+    @Test("slot 0, node 0 and unknown tags are refused")
+    func refusals() {
+        #expect(throws: WireError.self) { try MultiPaxosMessage.decode(MultiPaxosMessage.prepare(Self.ballot, fromSlot: 0).encoded()) }
+        #expect(throws: WireError.self) { try MultiPaxosMessage.decode([1, 3, 0, 1]) }
+        #expect(throws: WireError.self) { try MultiPaxosMessage.decode([42]) }
+        #expect(throws: WireError.self) { try PaxosLogMessage.decode([2, 0]) }
+    }
+
+    @Test("fuzzing: random and mutated frames decode or are refused, never trap")
+    func fuzz() {
+        var random = DeterministicRandom(seed: 99)
+        let encoded = Self.messages.map { $0.encoded() } + Self.logMessages.map { $0.encoded() }
+        var decoded = 0
+        for round in 0..<20_000 {
+            var bytes: [UInt8]
+            if round % 2 == 0 {
+                bytes = (0..<random.integer(in: 0..<40)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            } else {
+                bytes = encoded[random.integer(in: 0..<encoded.count)]
+                for _ in 0..<random.integer(in: 1...3) where !bytes.isEmpty {
+                    bytes[random.integer(in: 0..<bytes.count)] = UInt8(truncatingIfNeeded: random.next())
+                }
+            }
+            if (try? MultiPaxosMessage.decode(bytes)) != nil { decoded += 1 }
+            if (try? PaxosLogMessage.decode(bytes)) != nil { decoded += 1 }
+            _ = try? MultiPaxosRecord.decode(bytes)
+            _ = try? PaxosLogRecord.decode(bytes)
+        }
+        // Some mutations leave valid frames: the decoders were really exercised on both paths.
+        #expect(decoded > 100)
+    }
+}
