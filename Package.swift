@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "SynodKVTests", dependencies: ["SynodCore", "SynodKV"]),
         .testTarget(name: "SynodPaxosTests", dependencies: ["SynodCore", "SynodPaxos", "SynodSim"]),
         .testTarget(name: "SynodStorageTests", dependencies: ["SynodCore", "SynodRaft", "SynodStorage"]),
-        .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodSim", "SynodCheck"]),
+        .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodPaxos", "SynodSim", "SynodCheck"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -73,6 +73,11 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Run a named scenario instead of seeded sweeps: dueling-proposers (single-decree Paxos, FLP made visible).")
     var scenario: String?
 
+    @Option(help: ArgumentHelp(
+        "Run the same seeds, workload and faults on several protocols and print one table, e.g. raft,multipaxos.",
+        discussion: "Columns: messages between replicas per completed operation; median request-to-reply message delays (fault-free, one client, instant disk); completed operations per simulated second; p50/p99 simulated latency."))
+    var compare: String?
+
     @Flag(help: "Print one JSON object on stdout instead of the human summary.")
     var json = false
 
@@ -85,6 +90,12 @@ struct SimCommand: ParsableCommand {
     func validate() throws {
         guard self.listFaults || Self.protocols.contains(self.protocol) else {
             throw ValidationError("unknown protocol '\(self.protocol)'; known: \(Self.protocols.joined(separator: ", "))")
+        }
+        if let compare = self.compare {
+            let names = compare.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !names.isEmpty, names.allSatisfy({ Self.protocols.contains($0) }) else {
+                throw ValidationError("--compare takes protocols from: \(Self.protocols.joined(separator: ", ")), separated by commas; got '\(compare)'")
+            }
         }
         if let scenario = self.scenario, scenario != "dueling-proposers" {
             throw ValidationError("unknown scenario '\(scenario)'; known: dueling-proposers")
@@ -115,6 +126,10 @@ struct SimCommand: ParsableCommand {
         }
         if self.scenario == "dueling-proposers" {
             try self.runDuelingProposers()
+            return
+        }
+        if let compare = self.compare {
+            try self.runComparison(compare.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
             return
         }
         let options = try self.simulationOptions()
@@ -169,6 +184,46 @@ struct SimCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("\r[\(done)/\(total)] seeds, \(failures) failing   ".utf8))
                 if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
             }
+        }
+    }
+
+    /// One row per protocol, same seeds and options; exits 1 if any seed failed.
+    func runComparison(_ names: [String]) throws {
+        let options = try self.simulationOptions()
+        var rows: [ProtocolFigures] = []
+        for name in names {
+            FileHandle.standardError.write(Data("running \(name) on seeds \(self.seeds)...\n".utf8))
+            switch name {
+            case "multipaxos": rows.append(try .measure(MultiPaxosReplica.self, options: options, seeds: self.seeds.range))
+            case "paxos": rows.append(try .measure(PaxosLogReplica.self, options: options, seeds: self.seeds.range))
+            default: rows.append(try .measure(RaftReplica.self, options: options, seeds: self.seeds.range))
+            }
+        }
+        if self.json {
+            let objects: [[String: Any]] = rows.map { row in
+                [
+                    "protocol": row.protocolName, "seeds": row.seeds, "failingSeeds": row.failingSeeds,
+                    "completedOperations": row.completedOperations, "messagesPerOperation": row.messagesPerOperation,
+                    "messageDelays": row.messageDelays, "operationsPerSimulatedSecond": row.operationsPerSimulatedSecond,
+                    "p50Milliseconds": row.p50Milliseconds, "p99Milliseconds": row.p99Milliseconds,
+                ]
+            }
+            let object: [String: Any] = [
+                "nodes": self.nodes, "faults": self.faults, "workload": self.workload, "clients": self.clients,
+                "operationsPerSeed": self.ops, "readFraction": self.readFraction, "protocols": objects,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("\(self.nodes) nodes, \(self.clients) clients, workload \(self.workload) (read fraction \(self.readFraction)), faults \(self.faults), seeds \(self.seeds), \(self.ops) operations per seed")
+            print(ProtocolFigures.table(rows))
+            print("msgs/op: replica-to-replica messages per completed operation, faults included; delays: median")
+            print("request-to-reply time in one-way network delays (no faults, one client, instant disk);")
+            print("ops/sim-s: completed operations per simulated second; p50/p99: simulated latency with the faults.")
+        }
+        if rows.contains(where: { $0.failingSeeds > 0 }) {
+            FileHandle.standardError.write(Data("some seeds failed; run the protocol alone to see which\n".utf8))
+            throw ExitCode(1)
         }
     }
 
