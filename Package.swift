@@ -17,11 +17,15 @@ let package = Package(
         .library(name: "SynodKV", targets: ["SynodKV"]),
         .library(name: "SynodStorage", targets: ["SynodStorage"]),
         .library(name: "SynodPaxos", targets: ["SynodPaxos"]),
+        .library(name: "SynodRuntime", targets: ["SynodRuntime"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
     ],
     targets: [
         // Core interface: Replica, ClientSession, Ready, NodeID, Command, seeded RNG, quorums.
@@ -36,6 +40,23 @@ let package = Package(
         .target(name: "SynodPaxos", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Durable storage: the write-ahead log (segments, CRC-32C, torn-tail recovery).
         .target(name: "SynodStorage", dependencies: ["SynodCore"], swiftSettings: optimized),
+        // The server runtime: one node of any protocol over TCP with a durable log, and the
+        // etcd-shaped HTTP API.
+        .target(
+            name: "SynodRuntime",
+            dependencies: [
+                "SynodCore", "SynodKV", "SynodStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: optimized
+        ),
+        // Local clusters of `synod serve` processes and a recording HTTP workload: `synod demo`
+        // and the process tests.
+        .target(name: "SynodCluster", dependencies: ["SynodRuntime", "SynodCheck"]),
         // Deterministic simulator, generic over Replica.
         .target(
             name: "SynodSim",
@@ -51,11 +72,17 @@ let package = Package(
         .executableTarget(
             name: "synod",
             dependencies: [
-                "SynodCore", "SynodRaft", "SynodPaxos", "SynodSim", "SynodCheck",
+                "SynodCore", "SynodRaft", "SynodPaxos", "SynodSim", "SynodCheck", "SynodRuntime", "SynodCluster", "SynodStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
+        .testTarget(
+            name: "SynodServiceTests",
+            dependencies: ["SynodCore", "SynodRuntime", "SynodCluster", "SynodCheck", "SynodStorage", "SynodRaft", "SynodPaxos"]
+        ),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodCore", "SynodKV"]),

@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct Synod: ParsableCommand {
+struct Synod: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "synod",
         abstract: "Consensus protocols behind one interface, proven by a deterministic simulator.",
-        subcommands: [SimCommand.self, CheckCommand.self]
+        subcommands: [SimCommand.self, CheckCommand.self, ServeCommand.self]
     )
 }

@@ -1,0 +1,183 @@
+import Foundation
+import SynodRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A cluster of `synod serve` processes on loopback, with temporary data directories and free
+/// ports: what `synod demo` and the process tests run. Every process it starts is killed, by
+/// its pid, when the cluster is shut down or deallocated.
+public final class LocalCluster: @unchecked Sendable {
+    /// One member.
+    public struct Member: Sendable {
+        public var id: Int
+        public var peerPort: Int
+        public var clientPort: Int
+        public var dataDirectory: String
+    }
+
+    public let executable: String
+    public let protocolName: String
+    public let directory: String
+    public let members: [Member]
+    let extraArguments: [String]
+    private var processes: [Int: Process] = [:]
+    private let lock = NSLock()
+
+    /// Prepares (does not start) `size` members in a new temporary directory.
+    public init(executable: String, protocolName: String, size: Int = 3, extraArguments: [String] = []) throws {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw ClusterError("no synod executable at \(executable); build it first (swift build)")
+        }
+        self.executable = executable
+        self.protocolName = protocolName
+        self.extraArguments = extraArguments
+        let directory = NSTemporaryDirectory() + "synod-cluster-\(UUID().uuidString.prefix(8))"
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let ports = try Self.freePorts(2 * size)
+        self.members = (1...size).map { id in
+            Member(id: id, peerPort: ports[2 * (id - 1)], clientPort: ports[2 * (id - 1) + 1],
+                   dataDirectory: "\(directory)/n\(id)")
+        }
+    }
+
+    deinit {
+        for process in self.processes.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    /// Ports the kernel says are free now (bound to port 0, read back, released).
+    static func freePorts(_ count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        defer { for socket in sockets { close(socket) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw ClusterError("socket() failed: errno \(errno)") }
+            sockets.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = 0
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+            }
+            guard bound == 0 else { throw ClusterError("bind() failed: errno \(errno)") }
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+
+    public var peersArgument: String {
+        self.members.map { "\($0.id)=127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
+    }
+
+    public func member(_ id: Int) -> Member { self.members[id - 1] }
+
+    /// The log file of a member (its standard error, appended across restarts).
+    public func logPath(_ id: Int) -> String { "\(self.directory)/n\(id).log" }
+
+    /// Starts member `id`.
+    public func start(_ id: Int) throws {
+        let member = self.member(id)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: self.executable)
+        process.arguments = [
+            "serve", "--id", "\(id)", "--peers", self.peersArgument, "--client", "127.0.0.1:\(member.clientPort)",
+            "--data-dir", member.dataDirectory, "--protocol", self.protocolName,
+        ] + self.extraArguments
+        if !FileManager.default.fileExists(atPath: self.logPath(id)) {
+            _ = FileManager.default.createFile(atPath: self.logPath(id), contents: nil)
+        }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: self.logPath(id)))
+        log.seekToEndOfFile()
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+        self.lock.withLock { self.processes[id] = process }
+    }
+
+    public func startAll() throws {
+        for member in self.members { try self.start(member.id) }
+    }
+
+    public func pid(_ id: Int) -> Int32? {
+        self.lock.withLock { self.processes[id].flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+    }
+
+    public func isRunning(_ id: Int) -> Bool { self.pid(id) != nil }
+
+    /// Sends `signal` to member `id` and waits for it to exit; returns its exit status.
+    @discardableResult
+    public func stop(_ id: Int, signal: Int32 = SIGKILL) -> Int32? {
+        guard let process = self.lock.withLock({ self.processes[id] }) else { return nil }
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Stops every member and, unless `keepFiles`, removes the data.
+    public func shutdown(keepFiles: Bool = false) {
+        for member in self.members { self.stop(member.id) }
+        if !keepFiles { try? FileManager.default.removeItem(atPath: self.directory) }
+    }
+
+    /// Runs a member to completion (for a member that must refuse to start): exit status and log.
+    public func runToExit(_ id: Int, timeout: TimeInterval = 20) throws -> (status: Int32, log: String) {
+        try self.start(id)
+        let deadline = Date().addingTimeInterval(timeout)
+        while self.isRunning(id) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let status = self.stop(id) ?? -1
+        let log = (try? String(contentsOfFile: self.logPath(id), encoding: .utf8)) ?? ""
+        return (status, log)
+    }
+
+    /// A connection to member `id`'s client API.
+    public func connect(_ id: Int) async throws -> HTTPConnection {
+        try await HTTPConnection.connect(host: "127.0.0.1", port: self.member(id).clientPort)
+    }
+
+    /// Member `id`'s status, or nil if it does not answer.
+    public func status(_ id: Int) async -> [String: Any]? {
+        guard self.isRunning(id), let connection = try? await self.connect(id) else { return nil }
+        defer { Task { await connection.close() } }
+        return try? await connection.request(.GET, "/v3/status", timeout: .seconds(2)).json
+    }
+
+    /// Waits until a running member reports itself leader; returns its id.
+    public func waitForLeader(timeout: TimeInterval = 20, excluding: Set<Int> = []) async throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            for member in self.members where !excluding.contains(member.id) {
+                if let status = await self.status(member.id), status["role"] as? String == "leader" { return member.id }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ClusterError("no leader within \(Int(timeout)) s")
+    }
+
+    /// Waits until every running member has applied as far as `position`.
+    public func waitForApplied(_ position: Int, timeout: TimeInterval = 20) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            var behind = false
+            for member in self.members where self.isRunning(member.id) {
+                let applied = (await self.status(member.id))?["appliedPosition"] as? Int ?? -1
+                if applied < position { behind = true }
+            }
+            if !behind { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ClusterError("members did not apply up to \(position) within \(Int(timeout)) s")
+    }
+}
+
+/// A cluster operation that could not be done.
+public struct ClusterError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,282 @@
+import Foundation
+import Hummingbird
+import SynodCore
+import SynodKV
+
+/// The client API in the shape of etcd's v3 JSON gateway, so the same curl lines, load
+/// scripts and gateway clients work against Synod and etcd: base64 keys and values, 64-bit
+/// numbers as JSON strings, a `header` with the revision and the protocol's epoch as
+/// `raft_term`. Errors are JSON too: `{"error", "code", "message"}` with an HTTP status.
+public struct ClientAPI<R: Replica>: Sendable {
+    let node: ReplicaNode<R>
+    let limits: KVLimits
+
+    public init(node: ReplicaNode<R>) {
+        self.node = node
+        self.limits = node.configuration.limits
+    }
+
+    /// A router with every endpoint.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        let api = self
+        // Base64 grows payloads by a third; JSON adds a little.
+        let bodyLimit = self.limits.maximumRequestBytes * 3 / 2 + 4096
+        for (path, operation) in [("/v3/kv/put", Operation.put), ("/v3/kv/range", .range),
+                                  ("/v3/kv/deleterange", .deleteRange), ("/v3/kv/txn", .txn)] {
+            router.post(RouterPath(path)) { request, _ -> Response in
+                var request = request
+                let body: ByteBuffer
+                do {
+                    body = try await request.collectBody(upTo: bodyLimit)
+                } catch {
+                    return api.error(.contentTooLarge, "request body exceeds \(bodyLimit) bytes")
+                }
+                return await api.handle(operation, body: Data(buffer: body))
+            }
+        }
+        router.get("/health") { _, _ -> Response in
+            do {
+                let status = try await api.node.status()
+                let healthy = status.leader != nil
+                return api.json(healthy ? .ok : .serviceUnavailable,
+                                ["health": healthy ? "true" : "false", "reason": healthy ? "" : "no leader"])
+            } catch {
+                return api.error(.serviceUnavailable, "\(error)")
+            }
+        }
+        router.get("/v3/status") { _, _ -> Response in
+            do {
+                let status = try await api.node.status()
+                let data = try JSONEncoder().encode(status)
+                var object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+                object["protocol"] = R.protocolName
+                object["members"] = api.node.configuration.peers.keys.sorted().map { Int($0.rawValue) }
+                return api.json(.ok, object)
+            } catch {
+                return api.error(.serviceUnavailable, "\(error)")
+            }
+        }
+        return router
+    }
+
+    enum Operation: Sendable {
+        case put, range, deleteRange, txn
+    }
+
+    struct BadRequest: Error {
+        var message: String
+        var status: HTTPResponse.Status = .badRequest
+    }
+
+    func handle(_ operation: Operation, body: Data) async -> Response {
+        let request: KVRequest
+        let serializable: Bool
+        do {
+            guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+                throw BadRequest(message: "the body is not a JSON object")
+            }
+            (request, serializable) = try Self.request(operation, object)
+            // Refuse what the state machine would refuse, before it costs a round of consensus.
+            do {
+                _ = try KVRequest.decode(request.encoded(), limits: self.limits)
+            } catch {
+                if case .tooLarge(let reason) = error { throw BadRequest(message: reason, status: .contentTooLarge) }
+                throw BadRequest(message: error.description)
+            }
+        } catch let error as BadRequest {
+            return self.error(error.status, error.message)
+        } catch {
+            return self.error(.badRequest, "\(error)")
+        }
+        do {
+            let reply: [UInt8]
+            if case .range = request {
+                reply = try await self.node.read(request.encoded(), serializable: serializable)
+            } else {
+                reply = try await self.node.write(request.encoded())
+            }
+            let response = try KVResponse.decode(reply)
+            let status = try await self.node.status()
+            return self.json(.ok, Self.json(response, header: self.header(status, revision: response.revision)))
+        } catch let error as RequestError {
+            switch error {
+            case .timeout: return self.error(.gatewayTimeout, error.description)
+            case .noLeader, .unavailable: return self.error(.serviceUnavailable, error.description)
+            }
+        } catch {
+            return self.error(.internalServerError, "\(error)")
+        }
+    }
+
+    // MARK: JSON to requests
+
+    static func request(_ operation: Operation, _ object: [String: Any]) throws -> (KVRequest, Bool) {
+        switch operation {
+        case .put: return (try self.put(object), false)
+        case .range: return (try self.range(object), (object["serializable"] as? Bool) ?? false)
+        case .deleteRange: return (try self.deleteRange(object), false)
+        case .txn: return (try self.txn(object), false)
+        }
+    }
+
+    static func bytes(_ object: [String: Any], _ field: String, required: Bool = false) throws -> [UInt8] {
+        guard let value = object[field] else {
+            if required { throw BadRequest(message: "\"\(field)\" is required") }
+            return []
+        }
+        guard let text = value as? String, let data = Data(base64Encoded: text) else {
+            throw BadRequest(message: "\"\(field)\" must be base64")
+        }
+        return Array(data)
+    }
+
+    static func number(_ object: [String: Any], _ field: String) throws -> Int64 {
+        guard let value = object[field] else { return 0 }
+        if let text = value as? String, let number = Int64(text) { return number }
+        if !(value is Bool), let number = value as? NSNumber, let exact = Int64(exactly: number.doubleValue) { return exact }
+        throw BadRequest(message: "\"\(field)\" must be an integer (a JSON string or number)")
+    }
+
+    static func flag(_ object: [String: Any], _ field: String) throws -> Bool {
+        guard let value = object[field] else { return false }
+        guard let flag = value as? Bool else { throw BadRequest(message: "\"\(field)\" must be true or false") }
+        return flag
+    }
+
+    static func put(_ object: [String: Any]) throws -> KVRequest {
+        .put(key: try self.bytes(object, "key", required: true), value: try self.bytes(object, "value"),
+             previous: try self.flag(object, "prev_kv"))
+    }
+
+    static func range(_ object: [String: Any]) throws -> KVRequest {
+        let limit = try self.number(object, "limit")
+        guard limit >= 0 else { throw BadRequest(message: "\"limit\" must not be negative") }
+        return .range(KeyRange(key: try self.bytes(object, "key", required: true), end: try self.bytes(object, "range_end")),
+                      limit: limit)
+    }
+
+    static func deleteRange(_ object: [String: Any]) throws -> KVRequest {
+        .deleteRange(KeyRange(key: try self.bytes(object, "key", required: true), end: try self.bytes(object, "range_end")),
+                     previous: try self.flag(object, "prev_kv"))
+    }
+
+    static func txn(_ object: [String: Any]) throws -> KVRequest {
+        func list(_ field: String) throws -> [[String: Any]] {
+            guard let value = object[field] else { return [] }
+            guard let list = value as? [[String: Any]] else { throw BadRequest(message: "\"\(field)\" must be a list of objects") }
+            return list
+        }
+        let compare = try list("compare").map { entry -> Comparison in
+            let targets: [String: Comparison.Target] = [
+                "VALUE": .value, "VERSION": .version, "CREATE": .createRevision, "MOD": .modRevision,
+            ]
+            let relations: [String: Comparison.Relation] = [
+                "EQUAL": .equal, "GREATER": .greater, "LESS": .less, "NOT_EQUAL": .notEqual,
+            ]
+            guard let target = targets[(entry["target"] as? String) ?? "VALUE"] else {
+                throw BadRequest(message: "compare \"target\" must be VALUE, VERSION, CREATE or MOD")
+            }
+            guard let relation = relations[(entry["result"] as? String) ?? "EQUAL"] else {
+                throw BadRequest(message: "compare \"result\" must be EQUAL, GREATER, LESS or NOT_EQUAL")
+            }
+            let key = try self.bytes(entry, "key", required: true)
+            switch target {
+            case .value: return Comparison(key: key, target: target, relation: relation, value: try self.bytes(entry, "value"))
+            case .version: return Comparison(key: key, target: target, relation: relation, number: try self.number(entry, "version"))
+            case .createRevision:
+                return Comparison(key: key, target: target, relation: relation, number: try self.number(entry, "create_revision"))
+            case .modRevision:
+                return Comparison(key: key, target: target, relation: relation, number: try self.number(entry, "mod_revision"))
+            }
+        }
+        func operations(_ field: String) throws -> [KVRequest] {
+            try list(field).map { entry in
+                if let put = entry["request_put"] as? [String: Any] { return try self.put(put) }
+                if let range = entry["request_range"] as? [String: Any] { return try self.range(range) }
+                if let delete = entry["request_delete_range"] as? [String: Any] { return try self.deleteRange(delete) }
+                throw BadRequest(message: "\(field) entries must hold request_put, request_range or request_delete_range")
+            }
+        }
+        return .transaction(compare: compare, success: try operations("success"), failure: try operations("failure"))
+    }
+
+    // MARK: Responses to JSON
+
+    func header(_ status: NodeStatus, revision: Int64) -> [String: Any] {
+        var clusterHash = StableHasher()
+        for member in self.node.configuration.peers.keys.sorted() { clusterHash.combine(Int(member.rawValue)) }
+        return [
+            "cluster_id": "\(clusterHash.value)", "member_id": "\(status.id)", "revision": "\(revision)",
+            "raft_term": "\(status.epoch)",
+        ]
+    }
+
+    static func json(_ keyValue: KeyValue) -> [String: Any] {
+        [
+            "key": Data(keyValue.key).base64EncodedString(), "value": Data(keyValue.value).base64EncodedString(),
+            "create_revision": "\(keyValue.createRevision)", "mod_revision": "\(keyValue.modRevision)",
+            "version": "\(keyValue.version)",
+        ]
+    }
+
+    static func json(_ response: KVResponse, header: [String: Any]?) -> [String: Any] {
+        var object: [String: Any] = [:]
+        if let header { object["header"] = header }
+        switch response {
+        case .put(_, let previous):
+            if let previous { object["prev_kv"] = self.json(previous) }
+        case .range(_, let kvs, let count, let more):
+            if !kvs.isEmpty { object["kvs"] = kvs.map { self.json($0) } }
+            object["count"] = "\(count)"
+            if more { object["more"] = true }
+        case .deleteRange(_, let deleted, let previous):
+            object["deleted"] = "\(deleted)"
+            if !previous.isEmpty { object["prev_kvs"] = previous.map { self.json($0) } }
+        case .transaction(_, let succeeded, let responses):
+            object["succeeded"] = succeeded
+            object["responses"] = responses.map { response -> [String: Any] in
+                let inner = self.json(response, header: nil)
+                switch response {
+                case .put: return ["response_put": inner]
+                case .range: return ["response_range": inner]
+                case .deleteRange: return ["response_delete_range": inner]
+                default: return [:]
+                }
+            }
+        case .error(let error):
+            object["error"] = error.description
+        }
+        return object
+    }
+
+    func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(
+            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        // gRPC-style codes as etcd's gateway uses them.
+        let code: Int = switch status {
+        case .badRequest, .contentTooLarge: 3
+        case .gatewayTimeout: 4
+        case .serviceUnavailable: 14
+        default: 13
+        }
+        return self.json(status, ["error": message, "code": code, "message": message])
+    }
+}
+
+extension KVResponse {
+    /// The store revision the response was answered at.
+    var revision: Int64 {
+        switch self {
+        case .put(let revision, _), .range(let revision, _, _, _), .deleteRange(let revision, _, _),
+             .transaction(let revision, _, _):
+            return revision
+        case .error:
+            return 0
+        }
+    }
+}

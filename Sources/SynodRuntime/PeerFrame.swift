@@ -1,0 +1,105 @@
+import SynodCore
+
+/// A client request that a replica forwards to the leader it knows of.
+public enum ForwardedRequest: Sendable, Equatable {
+    /// A command to order and apply, with its exactly-once identity (client session and
+    /// sequence), kept across retries through different leaders.
+    case write(Command)
+    /// A linearizable read-only query payload.
+    case read([UInt8])
+}
+
+/// The leader's answer to a forwarded request.
+public enum ForwardedReply: Sendable, Equatable {
+    /// Applied (or read); the state machine's reply.
+    case ok([UInt8])
+    /// The receiver does not lead; `hint` is the leader it knows of, if any.
+    case notLeader(hint: NodeID?)
+    /// Refused: overloaded or timed out.
+    case unavailable(String)
+}
+
+/// One frame between two replicas' runtimes. The protocol's own messages travel inside
+/// `.message`; the rest is the runtime's business (who is calling, forwarded client requests).
+public enum PeerFrame<Message: WireCodable & Sendable>: Sendable {
+    /// The first frame on a connection: who dialled.
+    case hello(NodeID)
+    /// A protocol message.
+    case message(Message)
+    /// A client request forwarded to the leader, with the sender's request number.
+    case forward(id: UInt64, ForwardedRequest)
+    /// The answer to a forwarded request.
+    case forwardReply(id: UInt64, ForwardedReply)
+}
+
+extension PeerFrame: WireCodable {
+    public func encode(into writer: inout WireWriter) {
+        switch self {
+        case .hello(let node):
+            writer.byte(1)
+            node.encode(into: &writer)
+        case .message(let message):
+            writer.byte(2)
+            message.encode(into: &writer)
+        case .forward(let id, let request):
+            writer.byte(3)
+            writer.varint(id)
+            switch request {
+            case .write(let command):
+                writer.byte(1)
+                command.encode(into: &writer)
+            case .read(let payload):
+                writer.byte(2)
+                writer.data(payload)
+            }
+        case .forwardReply(let id, let reply):
+            writer.byte(4)
+            writer.varint(id)
+            switch reply {
+            case .ok(let payload):
+                writer.byte(1)
+                writer.data(payload)
+            case .notLeader(let hint):
+                writer.byte(2)
+                writer.varint(UInt64(hint?.rawValue ?? 0))
+            case .unavailable(let reason):
+                writer.byte(3)
+                writer.data(Array(reason.utf8))
+            }
+        }
+    }
+
+    /// Largest forwarded payload (a client request is bounded far below this).
+    public static var maximumPayloadBytes: Int { 4 << 20 }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> PeerFrame {
+        switch try reader.byte() {
+        case 1:
+            return .hello(try NodeID.decode(from: &reader))
+        case 2:
+            return .message(try Message.decode(from: &reader))
+        case 3:
+            let id = try reader.varint()
+            switch try reader.byte() {
+            case 1: return .forward(id: id, .write(try Command.decode(from: &reader)))
+            case 2: return .forward(id: id, .read(try reader.data(limit: Self.maximumPayloadBytes, what: "payload")))
+            case let tag: throw .malformed("unknown forwarded request tag \(tag)")
+            }
+        case 4:
+            let id = try reader.varint()
+            switch try reader.byte() {
+            case 1: return .forwardReply(id: id, .ok(try reader.data(limit: Self.maximumPayloadBytes, what: "payload")))
+            case 2:
+                let hint = try reader.varint()
+                guard hint <= UInt64(UInt16.max) else { throw .malformed("leader hint \(hint) out of range") }
+                return .forwardReply(id: id, .notLeader(hint: hint == 0 ? nil : NodeID(UInt16(hint))))
+            case 3:
+                let reason = try reader.data(limit: 4096, what: "reason")
+                return .forwardReply(id: id, .unavailable(String(decoding: reason, as: UTF8.self)))
+            case let tag: throw .malformed("unknown forwarded reply tag \(tag)")
+            }
+        case let tag:
+            throw .malformed("unknown peer frame tag \(tag)")
+        }
+    }
+}

@@ -1,0 +1,509 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SynodCore
+import SynodKV
+import SynodStorage
+
+/// How one node runs.
+public struct NodeConfiguration: Sendable {
+    /// This node.
+    public var id: NodeID
+    /// Every member's peer address, this node's included.
+    public var peers: [NodeID: PeerAddress]
+    /// The directory of this node's write-ahead log.
+    public var dataDirectory: String
+    /// One core tick (the protocols' timeouts are counted in ticks).
+    public var tickMilliseconds: Int64 = 10
+    /// How long a client request may wait for its answer.
+    public var requestTimeoutMilliseconds: Int64 = 5_000
+    /// Limits on client requests.
+    public var limits = KVLimits()
+
+    public init(id: NodeID, peers: [NodeID: PeerAddress], dataDirectory: String) {
+        self.id = id
+        self.peers = peers
+        self.dataDirectory = dataDirectory
+    }
+}
+
+/// Why a client request failed.
+public enum RequestError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No leader is known yet (an election is under way).
+    case noLeader
+    /// The request did not complete in time; a write's outcome is unknown.
+    case timeout
+    /// The node is overloaded or stopping.
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .noLeader: "no leader yet; try again"
+        case .timeout: "the request timed out; a write may or may not have taken effect"
+        case .unavailable(let reason): "unavailable: \(reason)"
+        }
+    }
+}
+
+/// What a node reports about itself.
+public struct NodeStatus: Sendable, Codable, Equatable {
+    public var id: Int
+    public var role: String
+    public var leader: Int?
+    public var epoch: UInt64
+    public var appliedPosition: UInt64
+    public var revision: Int64
+    public var framesSent: Int
+    public var framesDropped: Int
+}
+
+/// One replica of protocol `R` as a live server: the pure core driven on one event loop, its
+/// records on a write-ahead log with group commit on a separate thread, its messages over TCP,
+/// and the etcd-semantics key-value store as its state machine. Nothing here knows which
+/// protocol it runs.
+///
+/// Driver contract (`Ready`): records are appended and synced in order, one batch at a time,
+/// off the event loop; messages marked `afterSync` leave only once every record emitted before
+/// them is durable; the others leave at once, so a leader writes its log while replicating it.
+/// Committed commands are applied in order through the exactly-once session table, then reads
+/// are served.
+public final class ReplicaNode<R: Replica>: @unchecked Sendable {
+    typealias Frame = PeerFrame<R.Message>
+
+    /// A request from one of this node's clients, until it is answered or times out.
+    struct ClientRequestState {
+        var kind: ForwardedRequest
+        var promise: EventLoopPromise<[UInt8]>
+        var deadline: NIODeadline
+        /// The exactly-once session the write's command belongs to (released at the end).
+        var session: ClientID?
+        /// Where the request waits now: this node's core, a peer, or nowhere (about to retry).
+        var target: NodeID?
+    }
+
+    enum ReadOwner {
+        case local(UInt64)
+        case forwarded(peer: NodeID, id: UInt64, payload: [UInt8])
+    }
+
+    public let configuration: NodeConfiguration
+    public let loop: any EventLoop
+    let group: MultiThreadedEventLoopGroup
+    let threadPool: NIOThreadPool
+    let logger: Logger
+    let transport: PeerTransport<R.Message>
+    let log: SendableBox<DurableRecordLog<R.Record>>
+
+    var core: R
+    var machine = ExactlyOnce(KeyValueStore())
+    var pendingRecords: [R.Record] = []
+    var waitingMessages: [Envelope<R.Message>] = []
+    var syncing = false
+    var failed: String?
+
+    var role = "follower"
+    var leader: NodeID?
+    var epoch: UInt64 = 0
+    var appliedPosition: UInt64 = 0
+
+    let sessionBase: UInt64
+    var freeSessions: [ClientID] = []
+    var sessionCount: UInt64 = 0
+    var sequences: [ClientID: UInt64] = [:]
+    var requests: [UInt64: ClientRequestState] = [:]
+    var requestCounter: UInt64 = 0
+    /// Writes of this node's clients proposed to this node's core.
+    var localWrites: [CommandID: UInt64] = [:]
+    /// Writes peers forwarded here, with the peer and its request number.
+    var remoteWrites: [CommandID: (NodeID, UInt64)] = [:]
+    var readOwners: [UInt64: ReadOwner] = [:]
+    var readCounter: UInt64 = 0
+    var tickTask: RepeatedTask?
+
+    /// Called once if the node must stop (its disk failed): the process should exit.
+    public var onFatal: (@Sendable (String) -> Void)?
+
+    /// Opens the write-ahead log and restores the core; throws a readable error when the log
+    /// is corrupt or its records contradict each other.
+    public init(configuration: NodeConfiguration, options: R.Options = R.Options(), logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.loop = self.group.next()
+        self.threadPool = NIOThreadPool(numberOfThreads: 1)
+        let (log, recovered, recovery) = try DurableRecordLog<R.Record>.open(directory: configuration.dataDirectory + "/wal")
+        if recovery.truncatedBytes > 0 {
+            logger.warning("repaired a torn write at the end of the log", metadata: ["bytes": "\(recovery.truncatedBytes)"])
+        }
+        if let problem = R.problem(restoring: recovered) {
+            throw NodeStartError("the write-ahead log in \(configuration.dataDirectory) holds records that contradict each other: \(problem)")
+        }
+        self.log = SendableBox(log)
+        let members = configuration.peers.keys.sorted()
+        let config = ReplicaConfig(id: configuration.id, members: members, options: options)
+        try config.validate()
+        var generator = SystemRandomNumberGenerator()
+        self.core = R(config: config, restoring: recovered, randomSeed: generator.next())
+        self.sessionBase = generator.next() & ~UInt64(0xFFFF_FFFF)
+        self.transport = PeerTransport(id: configuration.id, peers: configuration.peers, loop: self.loop, logger: logger)
+        logger.info("restored", metadata: ["records": "\(recovered.records.count)", "protocol": "\(R.protocolName)"])
+    }
+
+    /// Listens for peers, dials them and starts ticking.
+    public func start() async throws {
+        self.threadPool.start()
+        let address = self.configuration.peers[self.configuration.id]!
+        let members = Set(self.configuration.peers.keys)
+        try await self.loop.flatSubmit {
+            self.transport.listen(on: address, members: members) { frame, peer in self.receive(frame, from: peer) }
+        }.get()
+        try await self.loop.submit {
+            self.transport.connectAll()
+            let tick = TimeAmount.milliseconds(self.configuration.tickMilliseconds)
+            self.tickTask = self.loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in self.tick() }
+        }.get()
+    }
+
+    /// Stops: no more inputs, the sync in flight completes, links close.
+    public func stop() async {
+        try? await self.loop.flatSubmit { () -> EventLoopFuture<Void> in
+            self.tickTask?.cancel()
+            self.failed = self.failed ?? "stopping"
+            self.failAll(.unavailable("the node is stopping"))
+            return self.transport.stop()
+        }.get()
+        try? await self.threadPool.shutdownGracefully()
+        try? await self.group.shutdownGracefully()
+    }
+
+    // MARK: Client requests (any thread)
+
+    /// Orders and applies a state-machine command; returns the state machine's reply.
+    public func write(_ payload: [UInt8]) async throws -> [UInt8] {
+        let promise = self.loop.makePromise(of: [UInt8].self)
+        self.loop.execute {
+            let session = self.acquireSession()
+            let sequence = self.sequences[session, default: 0] + 1
+            self.sequences[session] = sequence
+            let command = Command(client: session, sequence: sequence, payload: payload)
+            self.begin(.write(command), promise: promise, session: session)
+        }
+        return try await promise.futureResult.get()
+    }
+
+    /// A read-only query: linearizable through the protocol's read path, or `serializable`
+    /// from this node's state, which may lag.
+    public func read(_ payload: [UInt8], serializable: Bool = false) async throws -> [UInt8] {
+        let promise = self.loop.makePromise(of: [UInt8].self)
+        self.loop.execute {
+            if serializable {
+                promise.succeed(self.machine.machine.query(payload))
+            } else {
+                self.begin(.read(payload), promise: promise, session: nil)
+            }
+        }
+        return try await promise.futureResult.get()
+    }
+
+    /// The node's role, leader, epoch and progress.
+    public func status() async throws -> NodeStatus {
+        try await self.loop.submit {
+            NodeStatus(
+                id: Int(self.configuration.id.rawValue), role: self.role, leader: self.leader.map { Int($0.rawValue) },
+                epoch: self.epoch, appliedPosition: self.appliedPosition, revision: self.machine.machine.revision,
+                framesSent: self.transport.sentFrames, framesDropped: self.transport.droppedFrames)
+        }.get()
+    }
+
+    // MARK: Inputs (on the loop)
+
+    func tick() {
+        guard self.failed == nil else { return }
+        self.core.tick()
+        self.drain()
+        self.expireRequests()
+    }
+
+    func receive(_ frame: Frame, from peer: NodeID) {
+        guard self.failed == nil else { return }
+        switch frame {
+        case .hello:
+            return
+        case .message(let message):
+            self.core.receive(message, from: peer)
+            self.drain()
+        case .forward(let id, let request):
+            // A peer's client request: order it here, answer the peer when it is applied.
+            switch request {
+            case .write(let command):
+                self.remoteWrites[command.id] = (peer, id)
+                self.core.propose(command)
+            case .read(let payload):
+                self.readCounter += 1
+                self.readOwners[self.readCounter] = .forwarded(peer: peer, id: id, payload: payload)
+                self.core.read(ReadRequest(id: self.readCounter))
+            }
+            self.drain()
+        case .forwardReply(let id, let reply):
+            guard var request = self.requests[id], request.target == peer else { return }
+            switch reply {
+            case .ok(let result):
+                self.complete(id, .success(result))
+            case .unavailable(let reason):
+                self.complete(id, .failure(RequestError.unavailable(reason)))
+            case .notLeader(let hint):
+                request.target = nil
+                self.requests[id] = request
+                self.dispatch(id, leader: hint, delay: hint == nil || hint == peer)
+            }
+        }
+    }
+
+    // MARK: Requests from this node's clients
+
+    /// Registers a client request and sends it on its way.
+    func begin(_ kind: ForwardedRequest, promise: EventLoopPromise<[UInt8]>, session: ClientID?) {
+        guard self.failed == nil else {
+            promise.fail(RequestError.unavailable("the node is stopping"))
+            if let session { self.releaseSession(session) }
+            return
+        }
+        self.requestCounter += 1
+        let deadline = NIODeadline.now() + .milliseconds(self.configuration.requestTimeoutMilliseconds)
+        self.requests[self.requestCounter] = ClientRequestState(kind: kind, promise: promise, deadline: deadline, session: session)
+        self.dispatch(self.requestCounter, leader: self.leader, delay: false)
+    }
+
+    /// Sends request `id` to the leader: this node's core, or a peer (the same command every
+    /// time, so that exactly-once application holds across leaders). With `delay`, waits a
+    /// little first (an election is under way).
+    func dispatch(_ id: UInt64, leader: NodeID?, delay: Bool) {
+        if delay {
+            self.loop.scheduleTask(in: .milliseconds(20)) {
+                guard let request = self.requests[id], request.target == nil else { return }
+                self.dispatch(id, leader: self.leader, delay: false)
+            }
+            return
+        }
+        guard var request = self.requests[id] else { return }
+        let target = leader ?? self.configuration.id
+        request.target = target
+        self.requests[id] = request
+        if target == self.configuration.id {
+            switch request.kind {
+            case .write(let command):
+                self.localWrites[command.id] = id
+                self.core.propose(command)
+            case .read:
+                self.readCounter += 1
+                self.readOwners[self.readCounter] = .local(id)
+                self.core.read(ReadRequest(id: self.readCounter))
+            }
+            self.drain()
+        } else if !self.transport.send(.forward(id: id, request.kind), to: target) {
+            // The link to that leader is down: ask again shortly.
+            request.target = nil
+            self.requests[id] = request
+            self.dispatch(id, leader: nil, delay: true)
+        }
+    }
+
+    func complete(_ id: UInt64, _ result: Result<[UInt8], any Error>) {
+        guard let request = self.requests.removeValue(forKey: id) else { return }
+        if case .write(let command) = request.kind { self.localWrites[command.id] = nil }
+        if let session = request.session { self.releaseSession(session) }
+        request.promise.completeWith(result)
+    }
+
+    /// Requests past their deadline fail; a write's outcome is then unknown (it may still be
+    /// applied; its session's next command supersedes it if not).
+    func expireRequests() {
+        let now = NIODeadline.now()
+        for (id, request) in self.requests where request.deadline <= now {
+            self.complete(id, .failure(RequestError.timeout))
+        }
+    }
+
+    // MARK: Ready
+
+    /// Carries out everything the core asked for (see `Ready` for the order).
+    func drain() {
+        let ready = self.core.ready()
+        self.pendingRecords.append(contentsOf: ready.records)
+        for envelope in ready.messages {
+            if envelope.afterSync { self.waitingMessages.append(envelope) } else { self.deliver(envelope) }
+        }
+        if !self.syncing && (!self.pendingRecords.isEmpty || !self.waitingMessages.isEmpty) { self.startSync() }
+        for committed in ready.committed { self.apply(committed) }
+        for read in ready.reads {
+            guard let owner = self.readOwners.removeValue(forKey: read.id) else { continue }
+            switch owner {
+            case .local(let id):
+                guard case .read(let payload) = self.requests[id]?.kind else { continue }
+                self.complete(id, .success(self.machine.machine.query(payload)))
+            case .forwarded(let peer, let id, let payload):
+                self.transport.send(.forwardReply(id: id, .ok(self.machine.machine.query(payload))), to: peer)
+            }
+        }
+        for rejection in ready.rejected { self.rejected(rejection) }
+        for event in ready.events { self.note(event) }
+    }
+
+    func deliver(_ envelope: Envelope<R.Message>) {
+        if envelope.to == self.configuration.id {
+            // A note to itself (a sync acknowledgement): back through `receive`, later.
+            self.loop.execute {
+                guard self.failed == nil else { return }
+                self.core.receive(envelope.message, from: self.configuration.id)
+                self.drain()
+            }
+        } else {
+            self.transport.send(.message(envelope.message), to: envelope.to)
+        }
+    }
+
+    /// Group commit: every record emitted since the last sync goes out in one append and one
+    /// fdatasync on the storage thread; the messages that waited for them leave afterwards.
+    func startSync() {
+        let records = self.pendingRecords
+        let messages = self.waitingMessages
+        self.pendingRecords = []
+        self.waitingMessages = []
+        guard !records.isEmpty else {
+            // Everything emitted so far is already durable.
+            for envelope in messages { self.deliver(envelope) }
+            return
+        }
+        self.syncing = true
+        let log = self.log
+        self.threadPool.runIfActive(eventLoop: self.loop) {
+            try log.value.append(records)
+            try log.value.sync()
+        }.whenComplete { result in
+            self.syncing = false
+            switch result {
+            case .success:
+                guard self.failed == nil else { return }
+                for envelope in messages { self.deliver(envelope) }
+                if !self.pendingRecords.isEmpty || !self.waitingMessages.isEmpty { self.startSync() }
+            case .failure(let error):
+                self.fail("the write-ahead log failed: \(error)")
+            }
+        }
+    }
+
+    func apply(_ committed: Committed) {
+        self.appliedPosition = committed.position
+        let outcome = self.machine.apply(committed.command)
+        let result: Result<[UInt8], any Error> = switch outcome {
+        case .applied(let reply), .duplicate(let reply): .success(reply)
+        case .stale: .failure(RequestError.unavailable("superseded by a later request of the same session"))
+        }
+        if let id = self.localWrites.removeValue(forKey: committed.command.id) { self.complete(id, result) }
+        if let (peer, id) = self.remoteWrites.removeValue(forKey: committed.command.id) {
+            switch result {
+            case .success(let reply): self.transport.send(.forwardReply(id: id, .ok(reply)), to: peer)
+            case .failure(let error): self.transport.send(.forwardReply(id: id, .unavailable("\(error)")), to: peer)
+            }
+        }
+    }
+
+    func rejected(_ rejection: Rejection) {
+        switch rejection.request {
+        case .proposal(let command):
+            if let (peer, id) = self.remoteWrites.removeValue(forKey: command.id) {
+                self.answerRefusal(rejection.reason, peer: peer, id: id)
+            }
+            if let id = self.localWrites.removeValue(forKey: command.id) { self.retry(id, after: rejection.reason) }
+        case .read(let read):
+            switch self.readOwners.removeValue(forKey: read.id) {
+            case .local(let id): self.retry(id, after: rejection.reason)
+            case .forwarded(let peer, let id, _): self.answerRefusal(rejection.reason, peer: peer, id: id)
+            case nil: break
+            }
+        }
+    }
+
+    func answerRefusal(_ reason: Rejection.Reason, peer: NodeID, id: UInt64) {
+        switch reason {
+        case .overloaded: self.transport.send(.forwardReply(id: id, .unavailable("overloaded; try again later")), to: peer)
+        case .notLeader(let hint): self.transport.send(.forwardReply(id: id, .notLeader(hint: hint ?? self.leader)), to: peer)
+        }
+    }
+
+    func retry(_ id: UInt64, after reason: Rejection.Reason) {
+        guard var request = self.requests[id] else { return }
+        switch reason {
+        case .overloaded:
+            self.complete(id, .failure(RequestError.unavailable("overloaded; try again later")))
+        case .notLeader(let hint):
+            request.target = nil
+            self.requests[id] = request
+            let leader = hint ?? self.leader
+            self.dispatch(id, leader: leader, delay: leader == nil || leader == self.configuration.id)
+        }
+    }
+
+    func note(_ event: ReplicaEvent) {
+        let previous = self.leader
+        switch event {
+        case .becameLeader(let epoch):
+            (self.role, self.leader, self.epoch) = ("leader", self.configuration.id, epoch)
+        case .becameFollower(let epoch, let leader):
+            (self.role, self.leader, self.epoch) = ("follower", leader, epoch)
+        case .becameCandidate(let epoch):
+            (self.role, self.leader, self.epoch) = ("candidate", nil, epoch)
+        }
+        self.logger.info("\(self.role)", metadata: [
+            "epoch": "\(self.epoch)", "leader": "\(self.leader.map { "\($0)" } ?? "none")",
+        ])
+        // Requests waiting on a former leader (this node included) go to the new one; a write
+        // keeps its command identity, so it is applied once even if the old leader also
+        // commits it.
+        guard previous != self.leader, let leader = self.leader else { return }
+        for (id, request) in self.requests.sorted(by: { $0.key < $1.key }) where request.target != nil && request.target != leader {
+            var moved = request
+            moved.target = nil
+            self.requests[id] = moved
+            if case .write(let command) = request.kind { self.localWrites[command.id] = nil }
+            self.dispatch(id, leader: leader, delay: false)
+        }
+    }
+
+    func fail(_ reason: String) {
+        guard self.failed == nil else { return }
+        self.failed = reason
+        self.logger.critical("stopping: \(reason)")
+        self.failAll(.unavailable(reason))
+        self.onFatal?(reason)
+    }
+
+    func failAll(_ error: RequestError) {
+        for id in self.requests.keys.sorted() { self.complete(id, .failure(error)) }
+        self.localWrites = [:]
+        self.remoteWrites = [:]
+        self.readOwners = [:]
+    }
+
+    /// Client sessions for exactly-once application: one per request in flight, reused one
+    /// request at a time (so sequence numbers only grow), fresh per incarnation.
+    func acquireSession() -> ClientID {
+        if let session = self.freeSessions.popLast() { return session }
+        self.sessionCount += 1
+        return self.sessionBase | self.sessionCount
+    }
+
+    func releaseSession(_ session: ClientID) { self.freeSessions.append(session) }
+}
+
+/// Why a node refuses to start.
+public struct NodeStartError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A reference handed to the storage thread, which alone uses it after the node is built.
+final class SendableBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

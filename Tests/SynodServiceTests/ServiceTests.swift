@@ -1,0 +1,183 @@
+import Foundation
+import SynodCheck
+import SynodCluster
+import SynodRuntime
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `synod` executable next to this test binary (`swift build` builds both), or the one
+/// `SYNOD_EXECUTABLE` names.
+func synodExecutable() -> String {
+    if let path = ProcessInfo.processInfo.environment["SYNOD_EXECUTABLE"] { return path }
+    let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+    var directory = testBinary.deletingLastPathComponent()
+    // On macOS the tests run inside an .xctest bundle, three levels deeper.
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent("synod").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory = directory.deletingLastPathComponent()
+    }
+    return testBinary.deletingLastPathComponent().appendingPathComponent("synod").path
+}
+
+/// Sends raw bytes to a loopback port, then closes the connection.
+func sendGarbage(port: Int, bytes: [UInt8]) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return }
+    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    usleep(100_000)
+}
+
+func put(_ connection: HTTPConnection, _ key: String, _ value: String) async throws -> Int {
+    try await connection.post("/v3/kv/put", json: [
+        "key": Data(key.utf8).base64EncodedString(), "value": Data(value.utf8).base64EncodedString(),
+    ]).status
+}
+
+func get(_ connection: HTTPConnection, _ key: String, serializable: Bool = false) async throws -> String? {
+    let reply = try await connection.post("/v3/kv/range", json: ["key": Data(key.utf8).base64EncodedString(), "serializable": serializable])
+    #expect(reply.status == 200, "range answered \(reply.status): \(String(decoding: reply.body, as: UTF8.self))")
+    return (reply.json?["kvs"] as? [[String: Any]])?.first.flatMap { $0["value"] as? String }
+        .flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// Real `synod serve` processes on loopback, killed with SIGKILL, restarted, fed garbage.
+@Suite("synod serve: real processes", .serialized)
+struct ServiceTests {
+    @Test("SIGKILL the leader under load and restart it: every acknowledged write survives, the history is linearizable",
+          arguments: ["raft", "multipaxos"])
+    func leaderCrashUnderLoad(protocolName: String) async throws {
+        let cluster = try LocalCluster(executable: synodExecutable(), protocolName: protocolName)
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        let workload = KVWorkload(endpoints: cluster.members.map { ("127.0.0.1", $0.clientPort) })
+        let load = Task { await workload.run(clients: 4) }
+        try await Task.sleep(for: .seconds(1))
+        let before = workload.acknowledgedPuts
+        cluster.stop(leader, signal: SIGKILL)
+        let newLeader = try await cluster.waitForLeader(excluding: [leader])
+        #expect(newLeader != leader)
+        try await Task.sleep(for: .seconds(1))
+        try cluster.start(leader)
+        try await Task.sleep(for: .seconds(1))
+        workload.stop()
+        await load.value
+        #expect(before > 0 && workload.acknowledgedPuts > before, "writes went on after the crash")
+
+        // Every member, the restarted one included, catches up to the same state.
+        let status = try #require(await cluster.status(try await cluster.waitForLeader()))
+        try await cluster.waitForApplied(status["appliedPosition"] as! Int)
+        var finals: [String: String?] = [:]
+        for member in cluster.members {
+            let connection = try await cluster.connect(member.id)
+            for key in (0..<4).map({ "k\($0)" }) {
+                let value = try await get(connection, key, serializable: true)
+                if let seen = finals[key] { #expect(seen == value, "\(key) differs on n\(member.id)") } else { finals[key] = value }
+            }
+            await connection.close()
+        }
+        // The history, final reads included, is linearizable: no acknowledged write was lost.
+        let history = workload.history
+        let result = LinearizabilityChecker().check(history)
+        #expect(result.verdict == .linearizable, "\(result.violation.map { "\($0)" } ?? result.reason ?? "")")
+        print("\(protocolName): \(history.count) operations, \(workload.acknowledgedPuts) acknowledged puts, leader n\(leader) killed, n\(newLeader) took over: \(result.verdict)")
+    }
+
+    @Test("restart the whole cluster: the state is intact")
+    func wholeClusterRestart() async throws {
+        let cluster = try LocalCluster(executable: synodExecutable(), protocolName: "raft")
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        let connection = try await cluster.connect(leader)
+        for index in 0..<20 { #expect(try await put(connection, "key\(index)", "value\(index)") == 200) }
+        await connection.close()
+        for member in cluster.members { #expect(cluster.stop(member.id, signal: SIGTERM) == 0, "graceful exit on SIGTERM") }
+        try cluster.startAll()
+        let again = try await cluster.waitForLeader()
+        let reader = try await cluster.connect(again)
+        for index in 0..<20 { #expect(try await get(reader, "key\(index)") == "value\(index)") }
+        await reader.close()
+    }
+
+    @Test("a torn write at the end of the log is repaired on restart; a damaged record before it stops the node with a clear message")
+    func tornAndCorruptLogs() async throws {
+        let cluster = try LocalCluster(executable: synodExecutable(), protocolName: "raft")
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        let connection = try await cluster.connect(leader)
+        for index in 0..<10 { #expect(try await put(connection, "t\(index)", "v\(index)") == 200) }
+        await connection.close()
+        let victim = cluster.members.first { $0.id != leader }!
+        cluster.stop(victim.id, signal: SIGKILL)
+        let walDirectory = victim.dataDirectory + "/wal"
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: walDirectory).sorted().last)
+        let path = walDirectory + "/" + segment
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+
+        // Torn: half of a frame header at the end.
+        try (original + Data([0x20, 0x00])).write(to: URL(fileURLWithPath: path))
+        try cluster.start(victim.id)
+        try await Task.sleep(for: .seconds(1))
+        #expect(cluster.isRunning(victim.id))
+        let reader = try await cluster.connect(victim.id)
+        #expect(try await get(reader, "t9") == "v9")
+        await reader.close()
+        cluster.stop(victim.id, signal: SIGKILL)
+        let log = try String(contentsOfFile: cluster.logPath(victim.id), encoding: .utf8)
+        #expect(log.contains("repaired a torn write"))
+
+        // Corrupt: one payload byte of the first record flipped.
+        var damaged = try Data(contentsOf: URL(fileURLWithPath: path))
+        damaged[14] ^= 0xFF
+        try damaged.write(to: URL(fileURLWithPath: path))
+        let (status, output) = try cluster.runToExit(victim.id)
+        #expect(status == 1)
+        #expect(output.contains("corrupt write-ahead log: \(path) at byte 0"), "\(output.suffix(400))")
+    }
+
+    @Test("garbage on the peer port and on the HTTP port is refused without harm")
+    func garbage() async throws {
+        let cluster = try LocalCluster(executable: synodExecutable(), protocolName: "raft")
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        var random = SystemRandomNumberGenerator()
+        for round in 0..<20 {
+            let bytes = (0..<Int.random(in: 1...4096, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let member = cluster.members[round % 3]
+            sendGarbage(port: member.peerPort, bytes: bytes)
+            sendGarbage(port: member.clientPort, bytes: bytes)
+        }
+        // A frame header claiming 2 GiB, and a hello from a stranger.
+        sendGarbage(port: cluster.member(leader).peerPort, bytes: [0x7F, 0xFF, 0xFF, 0xFF, 1, 2, 3])
+        sendGarbage(port: cluster.member(leader).peerPort, bytes: [0, 0, 0, 2, 1, 99])
+        for member in cluster.members { #expect(cluster.isRunning(member.id), "n\(member.id) survived") }
+        let connection = try await cluster.connect(leader)
+        #expect(try await put(connection, "after", "garbage") == 200)
+        #expect(try await get(connection, "after") == "garbage")
+        // Bad requests get JSON errors with a status, not a crash.
+        let badJSON = try await connection.request(.POST, "/v3/kv/put", body: Array("{not json".utf8))
+        #expect(badJSON.status == 400 && badJSON.json?["error"] != nil)
+        let badBase64 = try await connection.post("/v3/kv/put", json: ["key": "%%%"])
+        #expect(badBase64.status == 400)
+        let hugeKey = try await connection.post("/v3/kv/put", json: ["key": Data(repeating: 1, count: 5000).base64EncodedString()])
+        #expect(hugeKey.status == 413)
+        await connection.close()
+        let log = try String(contentsOfFile: cluster.logPath(leader), encoding: .utf8)
+        #expect(log.contains("closing peer connection"))
+    }
+}
