@@ -11,9 +11,14 @@ public struct ClientAPI<R: Replica>: Sendable {
     let node: ReplicaNode<R>
     let limits: KVLimits
 
+    let clusterID: String
+
     public init(node: ReplicaNode<R>) {
         self.node = node
         self.limits = node.configuration.limits
+        var clusterHash = StableHasher()
+        for member in node.configuration.peers.keys.sorted() { clusterHash.combine(Int(member.rawValue)) }
+        self.clusterID = "\(clusterHash.value)"
     }
 
     /// A router with every endpoint.
@@ -40,7 +45,7 @@ public struct ClientAPI<R: Replica>: Sendable {
                 let status = try await api.node.status()
                 let healthy = status.leader != nil
                 return api.json(healthy ? .ok : .serviceUnavailable,
-                                ["health": healthy ? "true" : "false", "reason": healthy ? "" : "no leader"])
+                                .object([("health", .string(healthy ? "true" : "false")), ("reason", .string(healthy ? "" : "no leader"))]))
             } catch {
                 return api.error(.serviceUnavailable, "\(error)")
             }
@@ -48,11 +53,15 @@ public struct ClientAPI<R: Replica>: Sendable {
         router.get("/v3/status") { _, _ -> Response in
             do {
                 let status = try await api.node.status()
-                let data = try JSONEncoder().encode(status)
-                var object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
-                object["protocol"] = R.protocolName
-                object["members"] = api.node.configuration.peers.keys.sorted().map { Int($0.rawValue) }
-                return api.json(.ok, object)
+                var fields: [(String, JSONValue)] = [
+                    ("id", .integer(Int64(status.id))), ("role", .string(status.role)), ("epoch", .integer(Int64(status.epoch))),
+                    ("appliedPosition", .integer(Int64(status.appliedPosition))), ("revision", .integer(status.revision)),
+                    ("framesSent", .integer(Int64(status.framesSent))), ("framesDropped", .integer(Int64(status.framesDropped))),
+                    ("protocol", .string(R.protocolName)),
+                    ("members", .array(api.node.configuration.peers.keys.sorted().map { .integer(Int64($0.rawValue)) })),
+                ]
+                if let leader = status.leader { fields.append(("leader", .integer(Int64(leader)))) }
+                return api.json(.ok, .object(fields))
             } catch {
                 return api.error(.serviceUnavailable, "\(error)")
             }
@@ -97,8 +106,7 @@ public struct ClientAPI<R: Replica>: Sendable {
                 reply = try await self.node.write(request.encoded())
             }
             let response = try KVResponse.decode(reply)
-            let status = try await self.node.status()
-            return self.json(.ok, Self.json(response, header: self.header(status, revision: response.revision)))
+            return self.json(.ok, Self.json(response, header: self.header(epoch: self.node.currentEpoch, revision: response.revision)))
         } catch let error as RequestError {
             switch error {
             case .timeout: return self.error(.gatewayTimeout, error.description)
@@ -203,68 +211,68 @@ public struct ClientAPI<R: Replica>: Sendable {
 
     // MARK: Responses to JSON
 
-    func header(_ status: NodeStatus, revision: Int64) -> [String: Any] {
-        var clusterHash = StableHasher()
-        for member in self.node.configuration.peers.keys.sorted() { clusterHash.combine(Int(member.rawValue)) }
-        return [
-            "cluster_id": "\(clusterHash.value)", "member_id": "\(status.id)", "revision": "\(revision)",
-            "raft_term": "\(status.epoch)",
-        ]
+    func header(epoch: UInt64, revision: Int64) -> JSONValue {
+        .object([
+            ("cluster_id", .string(self.clusterID)), ("member_id", .string("\(self.node.configuration.id.rawValue)")),
+            ("revision", .string("\(revision)")), ("raft_term", .string("\(epoch)")),
+        ])
     }
 
-    static func json(_ keyValue: KeyValue) -> [String: Any] {
-        [
-            "key": Data(keyValue.key).base64EncodedString(), "value": Data(keyValue.value).base64EncodedString(),
-            "create_revision": "\(keyValue.createRevision)", "mod_revision": "\(keyValue.modRevision)",
-            "version": "\(keyValue.version)",
-        ]
+    static func json(_ keyValue: KeyValue) -> JSONValue {
+        .object([
+            ("key", .string(Data(keyValue.key).base64EncodedString())),
+            ("value", .string(Data(keyValue.value).base64EncodedString())),
+            ("create_revision", .string("\(keyValue.createRevision)")), ("mod_revision", .string("\(keyValue.modRevision)")),
+            ("version", .string("\(keyValue.version)")),
+        ])
     }
 
-    static func json(_ response: KVResponse, header: [String: Any]?) -> [String: Any] {
-        var object: [String: Any] = [:]
-        if let header { object["header"] = header }
+    /// etcd's response shapes (fields with zero values left out, as its gateway does).
+    static func json(_ response: KVResponse, header: JSONValue?) -> JSONValue {
+        var fields: [(String, JSONValue)] = []
+        if let header { fields.append(("header", header)) }
         switch response {
         case .put(_, let previous):
-            if let previous { object["prev_kv"] = self.json(previous) }
+            if let previous { fields.append(("prev_kv", self.json(previous))) }
         case .range(_, let kvs, let count, let more):
-            if !kvs.isEmpty { object["kvs"] = kvs.map { self.json($0) } }
-            object["count"] = "\(count)"
-            if more { object["more"] = true }
+            if !kvs.isEmpty { fields.append(("kvs", .array(kvs.map { self.json($0) }))) }
+            fields.append(("count", .string("\(count)")))
+            if more { fields.append(("more", .bool(true))) }
         case .deleteRange(_, let deleted, let previous):
-            object["deleted"] = "\(deleted)"
-            if !previous.isEmpty { object["prev_kvs"] = previous.map { self.json($0) } }
+            fields.append(("deleted", .string("\(deleted)")))
+            if !previous.isEmpty { fields.append(("prev_kvs", .array(previous.map { self.json($0) }))) }
         case .transaction(_, let succeeded, let responses):
-            object["succeeded"] = succeeded
-            object["responses"] = responses.map { response -> [String: Any] in
+            fields.append(("succeeded", .bool(succeeded)))
+            fields.append(("responses", .array(responses.map { response -> JSONValue in
                 let inner = self.json(response, header: nil)
                 switch response {
-                case .put: return ["response_put": inner]
-                case .range: return ["response_range": inner]
-                case .deleteRange: return ["response_delete_range": inner]
-                default: return [:]
+                case .put: return .object([("response_put", inner)])
+                case .range: return .object([("response_range", inner)])
+                case .deleteRange: return .object([("response_delete_range", inner)])
+                default: return .object([])
                 }
-            }
+            })))
         case .error(let error):
-            object["error"] = error.description
+            fields.append(("error", .string(error.description)))
         }
-        return object
+        return .object(fields)
     }
 
-    func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(
-            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: value.bytes)))
     }
 
     func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
         // gRPC-style codes as etcd's gateway uses them.
-        let code: Int = switch status {
+        let code: Int64 = switch status {
         case .badRequest, .contentTooLarge: 3
         case .gatewayTimeout: 4
         case .serviceUnavailable: 14
         default: 13
         }
-        return self.json(status, ["error": message, "code": code, "message": message])
+        return self.json(status, .object([("error", .string(message)), ("code", .integer(code)), ("message", .string(message))]))
     }
 }
 

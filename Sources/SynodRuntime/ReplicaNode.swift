@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SynodCore
@@ -103,7 +104,17 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
 
     var role = "follower"
     var leader: NodeID?
-    var epoch: UInt64 = 0
+    var epoch: UInt64 = 0 {
+        didSet { self.publishedEpoch.withLockedValue { $0 = self.epoch } }
+    }
+    private let publishedEpoch = NIOLockedValueBox<UInt64>(0)
+
+    /// The protocol epoch (term, ballot, view) this node last saw, readable from any thread:
+    /// what the HTTP API reports as `raft_term`.
+    public var currentEpoch: UInt64 { self.publishedEpoch.withLockedValue { $0 } }
+
+    /// The node's event loop group (one thread), which the HTTP server may share.
+    public var eventLoopGroup: any EventLoopGroup { self.group }
     var appliedPosition: UInt64 = 0
 
     let sessionBase: UInt64
@@ -119,6 +130,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     var readOwners: [UInt64: ReadOwner] = [:]
     var readCounter: UInt64 = 0
     var tickTask: RepeatedTask?
+    var drainScheduled = false
 
     /// Called once if the node must stop (its disk failed): the process should exit.
     public var onFatal: (@Sendable (String) -> Void)?
@@ -220,7 +232,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     func tick() {
         guard self.failed == nil else { return }
         self.core.tick()
-        self.drain()
+        self.requestDrain()
         self.expireRequests()
     }
 
@@ -231,7 +243,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             return
         case .message(let message):
             self.core.receive(message, from: peer)
-            self.drain()
+            self.requestDrain()
         case .forward(let id, let request):
             // A peer's client request: order it here, answer the peer when it is applied.
             switch request {
@@ -243,7 +255,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 self.readOwners[self.readCounter] = .forwarded(peer: peer, id: id, payload: payload)
                 self.core.read(ReadRequest(id: self.readCounter))
             }
-            self.drain()
+            self.requestDrain()
         case .forwardReply(let id, let reply):
             guard var request = self.requests[id], request.target == peer else { return }
             switch reply {
@@ -299,8 +311,10 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 self.readOwners[self.readCounter] = .local(id)
                 self.core.read(ReadRequest(id: self.readCounter))
             }
-            self.drain()
-        } else if !self.transport.send(.forward(id: id, request.kind), to: target) {
+            self.requestDrain()
+        } else if self.transport.send(.forward(id: id, request.kind), to: target) {
+            self.requestDrain()  // which flushes the link
+        } else {
             // The link to that leader is down: ask again shortly.
             request.target = nil
             self.requests[id] = request
@@ -326,8 +340,23 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
 
     // MARK: Ready
 
-    /// Carries out everything the core asked for (see `Ready` for the order).
+    /// Asks for one `drain` after the inputs already queued on the loop: every proposal, read
+    /// and message that arrives in one loop iteration shares one `Ready`, so one batch of
+    /// records, one sync and one message per peer carry them all.
+    func requestDrain() {
+        guard !self.drainScheduled else { return }
+        self.drainScheduled = true
+        self.loop.execute {
+            self.drainScheduled = false
+            guard self.failed == nil else { return }
+            self.drain()
+        }
+    }
+
+    /// Carries out everything the core asked for (see `Ready` for the order), then flushes
+    /// the peer links once.
     func drain() {
+        defer { self.transport.flush() }
         let ready = self.core.ready()
         self.pendingRecords.append(contentsOf: ready.records)
         for envelope in ready.messages {
@@ -355,7 +384,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             self.loop.execute {
                 guard self.failed == nil else { return }
                 self.core.receive(envelope.message, from: self.configuration.id)
-                self.drain()
+                self.requestDrain()
             }
         } else {
             self.transport.send(.message(envelope.message), to: envelope.to)
@@ -385,6 +414,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             case .success:
                 guard self.failed == nil else { return }
                 for envelope in messages { self.deliver(envelope) }
+                self.transport.flush()
                 if !self.pendingRecords.isEmpty || !self.waitingMessages.isEmpty { self.startSync() }
             case .failure(let error):
                 self.fail("the write-ahead log failed: \(error)")

@@ -129,6 +129,8 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     var server: (any Channel)?
     var stopped = false
     private(set) var droppedFrames = 0
+    var unflushed: Set<ObjectIdentifier> = []
+    var unflushedChannels: [any Channel] = []
     private(set) var sentFrames = 0
 
     init(id: NodeID, peers: [NodeID: PeerAddress], loop: any EventLoop, logger: Logger,
@@ -188,6 +190,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
                     self.links[peer]!.channel = channel
                     self.links[peer]!.backoffMilliseconds = 50
                     self.write(.hello(self.id), on: channel)
+                    self.flush()
                     channel.closeFuture.whenComplete { _ in
                         self.links[peer]!.channel = nil
                         self.scheduleReconnect(peer)
@@ -228,8 +231,19 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         buffer.writeInteger(UInt32(bytes.count))
         buffer.writeBytes(bytes)
         self.sentFrames += 1
-        channel.writeAndFlush(buffer, promise: nil)
+        channel.write(buffer, promise: nil)
+        self.unflushed.insert(ObjectIdentifier(channel))
+        self.unflushedChannels.append(channel)
         return true
+    }
+
+    /// Flushes every link written to since the last flush (one syscall per link per batch).
+    func flush() {
+        guard !self.unflushedChannels.isEmpty else { return }
+        for channel in self.unflushedChannels where self.unflushed.remove(ObjectIdentifier(channel)) != nil {
+            channel.flush()
+        }
+        self.unflushedChannels.removeAll(keepingCapacity: true)
     }
 
     /// Closes the listener and every link.

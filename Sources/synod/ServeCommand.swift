@@ -117,6 +117,8 @@ struct ServeCommand: AsyncParsableCommand {
             router: ClientAPI(node: node).router(),
             configuration: .init(address: .hostname(client.host, port: client.port), serverName: "synod"),
             onServerRunning: { _ in serving.info("serving", metadata: ["client": "\(client)", "protocol": "\(R.protocolName)"]) },
+            // The node's own thread serves HTTP too: no thread hop between a request and the core.
+            eventLoopGroupProvider: .shared(node.eventLoopGroup),
             logger: logger)
         do {
             try await app.runService()
