@@ -50,18 +50,30 @@ public struct ClientAPI<R: Replica>: Sendable {
                 return api.error(.serviceUnavailable, "\(error)")
             }
         }
+        router.get("/v3/cluster") { _, _ -> Response in
+            do {
+                let statuses = try await api.node.clusterStatus()
+                let members = api.node.configuration.peers.keys.sorted().map { member -> JSONValue in
+                    guard let status = statuses.first(where: { $0.id == Int(member.rawValue) }) else {
+                        return .object([("id", .integer(Int64(member.rawValue))), ("reachable", .bool(false))])
+                    }
+                    return api.statusJSON(status, extra: [("reachable", .bool(true))])
+                }
+                let leaders = Set(statuses.compactMap { $0.role == "leader" ? $0.id : nil })
+                var fields: [(String, JSONValue)] = [("protocol", .string(R.protocolName)), ("members", .array(members))]
+                if leaders.count == 1 { fields.append(("leader", .integer(Int64(leaders.first!)))) }
+                return api.json(.ok, .object(fields))
+            } catch {
+                return api.error(.serviceUnavailable, "\(error)")
+            }
+        }
         router.get("/v3/status") { _, _ -> Response in
             do {
                 let status = try await api.node.status()
-                var fields: [(String, JSONValue)] = [
-                    ("id", .integer(Int64(status.id))), ("role", .string(status.role)), ("epoch", .integer(Int64(status.epoch))),
-                    ("appliedPosition", .integer(Int64(status.appliedPosition))), ("revision", .integer(status.revision)),
-                    ("framesSent", .integer(Int64(status.framesSent))), ("framesDropped", .integer(Int64(status.framesDropped))),
+                return api.json(.ok, api.statusJSON(status, extra: [
                     ("protocol", .string(R.protocolName)),
                     ("members", .array(api.node.configuration.peers.keys.sorted().map { .integer(Int64($0.rawValue)) })),
-                ]
-                if let leader = status.leader { fields.append(("leader", .integer(Int64(leader)))) }
-                return api.json(.ok, .object(fields))
+                ]))
             } catch {
                 return api.error(.serviceUnavailable, "\(error)")
             }
@@ -210,6 +222,16 @@ public struct ClientAPI<R: Replica>: Sendable {
     }
 
     // MARK: Responses to JSON
+
+    func statusJSON(_ status: NodeStatus, extra: [(String, JSONValue)]) -> JSONValue {
+        var fields: [(String, JSONValue)] = [
+            ("id", .integer(Int64(status.id))), ("role", .string(status.role)), ("epoch", .integer(Int64(status.epoch))),
+            ("appliedPosition", .integer(Int64(status.appliedPosition))), ("revision", .integer(status.revision)),
+            ("framesSent", .integer(Int64(status.framesSent))), ("framesDropped", .integer(Int64(status.framesDropped))),
+        ] + extra
+        if let leader = status.leader { fields.append(("leader", .integer(Int64(leader)))) }
+        return .object(fields)
+    }
 
     func header(epoch: UInt64, revision: Int64) -> JSONValue {
         .object([

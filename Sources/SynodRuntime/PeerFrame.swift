@@ -30,6 +30,10 @@ public enum PeerFrame<Message: WireCodable & Sendable>: Sendable {
     case forward(id: UInt64, ForwardedRequest)
     /// The answer to a forwarded request.
     case forwardReply(id: UInt64, ForwardedReply)
+    /// "How are you?", for the cluster status.
+    case statusRequest(id: UInt64)
+    /// The answer: role, leader, epoch and progress.
+    case statusReply(id: UInt64, NodeStatus)
 }
 
 extension PeerFrame: WireCodable {
@@ -52,6 +56,20 @@ extension PeerFrame: WireCodable {
                 writer.byte(2)
                 writer.data(payload)
             }
+        case .statusRequest(let id):
+            writer.byte(5)
+            writer.varint(id)
+        case .statusReply(let id, let status):
+            writer.byte(6)
+            writer.varint(id)
+            writer.varint(UInt64(status.id))
+            writer.data(Array(status.role.utf8))
+            writer.varint(UInt64(status.leader ?? 0))
+            writer.varint(status.epoch)
+            writer.varint(status.appliedPosition)
+            writer.signed(status.revision)
+            writer.varint(UInt64(status.framesSent))
+            writer.varint(UInt64(status.framesDropped))
         case .forwardReply(let id, let reply):
             writer.byte(4)
             writer.varint(id)
@@ -98,6 +116,22 @@ extension PeerFrame: WireCodable {
                 return .forwardReply(id: id, .unavailable(String(decoding: reason, as: UTF8.self)))
             case let tag: throw .malformed("unknown forwarded reply tag \(tag)")
             }
+        case 5:
+            return .statusRequest(id: try reader.varint())
+        case 6:
+            let id = try reader.varint()
+            func small(_ value: UInt64, _ what: String) throws(WireError) -> Int {
+                guard value <= UInt64(Int32.max) else { throw .malformed("\(what) \(value) out of range") }
+                return Int(value)
+            }
+            let node = try small(try reader.varint(), "node")
+            let role = String(decoding: try reader.data(limit: 32, what: "role"), as: UTF8.self)
+            let leader = try small(try reader.varint(), "leader")
+            let status = NodeStatus(
+                id: node, role: role, leader: leader == 0 ? nil : leader, epoch: try reader.varint(),
+                appliedPosition: try reader.varint(), revision: try reader.signed(),
+                framesSent: try small(try reader.varint(), "count"), framesDropped: try small(try reader.varint(), "count"))
+            return .statusReply(id: id, status)
         case let tag:
             throw .malformed("unknown peer frame tag \(tag)")
         }

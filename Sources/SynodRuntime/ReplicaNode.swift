@@ -130,6 +130,8 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     var readOwners: [UInt64: ReadOwner] = [:]
     var readCounter: UInt64 = 0
     var tickTask: RepeatedTask?
+    var statusCounter: UInt64 = 0
+    var statusQueries: [UInt64: (EventLoopPromise<[NodeStatus]>, [NodeStatus])] = [:]
     var drainScheduled = false
 
     /// Called once if the node must stop (its disk failed): the process should exit.
@@ -219,12 +221,36 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
 
     /// The node's role, leader, epoch and progress.
     public func status() async throws -> NodeStatus {
-        try await self.loop.submit {
-            NodeStatus(
-                id: Int(self.configuration.id.rawValue), role: self.role, leader: self.leader.map { Int($0.rawValue) },
-                epoch: self.epoch, appliedPosition: self.appliedPosition, revision: self.machine.machine.revision,
-                framesSent: self.transport.sentFrames, framesDropped: self.transport.droppedFrames)
-        }.get()
+        try await self.loop.submit { self.localStatus() }.get()
+    }
+
+    func localStatus() -> NodeStatus {
+        NodeStatus(
+            id: Int(self.configuration.id.rawValue), role: self.role, leader: self.leader.map { Int($0.rawValue) },
+            epoch: self.epoch, appliedPosition: self.appliedPosition, revision: self.machine.machine.revision,
+            framesSent: self.transport.sentFrames, framesDropped: self.transport.droppedFrames)
+    }
+
+    /// Every member's status, asked over the peer links in parallel; a member that does not
+    /// answer within `timeout` is missing from the result.
+    public func clusterStatus(timeout: TimeAmount = .milliseconds(500)) async throws -> [NodeStatus] {
+        let promise = self.loop.makePromise(of: [NodeStatus].self)
+        self.loop.execute {
+            self.statusCounter += 1
+            let id = self.statusCounter
+            self.statusQueries[id] = (promise, [self.localStatus()])
+            for peer in self.configuration.peers.keys.sorted() where peer != self.configuration.id {
+                self.transport.send(.statusRequest(id: id), to: peer)
+            }
+            self.transport.flush()
+            self.loop.scheduleTask(in: timeout) { self.finishStatusQuery(id) }
+        }
+        return try await promise.futureResult.get()
+    }
+
+    func finishStatusQuery(_ id: UInt64) {
+        guard let (promise, statuses) = self.statusQueries.removeValue(forKey: id) else { return }
+        promise.succeed(statuses.sorted { $0.id < $1.id })
     }
 
     // MARK: Inputs (on the loop)
@@ -256,6 +282,13 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 self.core.read(ReadRequest(id: self.readCounter))
             }
             self.requestDrain()
+        case .statusRequest(let id):
+            self.transport.send(.statusReply(id: id, self.localStatus()), to: peer)
+            self.transport.flush()
+        case .statusReply(let id, let status):
+            guard self.statusQueries[id] != nil else { return }
+            self.statusQueries[id]!.1.append(status)
+            if self.statusQueries[id]!.1.count == self.configuration.peers.count { self.finishStatusQuery(id) }
         case .forwardReply(let id, let reply):
             guard var request = self.requests[id], request.target == peer else { return }
             switch reply {
@@ -509,6 +542,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     }
 
     func failAll(_ error: RequestError) {
+        for id in self.statusQueries.keys.sorted() { self.finishStatusQuery(id) }
         for id in self.requests.keys.sorted() { self.complete(id, .failure(error)) }
         self.localWrites = [:]
         self.remoteWrites = [:]

@@ -109,7 +109,38 @@ struct ServiceTests {
         let again = try await cluster.waitForLeader()
         let reader = try await cluster.connect(again)
         for index in 0..<20 { #expect(try await get(reader, "key\(index)") == "value\(index)") }
+        // The cluster status, asked of any member, lists every member and the one leader.
+        let cluster1 = try await reader.request(.GET, "/v3/cluster").json
+        #expect(cluster1?["leader"] as? Int == again)
+        #expect((cluster1?["members"] as? [[String: Any]])?.count == 3)
+        let follower = cluster.members.first { $0.id != again }!.id
+        cluster.stop(follower, signal: SIGKILL)
+        let members = try await reader.request(.GET, "/v3/cluster").json?["members"] as? [[String: Any]]
+        #expect(members?.first { $0["id"] as? Int == follower }?["reachable"] as? Bool == false)
         await reader.close()
+    }
+
+    @Test("synod bench drives a cluster and reports throughput and percentiles as JSON")
+    func bench() async throws {
+        let cluster = try LocalCluster(executable: synodExecutable(), protocolName: "multipaxos")
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: synodExecutable())
+        process.arguments = ["bench", "--endpoints", "http://127.0.0.1:\(cluster.member(leader).clientPort)", "--concurrency", "4",
+                             "--duration", "1", "--warmup", "0.2", "--json"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect((json["operations"] as? Int ?? 0) > 0)
+        #expect(json["errors"] as? Int == 0)
+        #expect((json["p99Milliseconds"] as? Double ?? 0) >= (json["p50Milliseconds"] as? Double ?? 1))
     }
 
     @Test("a torn write at the end of the log is repaired on restart; a damaged record before it stops the node with a clear message")

@@ -1,0 +1,85 @@
+import Foundation
+@testable import SynodRuntime
+import SynodCore
+import SynodKV
+import SynodRaft
+import Testing
+
+@Suite("Runtime codecs and the HTTP API's request parsing")
+struct RuntimeUnitTests {
+    typealias Frame = PeerFrame<RaftMessage>
+
+    static let frames: [Frame] = [
+        .hello(NodeID(3)),
+        .message(.voteResponse(VoteResponse(term: Term(4), granted: true))),
+        .forward(id: 9, .write(Command(client: 77, sequence: 2, payload: [1, 2, 3]))),
+        .forward(id: 10, .read([4, 5])),
+        .forwardReply(id: 9, .ok([6])),
+        .forwardReply(id: 9, .notLeader(hint: NodeID(2))),
+        .forwardReply(id: 9, .notLeader(hint: nil)),
+        .forwardReply(id: 9, .unavailable("overloaded")),
+        .statusRequest(id: 5),
+        .statusReply(id: 5, NodeStatus(id: 2, role: "leader", leader: 2, epoch: 7, appliedPosition: 40, revision: 12,
+                                       framesSent: 100, framesDropped: 1)),
+    ]
+
+    @Test("peer frames round-trip, and random or mutated frames decode or are refused, never trap")
+    func peerFrames() {
+        let encoded = Self.frames.map { $0.encoded() }
+        for (frame, bytes) in zip(Self.frames, encoded) {
+            #expect((try? Frame.decode(bytes))?.encoded() == bytes, "\(frame)")
+        }
+        var random = DeterministicRandom(seed: 5)
+        var decoded = 0
+        for round in 0..<20_000 {
+            var bytes = encoded[random.integer(in: 0..<encoded.count)]
+            if round % 2 == 0 {
+                bytes = (0..<random.integer(in: 0..<48)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            } else {
+                for _ in 0..<random.integer(in: 1...3) where !bytes.isEmpty {
+                    bytes[random.integer(in: 0..<bytes.count)] = UInt8(truncatingIfNeeded: random.next())
+                }
+            }
+            if (try? Frame.decode(bytes)) != nil { decoded += 1 }
+        }
+        #expect(decoded > 100)
+    }
+
+    @Test("etcd-shaped JSON becomes the store's requests; bad fields are refused with a reason")
+    func requestParsing() throws {
+        typealias API = ClientAPI<RaftReplica>
+        let key = Data("foo".utf8).base64EncodedString()
+        let value = Data("bar".utf8).base64EncodedString()
+        #expect(try API.request(.put, ["key": key, "value": value]).0 == .put(key: Array("foo".utf8), value: Array("bar".utf8), previous: false))
+        let (range, serializable) = try API.request(.range, ["key": key, "range_end": value, "limit": "10", "serializable": true])
+        #expect(range == .range(KeyRange(key: Array("foo".utf8), end: Array("bar".utf8)), limit: 10) && serializable)
+        let txn = try API.request(.txn, [
+            "compare": [["key": key, "target": "VERSION", "result": "EQUAL", "version": "0"]],
+            "success": [["request_put": ["key": key, "value": value]]],
+            "failure": [["request_range": ["key": key]]],
+        ]).0
+        #expect(txn == .transaction(
+            compare: [Comparison(key: Array("foo".utf8), target: .version, relation: .equal, number: 0)],
+            success: [.put(key: Array("foo".utf8), value: Array("bar".utf8), previous: false)],
+            failure: [.range(KeyRange(key: Array("foo".utf8)), limit: 0)]))
+        for bad: [String: Any] in [
+            [:], ["key": "%%%"], ["key": key, "value": 5], ["key": key, "prev_kv": "yes"],
+        ] {
+            #expect(throws: API.BadRequest.self) { try API.request(.put, bad) }
+        }
+        #expect(throws: API.BadRequest.self) { try API.request(.range, ["key": key, "limit": "-1"]) }
+        #expect(throws: API.BadRequest.self) { try API.request(.range, ["key": key, "limit": 1.5]) }
+        #expect(throws: API.BadRequest.self) { try API.request(.txn, ["compare": [["key": key, "target": "COLOUR"]]]) }
+        #expect(throws: API.BadRequest.self) { try API.request(.txn, ["success": [["request_nothing": [:]]]]) }
+    }
+
+    @Test("the JSON writer escapes strings and sorts keys")
+    func jsonWriter() throws {
+        let original = "a\"b\\c\n\u{1}"
+        let value = JSONValue.object([("b", .string(original)), ("a", .array([.integer(-3), .bool(true)]))])
+        let text = String(decoding: value.bytes, as: UTF8.self)
+        #expect(text == #"{"a":[-3,true],"b":"a\"b\\c\n\u0001"}"#)
+        let parsed = try JSONSerialization.jsonObject(with: Data(value.bytes)) as? [String: Any]
+        #expect(parsed?["b"] as? String == original)
+    }
+}
