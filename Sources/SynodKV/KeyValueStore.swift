@@ -69,7 +69,7 @@ public struct KeyValueStore: StateMachine, Sendable, Equatable {
     /// etcd's rule for a transaction branch: no key put twice, no put inside a range the branch
     /// deletes (before or after the put); overlapping deletes are fine. Synod also refuses
     /// nested transactions.
-    static func transactionProblem(_ branch: [KVRequest]) -> String? {
+    public static func transactionProblem(_ branch: [KVRequest]) -> String? {
         var puts: Set<Bytes> = []
         var deletes: [KeyRange] = []
         for request in branch {

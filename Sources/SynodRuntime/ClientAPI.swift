@@ -131,7 +131,24 @@ public struct ClientAPI<R: Replica>: Sendable {
 
     // MARK: JSON to requests
 
+    /// Fields of etcd's requests that Synod does not implement: refused unless they carry
+    /// their zero value, so that a client never silently gets something it did not ask for.
+    static var unsupported: [String] { [
+        "revision", "count_only", "keys_only", "sort_order", "sort_target", "min_mod_revision", "max_mod_revision",
+        "min_create_revision", "max_create_revision", "lease", "ignore_value", "ignore_lease",
+    ] }
+
+    static func refuseUnsupported(_ object: [String: Any]) throws {
+        for field in self.unsupported {
+            guard let value = object[field] else { continue }
+            let isZero = (value as? String).map { $0 == "0" || $0.isEmpty || $0 == "NONE" || $0 == "KEY" }
+                ?? (value as? Bool).map { !$0 } ?? (value as? NSNumber).map { $0.intValue == 0 } ?? false
+            guard isZero else { throw BadRequest(message: "\"\(field)\" is not supported by Synod") }
+        }
+    }
+
     static func request(_ operation: Operation, _ object: [String: Any]) throws -> (KVRequest, Bool) {
+        try self.refuseUnsupported(object)
         switch operation {
         case .put: return (try self.put(object), false)
         case .range: return (try self.range(object), (object["serializable"] as? Bool) ?? false)
@@ -188,19 +205,32 @@ public struct ClientAPI<R: Replica>: Sendable {
             return list
         }
         let compare = try list("compare").map { entry -> Comparison in
+            // As etcd's protobuf enums: by name or by number; absent is the zero value
+            // (VERSION, EQUAL).
             let targets: [String: Comparison.Target] = [
-                "VALUE": .value, "VERSION": .version, "CREATE": .createRevision, "MOD": .modRevision,
+                "VERSION": .version, "0": .version, "CREATE": .createRevision, "1": .createRevision,
+                "MOD": .modRevision, "2": .modRevision, "VALUE": .value, "3": .value,
             ]
             let relations: [String: Comparison.Relation] = [
-                "EQUAL": .equal, "GREATER": .greater, "LESS": .less, "NOT_EQUAL": .notEqual,
+                "EQUAL": .equal, "0": .equal, "GREATER": .greater, "1": .greater, "LESS": .less, "2": .less,
+                "NOT_EQUAL": .notEqual, "3": .notEqual,
             ]
-            guard let target = targets[(entry["target"] as? String) ?? "VALUE"] else {
-                throw BadRequest(message: "compare \"target\" must be VALUE, VERSION, CREATE or MOD")
+            func name(_ field: String, _ zero: String) -> String {
+                guard let value = entry[field] else { return zero }
+                if let text = value as? String { return text }
+                if !(value is Bool), let number = value as? NSNumber { return "\(number.intValue)" }
+                return "?"
             }
-            guard let relation = relations[(entry["result"] as? String) ?? "EQUAL"] else {
+            guard let target = targets[name("target", "VERSION")] else {
+                throw BadRequest(message: "compare \"target\" must be VERSION, CREATE, MOD or VALUE")
+            }
+            guard let relation = relations[name("result", "EQUAL")] else {
                 throw BadRequest(message: "compare \"result\" must be EQUAL, GREATER, LESS or NOT_EQUAL")
             }
             let key = try self.bytes(entry, "key", required: true)
+            if let end = entry["range_end"], (end as? String)?.isEmpty != true {
+                throw BadRequest(message: "compare \"range_end\" is not supported by Synod")
+            }
             switch target {
             case .value: return Comparison(key: key, target: target, relation: relation, value: try self.bytes(entry, "value"))
             case .version: return Comparison(key: key, target: target, relation: relation, number: try self.number(entry, "version"))
@@ -212,21 +242,29 @@ public struct ClientAPI<R: Replica>: Sendable {
         }
         func operations(_ field: String) throws -> [KVRequest] {
             try list(field).map { entry in
-                if let put = entry["request_put"] as? [String: Any] { return try self.put(put) }
-                if let range = entry["request_range"] as? [String: Any] { return try self.range(range) }
-                if let delete = entry["request_delete_range"] as? [String: Any] { return try self.deleteRange(delete) }
+                if let put = entry["request_put"] as? [String: Any] { try self.refuseUnsupported(put); return try self.put(put) }
+                if let range = entry["request_range"] as? [String: Any] { try self.refuseUnsupported(range); return try self.range(range) }
+                if let delete = entry["request_delete_range"] as? [String: Any] {
+                    try self.refuseUnsupported(delete)
+                    return try self.deleteRange(delete)
+                }
                 throw BadRequest(message: "\(field) entries must hold request_put, request_range or request_delete_range")
             }
         }
-        return .transaction(compare: compare, success: try operations("success"), failure: try operations("failure"))
+        let success = try operations("success")
+        let failure = try operations("failure")
+        for branch in [success, failure] {
+            if let problem = KeyValueStore.transactionProblem(branch) { throw BadRequest(message: problem) }
+        }
+        return .transaction(compare: compare, success: success, failure: failure)
     }
 
     // MARK: Responses to JSON
 
     func statusJSON(_ status: NodeStatus, extra: [(String, JSONValue)]) -> JSONValue {
         var fields: [(String, JSONValue)] = [
-            ("id", .integer(Int64(status.id))), ("role", .string(status.role)), ("epoch", .integer(Int64(status.epoch))),
-            ("appliedPosition", .integer(Int64(status.appliedPosition))), ("revision", .integer(status.revision)),
+            ("id", .integer(Int64(status.id))), ("role", .string(status.role)), ("epoch", .integer(Int64(clamping: status.epoch))),
+            ("appliedPosition", .integer(Int64(clamping: status.appliedPosition))), ("revision", .integer(status.revision)),
             ("framesSent", .integer(Int64(status.framesSent))), ("framesDropped", .integer(Int64(status.framesDropped))),
         ] + extra
         if let leader = status.leader { fields.append(("leader", .integer(Int64(leader)))) }
@@ -258,13 +296,13 @@ public struct ClientAPI<R: Replica>: Sendable {
             if let previous { fields.append(("prev_kv", self.json(previous))) }
         case .range(_, let kvs, let count, let more):
             if !kvs.isEmpty { fields.append(("kvs", .array(kvs.map { self.json($0) }))) }
-            fields.append(("count", .string("\(count)")))
+            if count != 0 { fields.append(("count", .string("\(count)"))) }
             if more { fields.append(("more", .bool(true))) }
         case .deleteRange(_, let deleted, let previous):
-            fields.append(("deleted", .string("\(deleted)")))
+            if deleted != 0 { fields.append(("deleted", .string("\(deleted)"))) }
             if !previous.isEmpty { fields.append(("prev_kvs", .array(previous.map { self.json($0) }))) }
         case .transaction(_, let succeeded, let responses):
-            fields.append(("succeeded", .bool(succeeded)))
+            if succeeded { fields.append(("succeeded", .bool(true))) }
             fields.append(("responses", .array(responses.map { response -> JSONValue in
                 let inner = self.json(response, header: nil)
                 switch response {

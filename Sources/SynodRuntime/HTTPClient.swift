@@ -78,6 +78,7 @@ public final class HTTPConnection: @unchecked Sendable {
         let handler = self.handler
         let host = self.host
         let future: EventLoopFuture<Reply> = channel.eventLoop.flatSubmit {
+            guard channel.isActive else { return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
             precondition(handler.waiting == nil, "one request at a time per connection")
             let promise = channel.eventLoop.makePromise(of: Reply.self)
             handler.waiting = promise

@@ -87,7 +87,8 @@ extension PeerFrame: WireCodable {
         }
     }
 
-    /// Largest forwarded payload (a client request is bounded far below this).
+    /// Largest forwarded payload or reply (a client request is bounded far below this; a
+    /// larger reply is refused with a reason). Below the transport's 8 MiB frame limit.
     public static var maximumPayloadBytes: Int { 4 << 20 }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> PeerFrame {

@@ -158,7 +158,11 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         try config.validate()
         var generator = SystemRandomNumberGenerator()
         self.core = R(config: config, restoring: recovered, randomSeed: generator.next())
-        self.sessionBase = generator.next() & ~UInt64(0xFFFF_FFFF)
+        // Fresh per incarnation: 44 random bits for sessions (a restarted node must never
+        // reuse a session of its earlier life), and a random start for request numbers (a
+        // late reply to an earlier life's forwarded request must not match a new one).
+        self.sessionBase = generator.next() & ~UInt64(0xF_FFFF)
+        self.requestCounter = generator.next() >> 2
         self.transport = PeerTransport(id: configuration.id, peers: configuration.peers, loop: self.loop, logger: logger)
         logger.info("restored", metadata: ["records": "\(recovered.records.count)", "protocol": "\(R.protocolName)"])
     }
@@ -286,7 +290,9 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             self.transport.send(.statusReply(id: id, self.localStatus()), to: peer)
             self.transport.flush()
         case .statusReply(let id, let status):
-            guard self.statusQueries[id] != nil else { return }
+            guard status.id == Int(peer.rawValue), let query = self.statusQueries[id],
+                  !query.1.contains(where: { $0.id == status.id })
+            else { return }
             self.statusQueries[id]!.1.append(status)
             if self.statusQueries[id]!.1.count == self.configuration.peers.count { self.finishStatusQuery(id) }
         case .forwardReply(let id, let reply):
@@ -404,7 +410,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 guard case .read(let payload) = self.requests[id]?.kind else { continue }
                 self.complete(id, .success(self.machine.machine.query(payload)))
             case .forwarded(let peer, let id, let payload):
-                self.transport.send(.forwardReply(id: id, .ok(self.machine.machine.query(payload))), to: peer)
+                self.replyToPeer(peer, id: id, .success(self.machine.machine.query(payload)))
             }
         }
         for rejection in ready.rejected { self.rejected(rejection) }
@@ -464,10 +470,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         }
         if let id = self.localWrites.removeValue(forKey: committed.command.id) { self.complete(id, result) }
         if let (peer, id) = self.remoteWrites.removeValue(forKey: committed.command.id) {
-            switch result {
-            case .success(let reply): self.transport.send(.forwardReply(id: id, .ok(reply)), to: peer)
-            case .failure(let error): self.transport.send(.forwardReply(id: id, .unavailable("\(error)")), to: peer)
-            }
+            self.replyToPeer(peer, id: id, result)
         }
     }
 
@@ -484,6 +487,20 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             case .forwarded(let peer, let id, _): self.answerRefusal(rejection.reason, peer: peer, id: id)
             case nil: break
             }
+        }
+    }
+
+    /// Answers a peer's forwarded request; a reply too large for one frame is refused with a
+    /// reason rather than breaking the link (ask for fewer keys with `limit`).
+    func replyToPeer(_ peer: NodeID, id: UInt64, _ result: Result<[UInt8], any Error>) {
+        switch result {
+        case .success(let reply) where reply.count <= Frame.maximumPayloadBytes:
+            self.transport.send(.forwardReply(id: id, .ok(reply)), to: peer)
+        case .success(let reply):
+            self.transport.send(.forwardReply(id: id, .unavailable(
+                "the response (\(reply.count) bytes) exceeds \(Frame.maximumPayloadBytes) bytes; ask the leader directly or use a limit")), to: peer)
+        case .failure(let error):
+            self.transport.send(.forwardReply(id: id, .unavailable("\(error)")), to: peer)
         }
     }
 
@@ -516,6 +533,14 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             (self.role, self.leader, self.epoch) = ("follower", leader, epoch)
         case .becameCandidate(let epoch):
             (self.role, self.leader, self.epoch) = ("candidate", nil, epoch)
+        }
+        if self.role != "leader" && !self.remoteWrites.isEmpty {
+            // Proposals of peers' clients die with this leadership unless already replicated;
+            // the peers re-send the same commands to the new leader (applied once either way).
+            for (_, (peer, id)) in self.remoteWrites.sorted(by: { $0.value.1 < $1.value.1 }) {
+                self.transport.send(.forwardReply(id: id, .notLeader(hint: self.leader)), to: peer)
+            }
+            self.remoteWrites = [:]
         }
         self.logger.info("\(self.role)", metadata: [
             "epoch": "\(self.epoch)", "leader": "\(self.leader.map { "\($0)" } ?? "none")",
@@ -554,6 +579,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     func acquireSession() -> ClientID {
         if let session = self.freeSessions.popLast() { return session }
         self.sessionCount += 1
+        precondition(self.sessionCount < 1 << 20, "over a million client requests in flight at once")
         return self.sessionBase | self.sessionCount
     }
 

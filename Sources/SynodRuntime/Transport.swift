@@ -46,7 +46,7 @@ enum TransportError: Error, CustomStringConvertible {
         case .frameTooLarge(let length, let limit): "frame of \(length) bytes exceeds the limit of \(limit)"
         case .undecodable(let reason): "undecodable frame: \(reason)"
         case .noHello: "the first frame was not a hello"
-        case .unknownPeer(let node): "hello from \(node), which is not a member"
+        case .unknownPeer(let node): "hello from \(node), which is not another member"
         }
     }
 }
@@ -57,12 +57,14 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
     typealias InboundIn = ByteBuffer
 
     let members: Set<NodeID>
+    let localID: NodeID
     let logger: Logger
     let deliver: @Sendable (PeerFrame<Message>, NodeID) -> Void
     var peer: NodeID?
 
-    init(members: Set<NodeID>, logger: Logger, deliver: @escaping @Sendable (PeerFrame<Message>, NodeID) -> Void) {
+    init(members: Set<NodeID>, localID: NodeID, logger: Logger, deliver: @escaping @Sendable (PeerFrame<Message>, NodeID) -> Void) {
         self.members = members
+        self.localID = localID
         self.logger = logger
         self.deliver = deliver
     }
@@ -74,7 +76,7 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
             let frame = try PeerFrame<Message>.decode(bytes)
             guard let peer = self.peer else {
                 guard case .hello(let node) = frame else { throw TransportError.noHello }
-                guard self.members.contains(node) else { throw TransportError.unknownPeer(node) }
+                guard self.members.contains(node), node != self.localID else { throw TransportError.unknownPeer(node) }
                 self.peer = node
                 return
             }
@@ -148,6 +150,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         -> EventLoopFuture<Void>
     {
         let logger = self.logger
+        let localID = self.id
         let maximumFrameBytes = self.maximumFrameBytes
         return ServerBootstrap(group: self.loop)
             .serverChannelOption(.backlog, value: 64)
@@ -157,7 +160,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)))
                     try channel.pipeline.syncOperations.addHandler(
-                        PeerInboundHandler<Message>(members: members, logger: logger, deliver: deliver))
+                        PeerInboundHandler<Message>(members: members, localID: localID, logger: logger, deliver: deliver))
                 }
             }
             .bind(host: address.host, port: address.port)

@@ -71,6 +71,23 @@ struct RuntimeUnitTests {
         #expect(throws: API.BadRequest.self) { try API.request(.range, ["key": key, "limit": 1.5]) }
         #expect(throws: API.BadRequest.self) { try API.request(.txn, ["compare": [["key": key, "target": "COLOUR"]]]) }
         #expect(throws: API.BadRequest.self) { try API.request(.txn, ["success": [["request_nothing": [:]]]]) }
+        // etcd's enums: absent means VERSION and EQUAL; numbers are accepted.
+        let defaults = try API.request(.txn, ["compare": [["key": key]]]).0
+        #expect(defaults == .transaction(
+            compare: [Comparison(key: Array("foo".utf8), target: .version, relation: .equal, number: 0)], success: [], failure: []))
+        let numeric = try API.request(.txn, ["compare": [["key": key, "target": 3, "result": 3, "value": value]]]).0
+        #expect(numeric == .transaction(
+            compare: [Comparison(key: Array("foo".utf8), target: .value, relation: .notEqual, value: Array("bar".utf8))],
+            success: [], failure: []))
+        // etcd's rule, checked before a round of consensus is spent on it.
+        #expect(throws: API.BadRequest.self) {
+            try API.request(.txn, ["success": [["request_put": ["key": key]], ["request_put": ["key": key]]]])
+        }
+        // What Synod does not implement is refused, unless it carries its zero value.
+        #expect(throws: API.BadRequest.self) { try API.request(.range, ["key": key, "revision": "3"]) }
+        #expect(throws: API.BadRequest.self) { try API.request(.put, ["key": key, "lease": "7"]) }
+        #expect(try API.request(.range, ["key": key, "revision": "0", "count_only": false]).0
+            == .range(KeyRange(key: Array("foo".utf8)), limit: 0))
     }
 
     @Test("the JSON writer escapes strings and sorts keys")

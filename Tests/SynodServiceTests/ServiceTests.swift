@@ -196,6 +196,9 @@ struct ServiceTests {
         // A frame header claiming 2 GiB, and a hello from a stranger.
         sendGarbage(port: cluster.member(leader).peerPort, bytes: [0x7F, 0xFF, 0xFF, 0xFF, 1, 2, 3])
         sendGarbage(port: cluster.member(leader).peerPort, bytes: [0, 0, 0, 2, 1, 99])
+        // A hello claiming to be the node itself (two processes started with one --id): its
+        // frames could pass for the node's own sync acknowledgements, so it is refused.
+        sendGarbage(port: cluster.member(leader).peerPort, bytes: [0, 0, 0, 2, 1, UInt8(leader)])
         for member in cluster.members { #expect(cluster.isRunning(member.id), "n\(member.id) survived") }
         let connection = try await cluster.connect(leader)
         #expect(try await put(connection, "after", "garbage") == 200)
@@ -210,5 +213,6 @@ struct ServiceTests {
         await connection.close()
         let log = try String(contentsOfFile: cluster.logPath(leader), encoding: .utf8)
         #expect(log.contains("closing peer connection"))
+        #expect(log.contains("hello from n\(leader), which is not another member"))
     }
 }
