@@ -164,11 +164,11 @@ extension MultiPaxosMessage: WireCodable {
     public static func decode(from reader: inout WireReader) throws(WireError) -> MultiPaxosMessage {
         func slot() throws(WireError) -> UInt64 {
             let slot = try reader.varint()
-            guard slot >= 1 else { throw .malformed("slot 0 does not exist") }
+            guard slot >= 1 && slot < maximumPaxosSlot else { throw .malformed("slot \(slot) out of range") }
             return slot
         }
         func slotRun(_ first: UInt64, _ count: UInt64) throws(WireError) {
-            guard count <= UInt64(maximumDecodedPaxosSlots), first <= UInt64.max - count else {
+            guard count <= UInt64(maximumDecodedPaxosSlots), first < maximumPaxosSlot - count else {
                 throw .malformed("\(count) slots from \(first) overflow")
             }
         }
@@ -238,10 +238,10 @@ extension MultiPaxosRecord: WireCodable {
             return .promised(try Ballot.decode(from: &reader))
         case 3:
             let first = try reader.varint()
-            guard first >= 1 else { throw .malformed("accepted record starting at slot 0") }
+            guard first >= 1 && first < maximumPaxosSlot else { throw .malformed("accepted record starting at slot \(first)") }
             let ballot = try Ballot.decode(from: &reader)
             let values = try [SlotValue].decode(from: &reader)
-            guard first <= UInt64.max - UInt64(values.count) else { throw .malformed("accepted slots overflow") }
+            guard first < maximumPaxosSlot - UInt64(values.count) else { throw .malformed("accepted slots out of range") }
             return .accepted(firstSlot: first, ballot: ballot, values: values)
         case let tag:
             throw .malformed("unknown Multi-Paxos record tag \(tag)")

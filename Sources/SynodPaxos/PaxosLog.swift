@@ -132,6 +132,23 @@ public struct PaxosLogReplica: Replica {
     /// The instance of `slot`, if this replica has one.
     public func instance(at slot: UInt64) -> SingleDecreePaxos? { self.instances[slot] }
 
+    /// Each slot's records restore when no value is accepted in a ballot above the promise
+    /// recorded before it (an acceptance records its promise first).
+    public static func problem(restoring recovered: Recovered<PaxosLogRecord>) -> String? {
+        var promised: [UInt64: Ballot] = [:]
+        for (position, record) in recovered.records.enumerated() {
+            switch record.record {
+            case .round: continue
+            case .promised(let ballot): promised[record.slot] = max(promised[record.slot] ?? .zero, ballot)
+            case .accepted(let value):
+                guard value.ballot <= promised[record.slot] ?? .zero else {
+                    return "record \(position): slot \(record.slot) accepted in \(value.ballot) above its promise"
+                }
+            }
+        }
+        return nil
+    }
+
     public init(config: ReplicaConfig<PaxosLogOptions>, restoring: Recovered<PaxosLogRecord>, randomSeed: UInt64) {
         precondition((try? config.validate()) != nil, "invalid Paxos configuration")
         self.id = config.id
@@ -495,7 +512,7 @@ extension PaxosLogMessage: WireCodable {
     public static func decode(from reader: inout WireReader) throws(WireError) -> PaxosLogMessage {
         func slot() throws(WireError) -> UInt64 {
             let slot = try reader.varint()
-            guard slot >= 1 else { throw .malformed("slot 0 does not exist") }
+            guard slot >= 1 && slot < maximumPaxosSlot else { throw .malformed("slot \(slot) out of range") }
             return slot
         }
         switch try reader.byte() {
@@ -504,7 +521,7 @@ extension PaxosLogMessage: WireCodable {
         case 3:
             let first = try slot()
             let values = try [SlotValue].decode(from: &reader)
-            guard first <= UInt64.max - UInt64(values.count) else { throw .malformed("decided slots overflow") }
+            guard first < maximumPaxosSlot - UInt64(values.count) else { throw .malformed("decided slots out of range") }
             return .decided(firstSlot: first, values: values)
         case let tag: throw .malformed("unknown Paxos log message tag \(tag)")
         }
@@ -519,7 +536,7 @@ extension PaxosLogRecord: WireCodable {
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> PaxosLogRecord {
         let slot = try reader.varint()
-        guard slot >= 1 else { throw .malformed("slot 0 does not exist") }
+        guard slot >= 1 && slot < maximumPaxosSlot else { throw .malformed("slot \(slot) out of range") }
         return PaxosLogRecord(slot: slot, record: try PaxosRecord.decode(from: &reader))
     }
 }

@@ -26,6 +26,9 @@ public enum SlotValue: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// Slots stay below 2^48 (a slot number arriving from a peer, plus any count, never overflows).
+public let maximumPaxosSlot: UInt64 = 1 << 48
+
 /// Most slots one decoded message or record may carry (a bound on work per decode; the byte
 /// size is bounded by the frame or the WAL record around it).
 public let maximumDecodedPaxosSlots = 1 << 20
@@ -76,9 +79,14 @@ extension Ballot: WireCodable {
         writer.varint(UInt64(self.node.rawValue))
     }
 
+    /// Rounds stay below 2^48: `epoch` keeps its order, and `round + 1` never overflows, whatever
+    /// a peer sends.
+    public static let maximumRound: UInt64 = 1 << 48
+
     /// Decodes a ballot; node 0 is allowed only in the zero ballot.
     public static func decode(from reader: inout WireReader) throws(WireError) -> Ballot {
         let round = try reader.varint()
+        guard round < Self.maximumRound else { throw .malformed("ballot round \(round) out of range") }
         let node = try reader.varint()
         guard node <= UInt64(UInt16.max) else { throw .malformed("ballot node \(node) out of range") }
         guard node != 0 || round == 0 else { throw .malformed("ballot b\(round).0 names no node") }

@@ -133,7 +133,11 @@ public struct SingleDecreePaxos: Sendable {
             switch record {
             case .round(let round): self.maxRound = max(self.maxRound, round)
             case .promised(let ballot): self.promised = max(self.promised, ballot)
-            case .accepted(let value): self.accepted = value
+            case .accepted(let value):
+                self.accepted = value
+                // An acceptance implies the promise (records written before the promise
+                // record was added restore safely too).
+                self.promised = max(self.promised, value.ballot)
             }
         }
         self.maxRound = max(self.maxRound, self.promised.round)
@@ -214,7 +218,12 @@ public struct SingleDecreePaxos: Sendable {
             self.send(.nack(ballot, promised: self.promised), to: sender, afterSync: false)
             return
         }
-        self.promised = max(self.promised, ballot)
+        // Accepting in a ballot is also a promise for it, and must survive a restart as one:
+        // otherwise the restarted acceptor would take an older ballot's accept over this value.
+        if ballot > self.promised {
+            self.promised = ballot
+            self.output.records.append(.promised(ballot))
+        }
         self.accepted = AcceptedValue(ballot: ballot, value: value)
         self.output.records.append(.accepted(self.accepted!))
         self.send(.accepted(ballot), to: sender, afterSync: self.options.mutation != .replyBeforeDurable)

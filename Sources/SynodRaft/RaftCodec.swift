@@ -1,5 +1,16 @@
 import SynodCore
 
+extension Term {
+    /// Terms stay below 2^48 whatever a peer sends, so `next` never overflows.
+    static let maximum: UInt64 = 1 << 48
+
+    static func decode(from reader: inout WireReader) throws(WireError) -> Term {
+        let raw = try reader.varint()
+        guard raw < Self.maximum else { throw .malformed("term \(raw) out of range") }
+        return Term(raw)
+    }
+}
+
 // Canonical binary encodings of Raft's durable records (for the write-ahead log) and messages
 // (for the transport), on SynodCore's wire codec. Tags are stable: add, never renumber.
 
@@ -11,7 +22,7 @@ extension RaftEntry: WireCodable {
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> RaftEntry {
-        let term = Term(try reader.varint())
+        let term = try Term.decode(from: &reader)
         return RaftEntry(term: term, command: try reader.bool() ? try Command.decode(from: &reader) : nil)
     }
 }
@@ -52,7 +63,7 @@ extension RaftRecord: WireCodable {
     public static func decode(from reader: inout WireReader) throws(WireError) -> RaftRecord {
         switch try reader.byte() {
         case 1:
-            let term = Term(try reader.varint())
+            let term = try Term.decode(from: &reader)
             let voted = try reader.varint()
             guard voted <= UInt64(UInt16.max) else { throw .malformed("vote for node \(voted) out of range") }
             return .hardState(term: term, votedFor: voted == 0 ? nil : NodeID(UInt16(voted)))
@@ -98,7 +109,7 @@ extension RaftMessage: WireCodable {
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> RaftMessage {
-        func term() throws(WireError) -> Term { Term(try reader.varint()) }
+        func term() throws(WireError) -> Term { try Term.decode(from: &reader) }
         func index() throws(WireError) -> LogIndex { LogIndex(try reader.varint()) }
         switch try reader.byte() {
         case 1:

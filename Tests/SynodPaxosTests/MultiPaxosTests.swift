@@ -243,6 +243,23 @@ struct PaxosCodecTests {
         #expect(try PaxosLogRecord.decode(logRecord.encoded()) == logRecord)
     }
 
+    @Test("rounds and slots from peers are bounded, so no arithmetic on them can overflow")
+    func bounds() {
+        let huge = Ballot(round: UInt64.max, node: NodeID(1))
+        #expect(throws: WireError.self) { try MultiPaxosMessage.decode(MultiPaxosMessage.prepare(huge, fromSlot: 1).encoded()) }
+        #expect(throws: WireError.self) {
+            try MultiPaxosMessage.decode(MultiPaxosMessage.chosen(firstSlot: UInt64.max - 1, values: [.noop]).encoded())
+        }
+        #expect(throws: WireError.self) { try PaxosLogMessage.decode(PaxosLogMessage.learn(fromSlot: 1 << 60).encoded()) }
+        #expect(PaxosLogReplica.problem(restoring: Recovered(records: [
+            PaxosLogRecord(slot: 3, record: .accepted(AcceptedValue(ballot: Self.ballot, value: [1]))),
+        ])) != nil)
+        #expect(PaxosLogReplica.problem(restoring: Recovered(records: [
+            PaxosLogRecord(slot: 3, record: .promised(Self.ballot)),
+            PaxosLogRecord(slot: 3, record: .accepted(AcceptedValue(ballot: Self.ballot, value: [1]))),
+        ])) == nil)
+    }
+
     @Test("slot 0, node 0 and unknown tags are refused")
     func refusals() {
         #expect(throws: WireError.self) { try MultiPaxosMessage.decode(MultiPaxosMessage.prepare(Self.ballot, fromSlot: 0).encoded()) }

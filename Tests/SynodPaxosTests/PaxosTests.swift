@@ -133,3 +133,28 @@ struct PaxosTests {
         #expect(resolved.decided != nil && resolved.violations.isEmpty)
     }
 }
+
+@Suite("Single-decree Paxos: durability across restarts")
+struct PaxosRestartTests {
+    /// Found in review: accepting in a ballot above the promise raised the promise in memory
+    /// only; after a restart the acceptor took an older ballot's accept over the newer value,
+    /// which can get two values chosen.
+    @Test("an acceptance raises the promise durably: after a restart, an older ballot's accept is refused")
+    func acceptanceRaisesPromiseDurably() {
+        let members = (1...3).map { NodeID(UInt16($0)) }
+        var acceptor = SingleDecreePaxos(id: NodeID(2), members: members, randomSeed: 1)
+        let older = Ballot(round: 1, node: NodeID(3))
+        let newer = Ballot(round: 2, node: NodeID(1))
+        acceptor.receive(.accept(newer, value: Array("v".utf8)), from: NodeID(1))
+        let records = acceptor.ready().records
+        var restarted = SingleDecreePaxos(id: NodeID(2), members: members, restoring: records, randomSeed: 2)
+        #expect(restarted.promised == newer)
+        restarted.receive(.accept(older, value: Array("y".utf8)), from: NodeID(3))
+        #expect(restarted.ready().messages.map(\.message) == [.nack(older, promised: newer)])
+        #expect(restarted.accepted?.value == Array("v".utf8))
+        // Records written before the fix (an acceptance with no promise record) restore safely too.
+        let legacy = SingleDecreePaxos(
+            id: NodeID(2), members: members, restoring: [.accepted(AcceptedValue(ballot: newer, value: [1]))], randomSeed: 3)
+        #expect(legacy.promised == newer)
+    }
+}
