@@ -13,6 +13,9 @@ public struct MultiPaxosOptions: ReplicaOptions, Equatable {
     public var resendTicks = 4
     /// Most slots in one accept or catch-up message (the batch size).
     public var maxSlotsPerMessage = 1024
+    /// Most command bytes in one accept or catch-up message (at least one slot is always
+    /// sent), so that messages stay well below the transport's frame limit.
+    public var maxPayloadBytesPerMessage = 2 << 20
     /// Most slots a leader keeps in flight before answering `overloaded`.
     public var maxUncommittedSlots = 100_000
     /// Most linearizable reads waiting at a leader.
@@ -42,6 +45,7 @@ public struct MultiPaxosOptions: ReplicaOptions, Equatable {
         guard self.maxSlotsPerMessage >= 1 && self.maxSlotsPerMessage <= maximumDecodedPaxosSlots else {
             throw ConfigurationError("maxSlotsPerMessage must lie in 1...\(maximumDecodedPaxosSlots)")
         }
+        guard self.maxPayloadBytesPerMessage >= 1 else { throw ConfigurationError("maxPayloadBytesPerMessage must be positive") }
         guard self.maxUncommittedSlots >= 1 else { throw ConfigurationError("maxUncommittedSlots must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
         if let size = self.phase2QuorumSize, size < 1 {

@@ -193,10 +193,18 @@ extension MultiPaxosReplica {
         if self.unsentFrom < self.nextSlot {
             var first = self.unsentFrom
             while first < self.nextSlot {
-                let end = min(self.nextSlot, first + UInt64(self.options.maxSlotsPerMessage))
-                let values = (first..<end).map { self.proposedValue(at: $0) }
+                var values: [SlotValue] = []
+                var bytes = 0
+                var slot = first
+                while slot < self.nextSlot && values.count < self.options.maxSlotsPerMessage {
+                    let value = self.proposedValue(at: slot)
+                    bytes += value.payloadBytes
+                    if bytes > self.options.maxPayloadBytesPerMessage && !values.isEmpty { break }
+                    values.append(value)
+                    slot += 1
+                }
                 self.broadcast(.accept(self.acceptRequest(first: first, values: values)), afterSync: false)
-                first = end
+                first = slot
             }
             self.unsentFrom = self.nextSlot
         } else if self.readContextCounter > self.readContextSent {
@@ -229,7 +237,15 @@ extension MultiPaxosReplica {
         for (position, member) in self.members.enumerated() where position != self.selfPosition {
             // Only a replica still short of what was announced a heartbeat ago is lagging.
             guard let learned = self.peerLearned[position], learned < self.announcedThrough else { continue }
-            let end = min(self.chosenThrough, learned + UInt64(self.options.maxSlotsPerMessage))
+            var end = min(self.chosenThrough, learned + UInt64(self.options.maxSlotsPerMessage))
+            var bytes = 0
+            for slot in (learned + 1)...end {
+                bytes += self.chosenPrefix[Int(slot - 1)].payloadBytes
+                if bytes > self.options.maxPayloadBytesPerMessage && slot > learned + 1 {
+                    end = slot - 1
+                    break
+                }
+            }
             let values = Array(self.chosenPrefix[Int(learned)..<Int(end)])
             self.send(.chosen(firstSlot: learned + 1, values: values), to: member, afterSync: false)
         }
@@ -245,16 +261,21 @@ extension MultiPaxosReplica {
             let bit: UInt64 = 1 << UInt64(position)
             var runStart: UInt64?
             var values: [SlotValue] = []
+            var runBytes = 0
             for slot in (self.chosenThrough + 1)..<self.nextSlot {
                 if let proposal = self.proposals[slot], proposal.sentTick <= stale, proposal.acknowledged & bit == 0 {
                     if runStart == nil { runStart = slot }
                     values.append(proposal.value)
-                    if values.count < self.options.maxSlotsPerMessage { continue }
+                    runBytes += proposal.value.payloadBytes
+                    if values.count < self.options.maxSlotsPerMessage && runBytes < self.options.maxPayloadBytesPerMessage {
+                        continue
+                    }
                 }
                 if let start = runStart {
                     self.send(.accept(self.acceptRequest(first: start, values: values)), to: member, afterSync: false)
                     runStart = nil
                     values = []
+                    runBytes = 0
                 }
             }
             if let start = runStart {

@@ -11,6 +11,9 @@ public enum SlotValue: Sendable, Hashable, CustomStringConvertible {
     /// chosen after its reads arrived.
     case barrier(node: NodeID, nonce: UInt64)
 
+    /// The command payload's size (0 for no-ops and barriers), for byte budgets.
+    public var payloadBytes: Int { self.command?.payload.count ?? 0 }
+
     /// The command to execute, if any.
     public var command: Command? {
         if case .command(let command) = self { return command }

@@ -29,10 +29,21 @@ public struct RaftLog: Sendable {
     }
 
     /// Up to `maxCount` entries starting at `first` (which may be `lastIndex + 1`: none).
-    public func entries(from first: LogIndex, maxCount: Int) -> [RaftEntry] {
+    public func entries(from first: LogIndex, maxCount: Int, maxPayloadBytes: Int = .max) -> [RaftEntry] {
         precondition(first > .zero && first <= self.lastIndex.next, "slice start \(first) outside the log")
         let start = Int(first.rawValue) - 1
-        let end = start + min(maxCount, self.entries.count - start)
+        var end = start + min(maxCount, self.entries.count - start)
+        if maxPayloadBytes < .max {
+            // At least one entry, then as many as fit the byte budget.
+            var bytes = 0
+            for index in start..<end {
+                bytes += self.entries[index].command?.payload.count ?? 0
+                if bytes > maxPayloadBytes && index > start {
+                    end = index
+                    break
+                }
+            }
+        }
         return Array(self.entries[start..<end])
     }
 

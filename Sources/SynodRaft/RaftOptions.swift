@@ -10,6 +10,9 @@ public struct RaftOptions: ReplicaOptions, Equatable {
     public var heartbeatIntervalTicks = 2
     /// Most entries in one AppendEntries message.
     public var maxEntriesPerMessage = 1024
+    /// Most command bytes in one AppendEntries message (at least one entry is always sent), so
+    /// that messages stay well below the transport's frame limit whatever the command sizes.
+    public var maxPayloadBytesPerMessage = 2 << 20
     /// Most AppendEntries messages in flight to one follower (pipelining window).
     public var maxInflightMessages = 64
     /// Most uncommitted entries a leader accepts before answering `overloaded`.
@@ -36,6 +39,7 @@ public struct RaftOptions: ReplicaOptions, Equatable {
         guard self.maxEntriesPerMessage >= 1 && self.maxEntriesPerMessage <= maximumDecodedRaftEntries else {
             throw ConfigurationError("maxEntriesPerMessage must lie in 1...\(maximumDecodedRaftEntries)")
         }
+        guard self.maxPayloadBytesPerMessage >= 1 else { throw ConfigurationError("maxPayloadBytesPerMessage must be positive") }
         guard self.maxInflightMessages >= 1 else { throw ConfigurationError("maxInflightMessages must be positive") }
         guard self.maxUncommittedEntries >= 1 else { throw ConfigurationError("maxUncommittedEntries must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }

@@ -173,7 +173,9 @@ extension RaftReplica {
         switch follower.state {
         case .probe:
             if !follower.probeSent {
-                let entries = self.log.entries(from: follower.nextIndex, maxCount: self.options.maxEntriesPerMessage)
+                let entries = self.log.entries(
+                    from: follower.nextIndex, maxCount: self.options.maxEntriesPerMessage,
+                    maxPayloadBytes: self.options.maxPayloadBytesPerMessage)
                 if !entries.isEmpty || allowEmpty {
                     self.sendAppendEntries(to: peer, prevLogIndex: follower.nextIndex.previous, entries: entries)
                     follower.probeSent = true
@@ -184,7 +186,9 @@ extension RaftReplica {
             while follower.inflightLastIndexes.count < self.options.maxInflightMessages
                 && follower.nextIndex <= self.log.lastIndex
             {
-                let entries = self.log.entries(from: follower.nextIndex, maxCount: self.options.maxEntriesPerMessage)
+                let entries = self.log.entries(
+                    from: follower.nextIndex, maxCount: self.options.maxEntriesPerMessage,
+                    maxPayloadBytes: self.options.maxPayloadBytesPerMessage)
                 self.sendAppendEntries(to: peer, prevLogIndex: follower.nextIndex.previous, entries: entries)
                 follower.nextIndex = follower.nextIndex.advanced(by: entries.count)
                 follower.inflightLastIndexes.append(follower.nextIndex.previous)

@@ -51,6 +51,20 @@ struct MultiPaxosTests {
         #expect(Self.accepts(leader.ready()).first?.firstSlot == 4)
     }
 
+    @Test("accept batches stay under the byte budget (at least one slot each), so large commands never make an oversized frame")
+    func byteBudget() {
+        var leader = Self.replica(1)
+        _ = Self.elect(&leader, promises: [1: [], 2: [], 3: []])
+        for sequence in 1...5 {
+            leader.propose(Command(client: 9, sequence: UInt64(sequence), payload: Array(repeating: 7, count: 900_000)))
+        }
+        let batches = Self.accepts(leader.ready()).filter { !$0.values.isEmpty && $0.ballot == leader.ballot }
+        let perMember = batches.count / Self.members.count
+        // 2 MiB budget, 0.9 MB commands: two per message, so three messages per member.
+        #expect(perMember == 3)
+        #expect(batches.allSatisfy { $0.values.reduce(0) { $0 + $1.payloadBytes } <= 2 << 20 })
+    }
+
     @Test("the most-frequent-value variant really picks the other value (what the mutation test relies on)")
     func mostFrequentVariant() {
         var options = MultiPaxosOptions()

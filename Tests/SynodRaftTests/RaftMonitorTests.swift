@@ -86,3 +86,18 @@ struct RaftMonitorTests {
         #expect(found.map(\.invariant) == ["leader-completeness"])
     }
 }
+
+@Suite("Raft log slicing")
+struct RaftLogSliceTests {
+    @Test("AppendEntries slices respect the byte budget and always carry at least one entry")
+    func byteBudget() {
+        var log = RaftLog()
+        for sequence in 1...5 {
+            log.append(RaftEntry(term: Term(1), command: Command(client: 1, sequence: UInt64(sequence), payload: Array(repeating: 1, count: 900))))
+        }
+        #expect(log.entries(from: LogIndex(1), maxCount: 10, maxPayloadBytes: 2_000).count == 2)
+        #expect(log.entries(from: LogIndex(1), maxCount: 10, maxPayloadBytes: 100).count == 1)
+        #expect(log.entries(from: LogIndex(4), maxCount: 10).count == 2)
+        #expect(log.entries(from: LogIndex(6), maxCount: 10).isEmpty)
+    }
+}
