@@ -30,9 +30,13 @@ public struct MultiPaxosMonitor: SafetyMonitor {
         for envelope in ready.messages {
             guard case .accept(let request) = envelope.message else { continue }
             for (offset, value) in request.values.enumerated() {
-                self.ledger.proposal(
-                    slot: request.firstSlot + UInt64(offset), ballot: request.ballot, value: value, node: node,
-                    into: &violations)
+                let slot = request.firstSlot + UInt64(offset)
+                self.ledger.proposal(slot: slot, ballot: request.ballot, value: value, node: node, into: &violations)
+                // A slot this ballot had already announced as chosen before proposing it (the
+                // leader learned it from a catch-up first): the proposal carries the choice.
+                if slot <= self.announcedThrough[request.ballot] ?? 0 {
+                    self.ledger.choice(slot: slot, value: value, bound: request.ballot, node: node, into: &violations)
+                }
             }
             let done = self.announcedThrough[request.ballot] ?? 0
             if request.chosenThrough > done {

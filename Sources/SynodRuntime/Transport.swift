@@ -40,6 +40,7 @@ enum TransportError: Error, CustomStringConvertible {
     case undecodable(String)
     case noHello
     case unknownPeer(NodeID)
+    case tooManyConnections
 
     var description: String {
         switch self {
@@ -47,6 +48,7 @@ enum TransportError: Error, CustomStringConvertible {
         case .undecodable(let reason): "undecodable frame: \(reason)"
         case .noHello: "the first frame was not a hello"
         case .unknownPeer(let node): "hello from \(node), which is not another member"
+        case .tooManyConnections: "too many inbound peer connections"
         }
     }
 }
@@ -67,6 +69,23 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
         self.localID = localID
         self.logger = logger
         self.deliver = deliver
+    }
+
+    /// A connection that has not named its peer within this time is closed (a stray client,
+    /// a half-open socket): inbound connections cannot pile up unnamed.
+    static var helloTimeout: TimeAmount { .seconds(5) }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let logger = self.logger
+        context.eventLoop.scheduleTask(in: Self.helloTimeout) {
+            guard self.peer == nil, channel.isActive else { return }
+            logger.warning("closing peer connection", metadata: [
+                "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "no hello within 5 s",
+            ])
+            channel.close(promise: nil)
+        }
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -129,6 +148,8 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     let maximumQueuedBytes: Int
     var links: [NodeID: Link]
     var server: (any Channel)?
+    /// Open inbound connections, closed on `stop`.
+    var inbound: [ObjectIdentifier: any Channel] = [:]
     var stopped = false
     private(set) var droppedFrames = 0
     var unflushed: Set<ObjectIdentifier> = []
@@ -158,6 +179,15 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Every member dials once (and again after a failure); far more inbound
+                    // connections than that means someone else is connecting: refuse them.
+                    guard self.inbound.count < 4 * members.count + 4 else {
+                        logger.warning("refusing a peer connection: too many open", metadata: ["open": "\(self.inbound.count)"])
+                        throw TransportError.tooManyConnections
+                    }
+                    let key = ObjectIdentifier(channel)
+                    self.inbound[key] = channel
+                    channel.closeFuture.whenComplete { _ in self.inbound[key] = nil }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)))
                     try channel.pipeline.syncOperations.addHandler(
                         PeerInboundHandler<Message>(members: members, localID: localID, logger: logger, deliver: deliver))
@@ -255,6 +285,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         self.stopped = true
         var closing: [EventLoopFuture<Void>] = []
         if let server = self.server { closing.append(server.close()) }
+        for channel in self.inbound.values { closing.append(channel.close()) }
         for link in self.links.values { if let channel = link.channel { closing.append(channel.close()) } }
         return EventLoopFuture.andAllComplete(closing, on: self.loop)
     }

@@ -22,6 +22,19 @@ func synodExecutable() -> String {
     return testBinary.deletingLastPathComponent().appendingPathComponent("synod").path
 }
 
+/// Opens a TCP connection to a loopback port and sends nothing; returns the descriptor.
+func connectSilently(port: Int) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    return fd
+}
+
 /// Sends raw bytes to a loopback port, then closes the connection.
 func sendGarbage(port: Int, bytes: [UInt8]) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -186,6 +199,9 @@ struct ServiceTests {
         defer { cluster.shutdown() }
         try cluster.startAll()
         let leader = try await cluster.waitForLeader()
+        // A connection that never says who it is gets closed after the hello timeout.
+        let silent = connectSilently(port: cluster.member(leader).peerPort)
+        defer { close(silent) }
         var random = SystemRandomNumberGenerator()
         for round in 0..<20 {
             let bytes = (0..<Int.random(in: 1...4096, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
@@ -214,5 +230,8 @@ struct ServiceTests {
         let log = try String(contentsOfFile: cluster.logPath(leader), encoding: .utf8)
         #expect(log.contains("closing peer connection"))
         #expect(log.contains("hello from n\(leader), which is not another member"))
+        try await Task.sleep(for: .seconds(1.5))
+        let later = try String(contentsOfFile: cluster.logPath(leader), encoding: .utf8)
+        #expect(later.contains("no hello within 5 s"))
     }
 }
