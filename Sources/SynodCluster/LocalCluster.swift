@@ -151,13 +151,26 @@ public final class LocalCluster: @unchecked Sendable {
     /// Waits until a running member reports itself leader; returns its id.
     public func waitForLeader(timeout: TimeInterval = 20, excluding: Set<Int> = []) async throws -> Int {
         let deadline = Date().addingTimeInterval(timeout)
+        var seen: [Int: String] = [:]
         while Date() < deadline {
             for member in self.members where !excluding.contains(member.id) {
-                if let status = await self.status(member.id), status["role"] as? String == "leader" { return member.id }
+                let status = await self.status(member.id)
+                seen[member.id] = status.map { "\($0["role"] ?? "?") in epoch \($0["epoch"] ?? "?")" }
+                    ?? (self.isRunning(member.id) ? "not answering" : "not running")
+                if status?["role"] as? String == "leader" { return member.id }
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw ClusterError("no leader within \(Int(timeout)) s")
+        let states = seen.sorted { $0.key < $1.key }.map { "n\($0.key): \($0.value)" }.joined(separator: ", ")
+        throw ClusterError("no leader within \(Int(timeout)) s (\(states))")
+    }
+
+    /// The last `lines` lines of every member's log, for a failure report.
+    public func logTails(lines: Int = 15) -> String {
+        self.members.map { member in
+            let log = (try? String(contentsOfFile: self.logPath(member.id), encoding: .utf8)) ?? ""
+            return "--- n\(member.id) ---\n" + log.split(separator: "\n").suffix(lines).joined(separator: "\n")
+        }.joined(separator: "\n")
     }
 
     /// Waits until every running member has applied as far as `position`.

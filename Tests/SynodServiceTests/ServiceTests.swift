@@ -73,6 +73,16 @@ struct ServiceTests {
     func leaderCrashUnderLoad(protocolName: String) async throws {
         let cluster = try LocalCluster(executable: synodExecutable(), protocolName: protocolName)
         defer { cluster.shutdown() }
+        do {
+            try await self.leaderCrashUnderLoad(cluster)
+        } catch {
+            print("\(protocolName): \(error)\n\(cluster.logTails())")
+            throw error
+        }
+    }
+
+    func leaderCrashUnderLoad(_ cluster: LocalCluster) async throws {
+        let protocolName = cluster.protocolName
         try cluster.startAll()
         let leader = try await cluster.waitForLeader()
         let workload = KVWorkload(endpoints: cluster.members.map { ("127.0.0.1", $0.clientPort) })
