@@ -56,8 +56,10 @@ public struct SlotAcceptance: Sendable, Equatable {
 public enum MultiPaxosMessage: Sendable, Equatable {
     /// Phase 1a for every slot from `fromSlot` on.
     case prepare(Ballot, fromSlot: UInt64)
-    /// Phase 1b: the promise, with everything accepted from `fromSlot` on.
-    case promise(Ballot, fromSlot: UInt64, accepted: [SlotAcceptance])
+    /// Phase 1b: the promise, with what was accepted from `fromSlot` on: all of it when
+    /// `complete`, else one page (the candidate asks for the next page with another prepare
+    /// of the same ballot from the slot after the page's last).
+    case promise(Ballot, fromSlot: UInt64, accepted: [SlotAcceptance], complete: Bool)
     /// Phase 2a, or a heartbeat.
     case accept(AcceptRequest)
     /// Phase 2b, or a heartbeat's answer.
@@ -86,11 +88,12 @@ extension MultiPaxosMessage: TraceDigestible {
             hasher.combine(1)
             ballot.digest(into: &hasher)
             hasher.combine(from)
-        case .promise(let ballot, let from, let accepted):
+        case .promise(let ballot, let from, let accepted, let complete):
             hasher.combine(2)
             ballot.digest(into: &hasher)
             hasher.combine(from)
             hasher.combine(accepted.count)
+            hasher.combine(complete ? 1 : 0)
         case .accept(let request):
             hasher.combine(3)
             request.ballot.digest(into: &hasher)
@@ -126,7 +129,7 @@ extension MultiPaxosMessage: WireCodable {
             writer.byte(1)
             ballot.encode(into: &writer)
             writer.varint(from)
-        case .promise(let ballot, let from, let accepted):
+        case .promise(let ballot, let from, let accepted, let complete):
             writer.byte(2)
             ballot.encode(into: &writer)
             writer.varint(from)
@@ -136,6 +139,7 @@ extension MultiPaxosMessage: WireCodable {
                 acceptance.ballot.encode(into: &writer)
                 acceptance.value.encode(into: &writer)
             }
+            writer.bool(complete)
         case .accept(let request):
             writer.byte(3)
             request.ballot.encode(into: &writer)
@@ -183,7 +187,7 @@ extension MultiPaxosMessage: WireCodable {
                 accepted.append(SlotAcceptance(
                     slot: try slot(), ballot: try Ballot.decode(from: &reader), value: try SlotValue.decode(from: &reader)))
             }
-            return .promise(ballot, fromSlot: from, accepted: accepted)
+            return .promise(ballot, fromSlot: from, accepted: accepted, complete: try reader.bool())
         case 3:
             let ballot = try Ballot.decode(from: &reader)
             let first = try slot()

@@ -16,6 +16,9 @@ public struct MultiPaxosOptions: ReplicaOptions, Equatable {
     /// Most command bytes in one accept or catch-up message (at least one slot is always
     /// sent), so that messages stay well below the transport's frame limit.
     public var maxPayloadBytesPerMessage = 2 << 20
+    /// Most acceptances in one promise; an acceptor with more sends them in pages, which the
+    /// candidate asks for one after another (so phase 1 works however long the log).
+    public var maxPromiseSlots = 4096
     /// Most slots a leader keeps in flight before answering `overloaded`.
     public var maxUncommittedSlots = 100_000
     /// Most linearizable reads waiting at a leader.
@@ -46,6 +49,9 @@ public struct MultiPaxosOptions: ReplicaOptions, Equatable {
             throw ConfigurationError("maxSlotsPerMessage must lie in 1...\(maximumDecodedPaxosSlots)")
         }
         guard self.maxPayloadBytesPerMessage >= 1 else { throw ConfigurationError("maxPayloadBytesPerMessage must be positive") }
+        guard self.maxPromiseSlots >= 1 && self.maxPromiseSlots <= maximumDecodedPaxosSlots else {
+            throw ConfigurationError("maxPromiseSlots must lie in 1...\(maximumDecodedPaxosSlots)")
+        }
         guard self.maxUncommittedSlots >= 1 else { throw ConfigurationError("maxUncommittedSlots must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
         if let size = self.phase2QuorumSize, size < 1 {

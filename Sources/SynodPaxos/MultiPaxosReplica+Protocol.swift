@@ -28,11 +28,27 @@ extension MultiPaxosReplica {
             self.send(.nack(ballot, promised: self.promised), to: sender, afterSync: false)
             return
         }
-        if ballot > self.promised { self.raisePromise(to: ballot, leader: nil) }
-        let accepted = self.acceptances.filter { $0.key >= from }
+        if ballot > self.promised {
+            self.raisePromise(to: ballot, leader: nil)
+        } else if self.role == .follower {
+            // The candidate this acceptor promised is asking for the next page: it is making
+            // progress, so do not start a competing phase 1 yet.
+            self.electionElapsedTicks = 0
+        }
+        let all = self.acceptances.filter { $0.key >= from }
             .map { SlotAcceptance(slot: $0.key, ballot: $0.value.ballot, value: $0.value.value) }
             .sorted { $0.slot < $1.slot }
-        self.send(.promise(ballot, fromSlot: from, accepted: accepted), to: sender,
+        // One page: at most maxPromiseSlots acceptances and the message byte budget (at least one).
+        var page: [SlotAcceptance] = []
+        var bytes = 0
+        for acceptance in all {
+            bytes += acceptance.value.payloadBytes
+            if page.count == self.options.maxPromiseSlots || (bytes > self.options.maxPayloadBytesPerMessage && !page.isEmpty) {
+                break
+            }
+            page.append(acceptance)
+        }
+        self.send(.promise(ballot, fromSlot: from, accepted: page, complete: page.count == all.count), to: sender,
                   afterSync: self.options.mutation != .replyBeforeDurable)
     }
 
@@ -46,11 +62,30 @@ extension MultiPaxosReplica {
         }
     }
 
-    mutating func onPromise(_ ballot: Ballot, from: UInt64, accepted: [SlotAcceptance], position: Int) {
+    /// Collects an acceptor's promise, page by page; an acceptor counts toward the phase-1
+    /// quorum once its last page is in. (Between pages the acceptor's state can only change
+    /// through ballots above ours, whose phase 1 must then have completed: our phase 2 cannot
+    /// win a quorum, so what the later pages say cannot make a wrong value chosen.)
+    mutating func onPromise(
+        _ ballot: Ballot, from: UInt64, accepted: [SlotAcceptance], complete: Bool, position: Int, sender: NodeID
+    ) {
         // Replies carry their ballot: a stale one never counts toward this ballot's quorum.
-        guard self.role == .candidate, ballot == self.ballot, from == self.phase1From else { return }
-        if self.promisesReceived[position] == nil { self.promisesReceived[position] = accepted }
-        let count = self.promisesReceived.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+        guard self.role == .candidate, ballot == self.ballot else { return }
+        let expected = self.promisesReceived[position]?.nextFrom ?? self.phase1From
+        guard from == expected, self.promisesReceived[position]?.complete != true else { return }
+        guard accepted.allSatisfy({ $0.slot >= from }), complete || !accepted.isEmpty else { return }
+        var pages = self.promisesReceived[position] ?? PromisePages(accepted: [], complete: false, nextFrom: from)
+        pages.accepted += accepted
+        pages.complete = complete
+        pages.nextFrom = (accepted.map(\.slot).max() ?? from) + 1
+        self.promisesReceived[position] = pages
+        if !complete {
+            // Phase 1 is making progress: do not give up on this ballot while pages arrive.
+            self.electionElapsedTicks = 0
+            self.send(.prepare(ballot, fromSlot: pages.nextFrom), to: sender, afterSync: false)
+            return
+        }
+        let count = self.promisesReceived.reduce(0) { $0 + ($1?.complete == true ? 1 : 0) }
         if self.quorum.isPhase1Quorum(count) { self.becomeLeader() }
     }
 
@@ -62,8 +97,8 @@ extension MultiPaxosReplica {
         self.leader = self.id
         var reported: [UInt64: [SlotAcceptance]] = [:]
         var lastSlot = self.chosenThrough
-        for acceptances in self.promisesReceived.compactMap({ $0 }) {
-            for acceptance in acceptances where acceptance.slot > self.chosenThrough {
+        for pages in self.promisesReceived.compactMap({ $0 }) where pages.complete {
+            for acceptance in pages.accepted where acceptance.slot > self.chosenThrough {
                 reported[acceptance.slot, default: []].append(acceptance)
                 lastSlot = max(lastSlot, acceptance.slot)
             }

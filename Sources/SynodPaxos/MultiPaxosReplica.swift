@@ -46,6 +46,12 @@ public struct MultiPaxosReplica: Replica {
         var sentTick: Int
     }
 
+    struct PromisePages: Sendable {
+        var accepted: [SlotAcceptance]
+        var complete: Bool
+        var nextFrom: UInt64
+    }
+
     struct PendingRead: Sendable {
         var request: ReadRequest
         var readIndex: UInt64
@@ -81,7 +87,9 @@ public struct MultiPaxosReplica: Replica {
     /// The ballot this replica campaigns or leads with.
     public internal(set) var ballot = Ballot.zero
     var phase1From: UInt64 = 1
-    var promisesReceived: [[SlotAcceptance]?]
+    /// Per acceptor: the acceptances received so far in this phase 1, whether they are all of
+    /// them, and the slot the next page starts at. `nil` until its first page arrives.
+    var promisesReceived: [PromisePages?]
     var proposals: [UInt64: Proposal] = [:]
     var nextSlot: UInt64 = 1
     var unsentFrom: UInt64 = 1
@@ -184,8 +192,8 @@ public struct MultiPaxosReplica: Replica {
         switch message {
         case .prepare(let ballot, let from):
             self.onPrepare(ballot, from: from, sender: sender)
-        case .promise(let ballot, let from, let accepted):
-            self.onPromise(ballot, from: from, accepted: accepted, position: senderPosition)
+        case .promise(let ballot, let from, let accepted, let complete):
+            self.onPromise(ballot, from: from, accepted: accepted, complete: complete, position: senderPosition, sender: sender)
         case .accept(let request):
             self.onAccept(request, sender: sender)
         case .accepted(let reply):

@@ -25,7 +25,7 @@ struct MultiPaxosTests {
         #expect(prepare.records == [.round(replica.ballot.round)])
         #expect(prepare.messages.allSatisfy { $0.afterSync }, "a ballot leaves only once its round is durable")
         for (node, accepted) in promises.sorted(by: { $0.key < $1.key }) {
-            replica.receive(.promise(replica.ballot, fromSlot: 1, accepted: accepted), from: NodeID(node))
+            replica.receive(.promise(replica.ballot, fromSlot: 1, accepted: accepted, complete: true), from: NodeID(node))
         }
         return replica.ready()
     }
@@ -63,6 +63,42 @@ struct MultiPaxosTests {
         // 2 MiB budget, 0.9 MB commands: two per message, so three messages per member.
         #expect(perMember == 3)
         #expect(batches.allSatisfy { $0.values.reduce(0) { $0 + $1.payloadBytes } <= 2 << 20 })
+    }
+
+    @Test("promises come in pages: the candidate asks for each next page and counts an acceptor once it has them all")
+    func promisePages() {
+        var options = MultiPaxosOptions()
+        options.maxPromiseSlots = 2
+        var acceptor = MultiPaxosReplica(
+            config: ReplicaConfig(id: NodeID(2), members: Self.members, options: options), restoring: .empty, randomSeed: 2)
+        let old = Ballot(round: 0, node: NodeID(4))
+        acceptor.receive(.accept(AcceptRequest(
+            ballot: old, firstSlot: 1, values: [.noop, .command(Self.command(1)), .command(Self.command(2))], chosenThrough: 0,
+            readContext: 0)), from: NodeID(4))
+        _ = acceptor.ready()
+        var candidate = MultiPaxosReplica(
+            config: ReplicaConfig(id: NodeID(1), members: Self.members, options: options), restoring: .empty, randomSeed: 1)
+        candidate.startPhase1()
+        let prepare = candidate.ready().messages.first { $0.to == NodeID(2) }!.message
+        // Page 1 (slots 1 and 2), then the candidate asks from slot 3, then page 2 (slot 3).
+        acceptor.receive(prepare, from: NodeID(1))
+        let page1 = acceptor.ready().messages[0].message
+        guard case .promise(_, 1, let first, false) = page1 else { Issue.record("\(page1)"); return }
+        #expect(first.map(\.slot) == [1, 2])
+        candidate.receive(page1, from: NodeID(2))
+        let next = candidate.ready().messages.map(\.message)
+        #expect(next == [.prepare(candidate.ballot, fromSlot: 3)])
+        acceptor.receive(next[0], from: NodeID(1))
+        let page2 = acceptor.ready().messages[0].message
+        #expect(page2 == .promise(candidate.ballot, fromSlot: 3, accepted: [SlotAcceptance(slot: 3, ballot: old, value: .command(Self.command(2)))], complete: true))
+        candidate.receive(page2, from: NodeID(2))
+        for node: UInt16 in [1, 3] {
+            candidate.receive(.promise(candidate.ballot, fromSlot: 1, accepted: [], complete: true), from: NodeID(node))
+        }
+        #expect(candidate.role == .leader)
+        // Every page was used: the recovered slots carry the reported values.
+        let batch = Self.accepts(candidate.ready()).first { !$0.values.isEmpty }
+        #expect(batch?.values == [.noop, .command(Self.command(1)), .command(Self.command(2))])
     }
 
     @Test("the most-frequent-value variant really picks the other value (what the mutation test relies on)")
@@ -105,7 +141,7 @@ struct MultiPaxosTests {
         let higher = Ballot(round: 6, node: NodeID(4))
         acceptor.receive(.prepare(higher, fromSlot: 1), from: NodeID(4))
         #expect(acceptor.ready().messages.map(\.message)
-            == [.promise(higher, fromSlot: 1, accepted: [SlotAcceptance(slot: 1, ballot: high, value: .noop)])])
+            == [.promise(higher, fromSlot: 1, accepted: [SlotAcceptance(slot: 1, ballot: high, value: .noop)], complete: true)])
     }
 
     @Test("ballots never repeat across restarts: the round is durable and restored")
@@ -225,7 +261,7 @@ struct PaxosCodecTests {
 
     static let messages: [MultiPaxosMessage] = [
         .prepare(ballot, fromSlot: 4),
-        .promise(ballot, fromSlot: 4, accepted: [SlotAcceptance(slot: 5, ballot: ballot, value: .command(command))]),
+        .promise(ballot, fromSlot: 4, accepted: [SlotAcceptance(slot: 5, ballot: ballot, value: .command(command))], complete: false),
         .accept(AcceptRequest(ballot: ballot, firstSlot: 5, values: [.noop, .command(command), .barrier(node: NodeID(3), nonce: 77)],
                               chosenThrough: 4, readContext: 2)),
         .accepted(AcceptReply(ballot: ballot, firstSlot: 5, count: 3, learnedThrough: 4, readContext: 2)),

@@ -38,6 +38,15 @@ struct PaxosLogSimulationTests {
         #expect(faults.crashes > 0 && faults.partitions > 0)
     }
 
+    @Test("Multi-Paxos with promise pages of 4 acceptances: phase 1 over many pages stays safe and live under all faults")
+    func promisePaging() throws {
+        var paxos = MultiPaxosOptions()
+        paxos.maxPromiseSlots = 4
+        let reports = try SimulationSweep<MultiPaxosReplica>(options: Self.options(nodes: 5), replicaOptions: paxos).run(seeds: 1...30)
+        let faults = Self.expectClean(reports)
+        #expect(faults.crashes > 0)
+    }
+
     @Test("Multi-Paxos replicates the etcd-semantics key-value store")
     func multiPaxosKeyValue() throws {
         let reports = try SimulationSweep<MultiPaxosReplica>(options: Self.options(nodes: 5, workload: .kv)).run(seeds: 1...15)
