@@ -1,5 +1,6 @@
 import Foundation
 import SynodRuntime
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,7 +8,7 @@ import Glibc
 /// A cluster of `synod serve` processes on loopback, with temporary data directories and free
 /// ports: what `synod demo` and the process tests run. Every process it starts is killed, by
 /// its pid, when the cluster is shut down or deallocated.
-public final class LocalCluster: @unchecked Sendable {
+public final class LocalCluster: Sendable {
     /// One member.
     public struct Member: Sendable {
         public var id: Int
@@ -21,8 +22,14 @@ public final class LocalCluster: @unchecked Sendable {
     public let directory: String
     public let members: [Member]
     let extraArguments: [String]
-    private var processes: [Int: Process] = [:]
-    private let lock = NSLock()
+    /// The processes started, by member id (`Process` is thread-safe for what is used here:
+    /// pid, running state, waiting and signals).
+    private let processes = Mutex<[Int: ProcessBox]>([:])
+
+    final class ProcessBox: @unchecked Sendable {
+        let process: Process
+        init(_ process: Process) { self.process = process }
+    }
 
     /// Prepares (does not start) `size` members in a new temporary directory.
     public init(executable: String, protocolName: String, size: Int = 3, extraArguments: [String] = []) throws {
@@ -43,7 +50,9 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     deinit {
-        for process in self.processes.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        self.processes.withLock { processes in
+            for box in processes.values where box.process.isRunning { kill(box.process.processIdentifier, SIGKILL) }
+        }
     }
 
     /// Ports the kernel says are free now (bound to port 0, read back, released).
@@ -98,7 +107,7 @@ public final class LocalCluster: @unchecked Sendable {
         process.standardError = log
         process.standardOutput = log
         try process.run()
-        self.lock.withLock { self.processes[id] = process }
+        self.processes.withLock { $0[id] = ProcessBox(process) }
     }
 
     public func startAll() throws {
@@ -106,7 +115,7 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     public func pid(_ id: Int) -> Int32? {
-        self.lock.withLock { self.processes[id].flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+        self.processes.withLock { $0[id].flatMap { $0.process.isRunning ? $0.process.processIdentifier : nil } }
     }
 
     public func isRunning(_ id: Int) -> Bool { self.pid(id) != nil }
@@ -114,7 +123,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// Sends `signal` to member `id` and waits for it to exit; returns its exit status.
     @discardableResult
     public func stop(_ id: Int, signal: Int32 = SIGKILL) -> Int32? {
-        guard let process = self.lock.withLock({ self.processes[id] }) else { return nil }
+        guard let process = self.processes.withLock({ $0[id]?.process }) else { return nil }
         if process.isRunning { kill(process.processIdentifier, signal) }
         process.waitUntilExit()
         return process.terminationStatus

@@ -1,23 +1,34 @@
 import Foundation
 import SynodCheck
 import SynodRuntime
+import Synchronization
 
 /// Closed-loop clients over the etcd-shaped HTTP API (Synod's or etcd's), doing puts and
 /// linearizable gets on a few keys and recording every operation in the checker's history
 /// format. A put whose answer is lost (a timeout, a dropped connection, a 5xx) is recorded as
 /// unknown: it may or may not have taken effect. A get that fails is left out (it changed
 /// nothing).
-public final class KVWorkload: @unchecked Sendable {
+public final class KVWorkload: Sendable {
+    struct State {
+        var operations: [HistoryOperation] = []
+        var stopped = false
+        var acknowledgedPuts = 0
+        var failedRequests = 0
+    }
+
     /// Where client `i` sends its requests first (it moves on when a node stops answering).
     public let endpoints: [(host: String, port: Int)]
+    /// Distinct keys (`k0`, `k1`, …).
     public let keys: Int
+    /// The share of operations that are reads.
     public let readFraction: Double
-    private let lock = NSLock()
-    private var operations: [HistoryOperation] = []
-    private var stopped = false
+    private let state = Mutex(State())
     private let origin = DispatchTime.now().uptimeNanoseconds
-    public private(set) var acknowledgedPuts = 0
-    public private(set) var failedRequests = 0
+
+    /// Puts acknowledged so far.
+    public var acknowledgedPuts: Int { self.state.withLock { $0.acknowledgedPuts } }
+    /// Requests that failed so far (errors, timeouts, lost connections).
+    public var failedRequests: Int { self.state.withLock { $0.failedRequests } }
 
     public init(endpoints: [(host: String, port: Int)], keys: Int = 4, readFraction: Double = 0.5) {
         self.endpoints = endpoints
@@ -26,24 +37,24 @@ public final class KVWorkload: @unchecked Sendable {
     }
 
     /// The history so far.
-    public var history: [HistoryOperation] { self.lock.withLock { self.operations } }
+    public var history: [HistoryOperation] { self.state.withLock { $0.operations } }
 
     /// Asks every client to finish its current operation and stop.
-    public func stop() { self.lock.withLock { self.stopped = true } }
+    public func stop() { self.state.withLock { $0.stopped = true } }
 
-    var isStopped: Bool { self.lock.withLock { self.stopped } }
+    var isStopped: Bool { self.state.withLock { $0.stopped } }
 
     func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds - self.origin }
 
     func record(_ operation: HistoryOperation, acknowledgedPut: Bool = false, failed: Bool = false) {
-        self.lock.withLock {
-            self.operations.append(operation)
-            if acknowledgedPut { self.acknowledgedPuts += 1 }
-            if failed { self.failedRequests += 1 }
+        self.state.withLock {
+            $0.operations.append(operation)
+            if acknowledgedPut { $0.acknowledgedPuts += 1 }
+            if failed { $0.failedRequests += 1 }
         }
     }
 
-    func countFailure() { self.lock.withLock { self.failedRequests += 1 } }
+    func countFailure() { self.state.withLock { $0.failedRequests += 1 } }
 
     /// Runs `clients` clients until `stop()` or until each has done `operationsPerClient`.
     public func run(clients: Int, operationsPerClient: Int = .max) async {

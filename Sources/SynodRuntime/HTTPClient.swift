@@ -5,7 +5,8 @@ import NIOPosix
 
 /// A minimal HTTP/1.1 client connection with keep-alive, one request at a time: what the
 /// demo, the load generator and the process tests need to talk to `synod serve` or etcd,
-/// without a second HTTP stack.
+/// without a second HTTP stack. `@unchecked Sendable`: its stored properties are immutable, and
+/// the handler's state is only touched on the channel's event loop (`request` hops there).
 public final class HTTPConnection: @unchecked Sendable {
     /// An HTTP response.
     public struct Reply: Sendable {

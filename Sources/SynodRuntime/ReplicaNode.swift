@@ -1,10 +1,10 @@
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SynodCore
 import SynodKV
 import SynodStorage
+import Synchronization
 
 /// How one node runs.
 public struct NodeConfiguration: Sendable {
@@ -68,6 +68,11 @@ public struct NodeStatus: Sendable, Codable, Equatable {
 /// them is durable; the others leave at once, so a leader writes its log while replicating it.
 /// Committed commands are applied in order through the exactly-once session table, then reads
 /// are served.
+///
+/// `@unchecked Sendable` because of confinement, not locks: every mutable property is read and
+/// written only on `loop` (the public entry points hop there with `execute`/`submit`; the peer
+/// handlers, timers and sync completions run there; `preconditionInEventLoop` guards the
+/// transport); the storage thread touches only the `log` box; `currentEpoch` is an atomic.
 public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     typealias Frame = PeerFrame<R.Message>
 
@@ -105,13 +110,13 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     var role = "follower"
     var leader: NodeID?
     var epoch: UInt64 = 0 {
-        didSet { self.publishedEpoch.withLockedValue { $0 = self.epoch } }
+        didSet { self.publishedEpoch.store(self.epoch, ordering: .relaxed) }
     }
-    private let publishedEpoch = NIOLockedValueBox<UInt64>(0)
+    private let publishedEpoch = Atomic<UInt64>(0)
 
     /// The protocol epoch (term, ballot, view) this node last saw, readable from any thread:
     /// what the HTTP API reports as `raft_term`.
-    public var currentEpoch: UInt64 { self.publishedEpoch.withLockedValue { $0 } }
+    public var currentEpoch: UInt64 { self.publishedEpoch.load(ordering: .relaxed) }
 
     /// The node's event loop group (one thread), which the HTTP server may share.
     public var eventLoopGroup: any EventLoopGroup { self.group }
@@ -592,7 +597,8 @@ public struct NodeStartError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A reference handed to the storage thread, which alone uses it after the node is built.
+/// A reference handed to the storage thread, which alone uses it after the node is built (one
+/// sync at a time: `startSync` never overlaps two), hence `@unchecked Sendable`.
 final class SendableBox<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

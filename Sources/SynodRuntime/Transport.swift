@@ -55,6 +55,8 @@ enum TransportError: Error, CustomStringConvertible {
 
 /// The receiving end of one inbound peer connection: the first frame names the peer; every
 /// later frame goes to `deliver`. Anything malformed closes the connection with a logged reason.
+/// `@unchecked Sendable`: a channel handler lives on its channel's event loop, the node's, and
+/// `peer` is only touched there (the hello timer is scheduled on the same loop).
 final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
 
@@ -132,7 +134,9 @@ final class DiscardInboundHandler: ChannelInboundHandler, Sendable {
 /// down, or its outbound buffer holds more than `maximumQueuedBytes` (the write-buffer high
 /// watermark), messages are dropped and counted; protocols retransmit.
 ///
-/// Everything runs on one event loop, the node's, so frames reach the core without a hop.
+/// Everything runs on one event loop, the node's, so frames reach the core without a hop; that
+/// confinement (asserted with `preconditionInEventLoop` on the entry points) is why the class is
+/// `@unchecked Sendable`.
 final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable {
     struct Link {
         var address: PeerAddress

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Histogram
 import SynodRuntime
+import Synchronization
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -58,12 +59,17 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    final class Shared: @unchecked Sendable {
-        let lock = NSLock()
+    struct Totals {
         var completed = 0
         var errors = 0
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var lastError: String?
+    }
+
+    /// The totals every client adds to, behind one lock.
+    final class Shared: Sendable {
+        let totals = Mutex(Totals())
+        func withLock<T>(_ body: (inout Totals) -> T) -> T { self.totals.withLock { body(&$0) } }
     }
 
     func run() async throws {
@@ -82,7 +88,7 @@ struct BenchCommand: AsyncParsableCommand {
             var lastCount = 0
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
-                let (count, errors) = shared.lock.withLock { (shared.completed, shared.errors) }
+                let (count, errors) = shared.withLock { ($0.completed, $0.errors) }
                 let elapsed = clock.now - start
                 let phase = clock.now < measureFrom ? "warm-up" : "measuring"
                 FileHandle.standardError.write(Data(
@@ -134,32 +140,32 @@ struct BenchCommand: AsyncParsableCommand {
                         }
                         if completed % 64 == 0 {
                             let (done, failed) = (completed, errors)
-                            shared.lock.withLock { shared.completed += done; shared.errors += failed }
+                            shared.withLock { $0.completed += done; $0.errors += failed }
                             completed = 0
                             errors = 0
                         }
                     }
                     await connection?.close()
                     let (done, failed, seen, message) = (completed, errors, histogram, lastError)
-                    shared.lock.withLock {
-                        shared.completed += done
-                        shared.errors += failed
-                        shared.histogram.add(seen)
-                        if let message { shared.lastError = message }
+                    shared.withLock {
+                        $0.completed += done
+                        $0.errors += failed
+                        $0.histogram.add(seen)
+                        if let message { $0.lastError = message }
                     }
                 }
             }
         }
         progress.cancel()
         FileHandle.standardError.write(Data("\n".utf8))
-        let histogram = shared.histogram
+        let (histogram, errors, lastError) = shared.withLock { ($0.histogram, $0.errors, $0.lastError) }
         let count = Int(histogram.totalCount)
         let throughput = Double(count) / self.duration
         func ms(_ percentile: Double) -> Double { Double(histogram.valueAtPercentile(percentile)) / 1000 }
         if self.json {
             let object: [String: Any] = [
                 "op": self.op, "concurrency": self.concurrency, "valueSize": self.valueSize, "seconds": self.duration,
-                "operations": count, "errors": shared.errors, "throughput": throughput,
+                "operations": count, "errors": errors, "throughput": throughput,
                 "p50Milliseconds": ms(50), "p99Milliseconds": ms(99), "p999Milliseconds": ms(99.9),
                 "maxMilliseconds": Double(histogram.max) / 1000,
             ]
@@ -167,10 +173,10 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("\(self.op), \(self.concurrency) clients, \(self.valueSize)-byte values, \(self.duration) s measured after \(self.warmup) s of warm-up")
-            print(String(format: "throughput: %.0f ops/s (%d ops, %d errors)", throughput, count, shared.errors))
+            print(String(format: "throughput: %.0f ops/s (%d ops, %d errors)", throughput, count, errors))
             print(String(format: "latency ms: p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f", ms(50), ms(99), ms(99.9), Double(histogram.max) / 1000))
         }
-        if let error = shared.lastError { FileHandle.standardError.write(Data("last error: \(error)\n".utf8)) }
+        if let error = lastError { FileHandle.standardError.write(Data("last error: \(error)\n".utf8)) }
         if count == 0 { throw ExitCode(1) }
     }
 }
