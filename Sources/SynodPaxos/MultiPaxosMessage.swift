@@ -4,14 +4,18 @@ import SynodCore
 /// the acceptor how far the leader's chosen prefix reaches, and carries the leader's newest
 /// read context (ReadIndex-style leadership confirmation).
 public struct AcceptRequest: Sendable, Equatable {
+    /// The leader's ballot.
     public var ballot: Ballot
     /// The slot of `values[0]`.
     public var firstSlot: UInt64
+    /// The values proposed for consecutive slots (empty: a heartbeat).
     public var values: [SlotValue]
     /// Every slot up to here is chosen, as the leader knows.
     public var chosenThrough: UInt64
+    /// The leader's newest read context: acknowledging it confirms the leader for reads.
     public var readContext: UInt64
 
+    /// Creates a request.
     public init(ballot: Ballot, firstSlot: UInt64, values: [SlotValue], chosenThrough: UInt64, readContext: UInt64) {
         self.ballot = ballot
         self.firstSlot = firstSlot
@@ -23,13 +27,18 @@ public struct AcceptRequest: Sendable, Equatable {
 
 /// Phase 2b: the acceptor accepted `count` slots from `firstSlot` in `ballot` (durably).
 public struct AcceptReply: Sendable, Equatable {
+    /// The ballot accepted in (the request's).
     public var ballot: Ballot
+    /// The first slot accepted.
     public var firstSlot: UInt64
+    /// How many consecutive slots were accepted (0 for a heartbeat's answer).
     public var count: UInt64
     /// The acceptor's contiguous chosen prefix, so the leader can send what it lacks.
     public var learnedThrough: UInt64
+    /// The read context of the request answered.
     public var readContext: UInt64
 
+    /// Creates a reply.
     public init(ballot: Ballot, firstSlot: UInt64, count: UInt64, learnedThrough: UInt64, readContext: UInt64) {
         self.ballot = ballot
         self.firstSlot = firstSlot
@@ -41,10 +50,14 @@ public struct AcceptReply: Sendable, Equatable {
 
 /// A value an acceptor accepted in one slot.
 public struct SlotAcceptance: Sendable, Equatable {
+    /// The slot.
     public var slot: UInt64
+    /// The ballot the value was accepted in.
     public var ballot: Ballot
+    /// The value accepted.
     public var value: SlotValue
 
+    /// Creates an acceptance.
     public init(slot: UInt64, ballot: Ballot, value: SlotValue) {
         self.slot = slot
         self.ballot = ballot

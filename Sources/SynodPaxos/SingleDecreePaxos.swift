@@ -4,7 +4,9 @@ import SynodCore
 /// proposers never collide, and a proposer's rounds are durable, so they never repeat across
 /// restarts (the reference sketch's proposal numbers could).
 public struct Ballot: Comparable, Hashable, Sendable, CustomStringConvertible {
+    /// The round, durable at its proposer before the ballot is used.
     public var round: UInt64
+    /// The proposer that owns the ballot.
     public var node: NodeID
 
     /// Creates a ballot.
@@ -22,7 +24,9 @@ public struct Ballot: Comparable, Hashable, Sendable, CustomStringConvertible {
 
 /// A value an acceptor accepted, with the ballot it was accepted in.
 public struct AcceptedValue: Sendable, Equatable {
+    /// The ballot it was accepted in.
     public var ballot: Ballot
+    /// The value.
     public var value: [UInt8]
 
     /// Creates an accepted value.
