@@ -179,16 +179,8 @@ extension MultiPaxosMessage: WireCodable {
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> MultiPaxosMessage {
-        func slot() throws(WireError) -> UInt64 {
-            let slot = try reader.varint()
-            guard slot >= 1 && slot < maximumPaxosSlot else { throw .malformed("slot \(slot) out of range") }
-            return slot
-        }
-        func slotRun(_ first: UInt64, _ count: UInt64) throws(WireError) {
-            guard count <= UInt64(maximumDecodedPaxosSlots), first < maximumPaxosSlot - count else {
-                throw .malformed("\(count) slots from \(first) overflow")
-            }
-        }
+        func slot() throws(WireError) -> UInt64 { try reader.slot() }
+        func slotRun(_ first: UInt64, _ count: UInt64) throws(WireError) { try reader.checkSlotRun(first, count) }
         switch try reader.byte() {
         case 1:
             return .prepare(try Ballot.decode(from: &reader), fromSlot: try slot())
@@ -254,11 +246,10 @@ extension MultiPaxosRecord: WireCodable {
         case 2:
             return .promised(try Ballot.decode(from: &reader))
         case 3:
-            let first = try reader.varint()
-            guard first >= 1 && first < maximumPaxosSlot else { throw .malformed("accepted record starting at slot \(first)") }
+            let first = try reader.slot()
             let ballot = try Ballot.decode(from: &reader)
             let values = try [SlotValue].decode(from: &reader)
-            guard first < maximumPaxosSlot - UInt64(values.count) else { throw .malformed("accepted slots out of range") }
+            try reader.checkSlotRun(first, UInt64(values.count))
             return .accepted(firstSlot: first, ballot: ballot, values: values)
         case let tag:
             throw .malformed("unknown Multi-Paxos record tag \(tag)")

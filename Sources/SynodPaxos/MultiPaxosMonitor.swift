@@ -48,11 +48,9 @@ public struct MultiPaxosMonitor: SafetyMonitor {
             }
         }
         let position = self.members.firstIndex(of: node)!
-        while self.checkedThrough[position] < replica.chosenThrough {
-            let slot = self.checkedThrough[position] + 1
-            self.checkedThrough[position] = slot
-            self.ledger.learned(slot: slot, value: replica.chosenValue(at: slot)!, node: node, into: &violations)
-        }
+        self.ledger.learnedPrefix(
+            through: replica.chosenThrough, value: replica.chosenValue(at:), checkedThrough: &self.checkedThrough[position],
+            node: node, into: &violations)
         return violations
     }
 

@@ -125,18 +125,14 @@ extension PaxosLogMessage: WireCodable {
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> PaxosLogMessage {
-        func slot() throws(WireError) -> UInt64 {
-            let slot = try reader.varint()
-            guard slot >= 1 && slot < maximumPaxosSlot else { throw .malformed("slot \(slot) out of range") }
-            return slot
-        }
+        func slot() throws(WireError) -> UInt64 { try reader.slot() }
         switch try reader.byte() {
         case 1: return .instance(slot: try slot(), try PaxosMessage.decode(from: &reader))
         case 2: return .learn(fromSlot: try slot())
         case 3:
             let first = try slot()
             let values = try [SlotValue].decode(from: &reader)
-            guard first < maximumPaxosSlot - UInt64(values.count) else { throw .malformed("decided slots out of range") }
+            try reader.checkSlotRun(first, UInt64(values.count))
             return .decided(firstSlot: first, values: values)
         case let tag: throw .malformed("unknown Paxos log message tag \(tag)")
         }
@@ -150,9 +146,7 @@ extension PaxosLogRecord: WireCodable {
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> PaxosLogRecord {
-        let slot = try reader.varint()
-        guard slot >= 1 && slot < maximumPaxosSlot else { throw .malformed("slot \(slot) out of range") }
-        return PaxosLogRecord(slot: slot, record: try PaxosRecord.decode(from: &reader))
+        PaxosLogRecord(slot: try reader.slot(), record: try PaxosRecord.decode(from: &reader))
     }
 }
 

@@ -36,6 +36,22 @@ public let maximumPaxosSlot: UInt64 = 1 << 48
 /// size is bounded by the frame or the WAL record around it).
 public let maximumDecodedPaxosSlots = 1 << 20
 
+extension WireReader {
+    /// A slot number from a peer or a record: 1 or more, below `maximumPaxosSlot`.
+    mutating func slot() throws(WireError) -> UInt64 {
+        let slot = try self.varint()
+        guard slot >= 1 && slot < maximumPaxosSlot else { throw .malformed("slot \(slot) out of range") }
+        return slot
+    }
+
+    /// Checks that `count` slots from `first` stay below `maximumPaxosSlot`.
+    func checkSlotRun(_ first: UInt64, _ count: UInt64) throws(WireError) {
+        guard count <= UInt64(maximumDecodedPaxosSlots), first < maximumPaxosSlot - count else {
+            throw .malformed("\(count) slots from \(first) out of range")
+        }
+    }
+}
+
 extension SlotValue: WireCodable {
     public func encode(into writer: inout WireWriter) {
         switch self {

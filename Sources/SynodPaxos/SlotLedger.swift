@@ -75,6 +75,18 @@ struct SlotLedger {
         }
     }
 
+    /// Compares the chosen prefix a replica learned since the last call (per replica and
+    /// incarnation, in `checkedThrough`) with what every other replica learned.
+    mutating func learnedPrefix(
+        through chosenThrough: UInt64, value: (UInt64) -> SlotValue?, checkedThrough: inout UInt64, node: NodeID,
+        into violations: inout [InvariantViolation]
+    ) {
+        while checkedThrough < chosenThrough {
+            checkedThrough += 1
+            self.learned(slot: checkedThrough, value: value(checkedThrough)!, node: node, into: &violations)
+        }
+    }
+
     /// The value `ballot` proposed for `slot`, if seen.
     func value(proposedIn ballot: Ballot, slot: UInt64) -> SlotValue? { self.proposed[slot]?[ballot] }
 

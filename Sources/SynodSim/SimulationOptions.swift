@@ -81,3 +81,17 @@ public struct SimulationOptions: Sendable, Equatable {
         guard self.livenessBoundNanoseconds > 0 else { throw SimulationError("livenessBoundNanoseconds must be positive") }
     }
 }
+
+extension SimulationOptions {
+    /// The mutation tests' fault mix: faults every 5 to 100 ms, lasting 5 to 500 ms (half the
+    /// crashes quick reboots), 200 operations: denser than the default, so that unsafe variants
+    /// show within a few hundred seeds.
+    public static func harsh(nodes: Int) -> SimulationOptions {
+        var options = SimulationOptions()
+        options.nodes = nodes
+        options.operations = 200
+        options.nemesisIntervalNanoseconds = 5_000_000...100_000_000
+        options.faultDurationNanoseconds = 5_000_000...500_000_000
+        return options
+    }
+}

@@ -86,15 +86,7 @@ struct PaxosLogSimulationTests {
 struct PaxosMutationSimulationTests {
     static let seedBudget: UInt64 = 300
 
-    /// Faults every 5 to 100 ms, lasting 5 to 500 ms.
-    static func harshOptions(nodes: Int) -> SimulationOptions {
-        var options = SimulationOptions()
-        options.nodes = nodes
-        options.operations = 200
-        options.nemesisIntervalNanoseconds = 5_000_000...100_000_000
-        options.faultDurationNanoseconds = 5_000_000...500_000_000
-        return options
-    }
+    static func harshOptions(nodes: Int) -> SimulationOptions { .harsh(nodes: nodes) }
 
     /// Multi-Paxos. Picking the most frequent value is left out on three nodes: there a
     /// phase-1 quorum is two promises, a value reported twice is the only value reported, and

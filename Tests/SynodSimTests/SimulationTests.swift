@@ -85,15 +85,7 @@ struct MutationTests {
     /// (caught by the linearizability checker), most seeds. 300 seeds leave a wide margin.
     static let seedBudget: UInt64 = 300
 
-    /// Faults every 5 to 100 ms, lasting 5 to 500 ms (half the crashes are quick reboots).
-    static func harshOptions(nodes: Int) -> SimulationOptions {
-        var options = SimulationOptions()
-        options.nodes = nodes
-        options.operations = 200
-        options.nemesisIntervalNanoseconds = 5_000_000...100_000_000
-        options.faultDurationNanoseconds = 5_000_000...500_000_000
-        return options
-    }
+    static func harshOptions(nodes: Int) -> SimulationOptions { .harsh(nodes: nodes) }
 
     @Test("each unsafe variant is caught within the seed budget, and correct Raft passes that seed",
           arguments: RaftMutation.allCases, [3, 5])
