@@ -99,13 +99,19 @@ struct PaxosMutationSimulationTests {
     func multiPaxos(mutation: PaxosMutation, nodes: Int) throws {
         var paxos = MultiPaxosOptions()
         paxos.mutation = mutation
+        try Self.expectCaught(MultiPaxosReplica.self, mutated: paxos, name: "\(mutation)", nodes: nodes)
+    }
+
+    /// Sweeps the unsafe variant until a seed fails, then runs that seed with the correct
+    /// protocol (default options), which must pass.
+    static func expectCaught<R: Replica>(_ type: R.Type, mutated: R.Options, name: String, nodes: Int) throws {
         let options = Self.harshOptions(nodes: nodes)
-        let reports = try SimulationSweep<MultiPaxosReplica>(options: options, replicaOptions: paxos)
+        let reports = try SimulationSweep<R>(options: options, replicaOptions: mutated)
             .run(seeds: 1...Self.seedBudget, stopAfterFailures: 1)
-        let caught = try #require(reports.first { !$0.isClean }, "\(mutation) survived \(Self.seedBudget) seeds")
-        print("multipaxos \(mutation), \(nodes) nodes: caught at seed \(caught.seed): \(caught.firstProblem ?? "")")
-        let control = try Simulation<MultiPaxosReplica>(seed: caught.seed, options: options).run()
-        #expect(control.isClean, "correct Multi-Paxos failed seed \(caught.seed): \(control.firstProblem ?? "")")
+        let caught = try #require(reports.first { !$0.isClean }, "\(name) survived \(Self.seedBudget) seeds")
+        print("\(R.protocolName) \(name), \(nodes) nodes: caught at seed \(caught.seed): \(caught.firstProblem ?? "")")
+        let control = try Simulation<R>(seed: caught.seed, options: options).run()
+        #expect(control.isClean, "correct \(R.protocolName) failed seed \(caught.seed): \(control.firstProblem ?? "")")
     }
 
     @Test("the Paxos log: each unsafe variant is caught, and the correct log passes that seed",
@@ -113,12 +119,6 @@ struct PaxosMutationSimulationTests {
     func paxosLog(mutation: PaxosMutation, nodes: Int) throws {
         var paxos = PaxosLogOptions()
         paxos.mutation = mutation
-        let options = Self.harshOptions(nodes: nodes)
-        let reports = try SimulationSweep<PaxosLogReplica>(options: options, replicaOptions: paxos)
-            .run(seeds: 1...Self.seedBudget, stopAfterFailures: 1)
-        let caught = try #require(reports.first { !$0.isClean }, "\(mutation) survived \(Self.seedBudget) seeds")
-        print("paxos \(mutation), \(nodes) nodes: caught at seed \(caught.seed): \(caught.firstProblem ?? "")")
-        let control = try Simulation<PaxosLogReplica>(seed: caught.seed, options: options).run()
-        #expect(control.isClean, "the correct Paxos log failed seed \(caught.seed): \(control.firstProblem ?? "")")
+        try Self.expectCaught(PaxosLogReplica.self, mutated: paxos, name: "\(mutation)", nodes: nodes)
     }
 }
