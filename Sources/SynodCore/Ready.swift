@@ -3,6 +3,10 @@
 ///
 /// A driver handles a `Ready` in this order:
 ///
+/// 0. If `snapshot` is set, make it durable (atomically: a crash leaves the previous snapshot
+///    or this one, never a mix) before any of `records`, which may assume it. If
+///    `installsSnapshot` is also set, replace the state machine with the snapshot's state
+///    before applying `committed` (a replica that fell behind receives another's state).
 /// 1. Append `records` to stable storage, in order. Records are durable facts; replaying them
 ///    in order through `Replica.init(config:restoring:randomSeed:)` rebuilds the core.
 /// 2. Send every message whose `afterSync` is false. These may leave before the records are
@@ -14,6 +18,12 @@
 ///    that is how a core learns that its own records are durable.
 /// 4. Apply `committed` to the application state machine, in order.
 /// 5. Serve `reads` from the state machine (after step 4), and answer `rejected` requests.
+///
+/// When `checkpoint` is set, `records` begin with records that restore the core's whole durable
+/// state given `snapshot`: once they are durable, every record written before them may be
+/// discarded (log compaction). Discarding is optional and may stop part way if it removes the
+/// newest of those records first: the core restores from all its records, from those from the
+/// checkpoint on, or from some oldest of them followed by everything from the checkpoint on.
 ///
 /// `events` are informational: role, leader and epoch changes for logs, metrics and checkers.
 public struct Ready<Message: Sendable, Record: Sendable>: Sendable {
@@ -29,9 +39,19 @@ public struct Ready<Message: Sendable, Record: Sendable>: Sendable {
     public var rejected: [Rejection]
     /// Role, leader and epoch changes.
     public var events: [ReplicaEvent]
+    /// A snapshot to make durable before `records` (step 0).
+    public var snapshot: Snapshot?
+    /// The snapshot came from another replica: the state machine becomes its state.
+    public var installsSnapshot: Bool
+    /// `records` begin with a checkpoint; records written before it may be discarded once it
+    /// is durable.
+    public var checkpoint: Bool
 
     /// An empty `Ready`.
     public init() {
+        self.snapshot = nil
+        self.installsSnapshot = false
+        self.checkpoint = false
         self.records = []
         self.messages = []
         self.committed = []
@@ -43,7 +63,7 @@ public struct Ready<Message: Sendable, Record: Sendable>: Sendable {
     /// True when there is nothing to do.
     public var isEmpty: Bool {
         self.records.isEmpty && self.messages.isEmpty && self.committed.isEmpty && self.reads.isEmpty
-            && self.rejected.isEmpty && self.events.isEmpty
+            && self.rejected.isEmpty && self.events.isEmpty && self.snapshot == nil && !self.checkpoint
     }
 }
 

@@ -46,11 +46,22 @@ public protocol Replica: Sendable {
     mutating func read(_ request: ReadRequest)
     /// Drains everything the replica wants done since the last call.
     mutating func ready() -> Ready<Message, Record>
+
+    /// Log compaction: the driver has applied every committed command up to `position` (a
+    /// `Committed.position` it applied, or 0 for none) and `state` is its serialised state
+    /// machine at that point. A core that compacts discards its log up to `position`, keeps the
+    /// snapshot to send to replicas that fall behind it, and hands it back in the next
+    /// `Ready.snapshot` with a checkpoint (see `Ready`). A core may ignore the call (the
+    /// default: no compaction) or a position it cannot compact at.
+    mutating func compact(through position: UInt64, state: [UInt8])
 }
 
 extension Replica {
     /// Total order, the common case (Raft, Multi-Paxos, PBFT).
     public static var executionOrder: ExecutionOrder { .total }
+
+    /// By default a core keeps its whole log.
+    public mutating func compact(through position: UInt64, state: [UInt8]) {}
 
     /// By default every sequence of records can be restored.
     public static func problem(restoring recovered: Recovered<Record>) -> String? { nil }
@@ -105,13 +116,24 @@ public struct ReplicaConfig<Options: ReplicaOptions>: Sendable {
     }
 }
 
-/// The durable records a replica wrote before, in the order it wrote them.
+/// The durable state a replica wrote before: its newest snapshot, and its records in the order
+/// it wrote them.
+///
+/// Records may begin before the snapshot (a crash between making a snapshot durable and
+/// discarding the records it covers): a core restores from the snapshot and ignores what the
+/// records say about positions at or below it.
 public struct Recovered<Record: Sendable>: Sendable {
+    /// The newest durable snapshot (`Ready.snapshot`), if any; the driver restored its state
+    /// machine from it.
+    public var snapshot: Snapshot?
     /// The records, oldest first. A torn final record has already been discarded by storage.
     public var records: [Record]
 
     /// Creates a recovered state.
-    public init(records: [Record] = []) { self.records = records }
+    public init(snapshot: Snapshot? = nil, records: [Record] = []) {
+        self.snapshot = snapshot
+        self.records = records
+    }
 
     /// Nothing recovered: a first start.
     public static var empty: Recovered { Recovered() }

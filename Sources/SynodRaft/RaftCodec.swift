@@ -105,6 +105,10 @@ extension RaftMessage: WireCodable {
             writer.varint(message.rejectedIndex.rawValue)
             writer.varint(message.hintIndex.rawValue)
             writer.varint(message.readContext)
+        case .installSnapshot(let message):
+            writer.byte(5)
+            writer.varint(message.term.rawValue)
+            message.snapshot.encode(into: &writer)
         }
     }
 
@@ -124,6 +128,13 @@ extension RaftMessage: WireCodable {
             return .appendResponse(AppendResponse(
                 term: try term(), success: try reader.bool(), matchIndex: try index(), rejectedIndex: try index(),
                 hintIndex: try index(), readContext: try reader.varint()))
+        case 5:
+            let term = try term()
+            let snapshot = try Snapshot.decode(from: &reader)
+            guard snapshot.tag < Term.maximum, snapshot.tag <= term.rawValue else {
+                throw .malformed("snapshot of term \(snapshot.tag) sent in \(term)")
+            }
+            return .installSnapshot(InstallSnapshot(term: term, snapshot: snapshot))
         case let tag:
             throw .malformed("unknown Raft message tag \(tag)")
         }

@@ -8,8 +8,11 @@ public enum RaftMessage: Sendable, Equatable {
     case voteResponse(VoteResponse)
     /// A leader replicates entries or sends a heartbeat (§5.3).
     case appendEntries(AppendEntries)
-    /// The answer to an AppendEntries; also a leader's own sync acknowledgement.
+    /// The answer to an AppendEntries or an InstallSnapshot; also a leader's own sync
+    /// acknowledgement.
     case appendResponse(AppendResponse)
+    /// A leader sends its snapshot to a follower that needs entries it has compacted (§7).
+    case installSnapshot(InstallSnapshot)
 
     /// The term the message was sent in.
     public var term: Term {
@@ -18,7 +21,24 @@ public enum RaftMessage: Sendable, Equatable {
         case .voteResponse(let message): return message.term
         case .appendEntries(let message): return message.term
         case .appendResponse(let message): return message.term
+        case .installSnapshot(let message): return message.term
         }
+    }
+}
+
+/// InstallSnapshot arguments (§7), in one message: the state up to `snapshot.position`, whose
+/// entry has term `snapshot.tag`. The follower answers with an `AppendResponse` whose
+/// `matchIndex` is that position, once the snapshot is durable.
+public struct InstallSnapshot: Sendable, Equatable {
+    /// The leader's term.
+    public var term: Term
+    /// The leader's snapshot.
+    public var snapshot: Snapshot
+
+    /// Creates an InstallSnapshot request.
+    public init(term: Term, snapshot: Snapshot) {
+        self.term = term
+        self.snapshot = snapshot
     }
 }
 
@@ -139,6 +159,12 @@ extension RaftMessage: TraceDigestible {
             hasher.combine(message.rejectedIndex.rawValue)
             hasher.combine(message.hintIndex.rawValue)
             hasher.combine(message.readContext)
+        case .installSnapshot(let message):
+            hasher.combine(5)
+            hasher.combine(message.term.rawValue)
+            hasher.combine(message.snapshot.position)
+            hasher.combine(message.snapshot.tag)
+            hasher.combine(message.snapshot.data.count)
         }
     }
 }

@@ -18,6 +18,8 @@ public struct RaftMonitor: SafetyMonitor {
         /// `chains[i - 1]` is the chain hash of the prefix ending at index i.
         var chains: [UInt64] = []
         var lastSeenCommit: LogIndex = .zero
+        /// The replica's snapshot position: records never rewrite entries up to it.
+        var base = 0
 
         var lastIndex: Int { self.chains.count }
         func chain(at index: Int) -> UInt64 { index == 0 ? 0 : self.chains[index - 1] }
@@ -56,6 +58,12 @@ public struct RaftMonitor: SafetyMonitor {
             }
             self.leaderOfTerm[term] = node
         }
+        if let snapshot = ready.snapshot {
+            if let violation = self.moveBase(to: Int(snapshot.position), installed: ready.installsSnapshot, position: position, node: node) {
+                violations.append(violation)
+                return violations
+            }
+        }
         for record in ready.records {
             guard case .entries(let first, let entries) = record else { continue }
             violations += self.applyEntries(first: first, entries, position: position, node: node, live: true)
@@ -70,10 +78,38 @@ public struct RaftMonitor: SafetyMonitor {
     public mutating func restarted(node: NodeID, replica: RaftReplica, recovered: Recovered<RaftRecord>) {
         let position = self.members.firstIndex(of: node)!
         self.shadows[position] = Shadow()
+        if let snapshot = recovered.snapshot {
+            // A violation here shows at the replica's next step (its commit is checked there).
+            _ = self.moveBase(to: Int(snapshot.position), installed: true, position: position, node: node)
+        }
         for record in recovered.records {
             guard case .entries(let first, let entries) = record else { continue }
             _ = self.applyEntries(first: first, entries, position: position, node: node, live: false)
         }
+    }
+
+    /// A snapshot at `base`: the replica's own compaction keeps its shadow; an installed (or
+    /// recovered) one must hold committed entries only, and replaces the shadow's prefix by the
+    /// committed one (keeping the entries after it only when the prefix already matched).
+    mutating func moveBase(to base: Int, installed: Bool, position: Int, node: NodeID) -> InvariantViolation? {
+        var shadow = self.shadows[position]
+        if installed {
+            guard base <= self.committedChains.count else {
+                return InvariantViolation(
+                    invariant: "state-machine-safety", node: node,
+                    detail: "installed a snapshot through i\(base), beyond every commit seen (i\(self.committedChains.count))")
+            }
+            let matches = base == 0 || (shadow.lastIndex >= base && shadow.chain(at: base) == self.committedChains[base - 1])
+            if !matches { shadow.chains = Array(self.committedChains[0..<base]) }
+            shadow.lastSeenCommit = max(shadow.lastSeenCommit, LogIndex(UInt64(base)))
+        } else if base > shadow.lastIndex || base > Int(shadow.lastSeenCommit.rawValue) {
+            return InvariantViolation(
+                invariant: "state-machine-safety", node: node,
+                detail: "compacted through i\(base), beyond its commit point i\(shadow.lastSeenCommit)")
+        }
+        shadow.base = base
+        self.shadows[position] = shadow
+        return nil
     }
 
     mutating func applyEntries(
@@ -81,8 +117,14 @@ public struct RaftMonitor: SafetyMonitor {
     ) -> [InvariantViolation] {
         var violations: [InvariantViolation] = []
         var shadow = self.shadows[position]
-        let start = Int(first.rawValue)
-        precondition(start >= 1 && start <= shadow.lastIndex + 1, "record leaves a gap in the shadow log")
+        var start = Int(first.rawValue)
+        var entries = entries[...]
+        precondition(start >= 1 && start <= max(shadow.lastIndex, shadow.base) + 1, "record leaves a gap in the shadow log")
+        if start <= shadow.base {
+            // The snapshot holds these entries already.
+            entries = entries.dropFirst(shadow.base - start + 1)
+            start = shadow.base + 1
+        }
         shadow.chains.removeSubrange((start - 1)...)
         var chain = shadow.chain(at: start - 1)
         for (offset, entry) in entries.enumerated() {

@@ -19,6 +19,9 @@ public struct RaftOptions: ReplicaOptions, Equatable {
     public var maxUncommittedEntries = 100_000
     /// Most linearizable reads waiting at a leader.
     public var maxPendingReads = 100_000
+    /// Heartbeats a leader waits for a follower to acknowledge a snapshot before sending it
+    /// again (a snapshot is large; a lost one is resent, a slow one is not resent at once).
+    public var snapshotResendHeartbeats = 5
 
     /// Test-only switch for deliberately unsafe variants.
     @_spi(Testing) public var mutation: RaftMutation?
@@ -43,5 +46,6 @@ public struct RaftOptions: ReplicaOptions, Equatable {
         guard self.maxInflightMessages >= 1 else { throw ConfigurationError("maxInflightMessages must be positive") }
         guard self.maxUncommittedEntries >= 1 else { throw ConfigurationError("maxUncommittedEntries must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
+        guard self.snapshotResendHeartbeats >= 1 else { throw ConfigurationError("snapshotResendHeartbeats must be positive") }
     }
 }

@@ -4,13 +4,23 @@ extension RaftReplica {
     /// Term and vote first, then the log: a recovered log never holds a term newer than the
     /// recovered hard state.
     mutating func emitRecords() {
+        if let origin = self.snapshotHandOver {
+            // A checkpoint: with the snapshot, these records are the whole durable state.
+            self.snapshotHandOver = nil
+            self.output.snapshot = self.snapshot
+            self.output.installsSnapshot = origin == .received
+            self.output.checkpoint = true
+            self.hardStateDirty = true
+            self.dirtyFromIndex = self.options.mutation == .checkpointWithoutEntries ? nil : self.log.base.next
+        }
         if self.hardStateDirty {
             self.hardStateDirty = false
             let vote = self.options.mutation == .volatileVotes ? nil : self.votedFor
             self.output.records.append(.hardState(term: self.term, votedFor: vote))
         }
-        if let first = self.dirtyFromIndex {
+        if let dirty = self.dirtyFromIndex {
             self.dirtyFromIndex = nil
+            let first = max(dirty, self.log.base.next)
             let entries = self.log.entries(from: first, maxCount: Int.max)
             self.output.records.append(.entries(first: first, entries))
         }

@@ -16,6 +16,23 @@ extension RaftReplica {
             self.becomeFollower(term: request.term, leader: sender)
         }
         self.electionElapsedTicks = 0
+        var request = request
+        if request.prevLogIndex < self.log.base {
+            // Entries up to the base are committed and held by this replica's snapshot; the
+            // leader of this term holds them too (leader completeness): skip them.
+            let skipped = Int(self.log.base.rawValue - request.prevLogIndex.rawValue)
+            guard request.entries.count > skipped else {
+                let covered = request.prevLogIndex.advanced(by: request.entries.count)
+                let response = AppendResponse(
+                    term: self.term, success: true, matchIndex: covered, rejectedIndex: .zero, hintIndex: .zero,
+                    readContext: request.readContext)
+                self.send(.appendResponse(response), to: sender, afterSync: true)
+                return
+            }
+            request.entries.removeFirst(skipped)
+            request.prevLogIndex = self.log.base
+            request.prevLogTerm = self.log.baseTerm
+        }
         guard let localTerm = self.log.term(at: request.prevLogIndex) else {
             self.send(.appendResponse(self.rejection(of: request, hint: self.log.lastIndex)), to: sender, afterSync: true)
             return
@@ -44,6 +61,33 @@ extension RaftReplica {
         let response = AppendResponse(
             term: self.term, success: true, matchIndex: lastNewIndex, rejectedIndex: .zero, hintIndex: .zero,
             readContext: request.readContext)
+        self.send(.appendResponse(response), to: sender, afterSync: true)
+    }
+
+    /// §7: a follower that receives the leader's snapshot beyond its commit index replaces its
+    /// state with it; it keeps the entries after the snapshot only if its log holds the
+    /// snapshot's last entry. The acknowledgement leaves once the snapshot is durable.
+    mutating func handleInstallSnapshot(_ request: InstallSnapshot, from sender: NodeID) {
+        guard request.term == self.term else {
+            let stale = AppendResponse(
+                term: self.term, success: false, matchIndex: .zero, rejectedIndex: .zero, hintIndex: .zero, readContext: 0)
+            self.send(.appendResponse(stale), to: sender, afterSync: false)
+            return
+        }
+        if self.role != .follower || self.leader != sender {
+            self.becomeFollower(term: request.term, leader: sender)
+        }
+        self.electionElapsedTicks = 0
+        let index = LogIndex(request.snapshot.position)
+        if index > self.commitIndex {
+            self.log.install(base: index, term: Term(request.snapshot.tag))
+            self.snapshot = request.snapshot
+            self.commitIndex = index
+            self.emittedCommitIndex = index
+            self.snapshotHandOver = .received
+        }
+        let response = AppendResponse(
+            term: self.term, success: true, matchIndex: index, rejectedIndex: .zero, hintIndex: .zero, readContext: 0)
         self.send(.appendResponse(response), to: sender, afterSync: true)
     }
 
@@ -108,8 +152,10 @@ extension RaftReplica {
             self.progress[peer] = follower
             self.maybeCommit()
         } else {
-            // A rejection at or below the match point answers an old message: ignore it.
+            // A rejection at or below the match point answers an old message: ignore it. So
+            // does one of a heartbeat sent while the follower's snapshot is on its way.
             guard response.rejectedIndex > follower.matchIndex else { return }
+            if follower.nextIndex <= self.log.base && follower.probeSent { return }
             follower.state = .probe
             follower.probeSent = false
             follower.inflightLastIndexes.removeAll()
@@ -136,7 +182,13 @@ extension RaftReplica {
             var follower = self.progress[position]
             switch follower.state {
             case .probe:
-                follower.probeSent = false
+                if follower.nextIndex <= self.log.base {
+                    // A snapshot is large: resend it only after a few heartbeats unanswered.
+                    follower.heartbeatsSinceSnapshot += 1
+                    if follower.heartbeatsSinceSnapshot >= self.options.snapshotResendHeartbeats { follower.probeSent = false }
+                } else {
+                    follower.probeSent = false
+                }
             case .replicate:
                 if !follower.inflightLastIndexes.isEmpty && !follower.progressedSinceHeartbeat {
                     // Messages were lost: fall back to probing from the match point.
@@ -169,6 +221,11 @@ extension RaftReplica {
     mutating func sendAppend(to position: Int, allowEmpty: Bool) {
         var follower = self.progress[position]
         let peer = self.members[position]
+        if follower.nextIndex <= self.log.base {
+            self.sendSnapshot(to: position, follower: &follower, allowEmpty: allowEmpty)
+            self.progress[position] = follower
+            return
+        }
         var sent = false
         switch follower.state {
         case .probe:
@@ -196,12 +253,33 @@ extension RaftReplica {
             }
         }
         if !sent && allowEmpty {
-            // A heartbeat anchored at the match point, which the follower can always accept.
-            self.sendAppendEntries(to: peer, prevLogIndex: follower.matchIndex, entries: [])
+            // A heartbeat anchored at the match point, which the follower can always accept
+            // (or at the base, when the match point is compacted here).
+            self.sendAppendEntries(to: peer, prevLogIndex: max(follower.matchIndex, self.log.base), entries: [])
             sent = true
         }
         if sent { follower.sentSinceHeartbeat = true }
         self.progress[position] = follower
+    }
+
+    /// §7: the follower needs entries this leader has compacted; it gets the snapshot, one at a
+    /// time, and heartbeats while the snapshot travels.
+    mutating func sendSnapshot(to position: Int, follower: inout FollowerProgress, allowEmpty: Bool) {
+        let peer = self.members[position]
+        if follower.state == .replicate {
+            follower.state = .probe
+            follower.probeSent = false
+            follower.inflightLastIndexes.removeAll()
+        }
+        if !follower.probeSent, let snapshot = self.snapshot {
+            self.send(.installSnapshot(InstallSnapshot(term: self.term, snapshot: snapshot)), to: peer, afterSync: false)
+            follower.probeSent = true
+            follower.heartbeatsSinceSnapshot = 0
+            follower.sentSinceHeartbeat = true
+        } else if allowEmpty {
+            self.sendAppendEntries(to: peer, prevLogIndex: self.log.base, entries: [])
+            follower.sentSinceHeartbeat = true
+        }
     }
 
     mutating func sendAppendEntries(to peer: NodeID, prevLogIndex: LogIndex, entries: [RaftEntry]) {

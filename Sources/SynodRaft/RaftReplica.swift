@@ -55,6 +55,11 @@ public struct RaftReplica: Replica {
     var readContextSent: UInt64 = 0
     var lastReadAcknowledgement: [UInt64]
 
+    /// The snapshot holding the compacted prefix of the log (`log.base`), if any.
+    public internal(set) var snapshot: Snapshot?
+    /// The next `ready()` hands `snapshot` to the driver and begins its records with a
+    /// checkpoint (hard state and the whole log after the base).
+    var snapshotHandOver: SnapshotOrigin?
     var hardStateDirty = false
     var dirtyFromIndex: LogIndex?
     var output = Ready<RaftMessage, RaftRecord>()
@@ -62,7 +67,8 @@ public struct RaftReplica: Replica {
     /// Raft's records restore when every `entries` record starts inside the log or right
     /// after it, and no entry is newer than the term recorded before it.
     public static func problem(restoring recovered: Recovered<RaftRecord>) -> String? {
-        var last: UInt64 = 0
+        let base: UInt64 = recovered.snapshot?.position ?? 0
+        var last = base
         var term = Term.zero
         for (position, record) in recovered.records.enumerated() {
             switch record {
@@ -76,7 +82,7 @@ public struct RaftReplica: Replica {
                 if let newest = entries.map(\.term).max(), newest > term {
                     return "record \(position): an entry of \(newest) before any record of that term"
                 }
-                last = first.rawValue - 1 + UInt64(entries.count)
+                last = max(base, first.rawValue - 1 + UInt64(entries.count))
             }
         }
         return nil
@@ -93,6 +99,12 @@ public struct RaftReplica: Replica {
         self.votesGranted = Array(repeating: false, count: config.members.count)
         self.progress = Array(repeating: FollowerProgress(), count: config.members.count)
         self.lastReadAcknowledgement = Array(repeating: 0, count: config.members.count)
+        if let snapshot = restoring.snapshot {
+            self.log.install(base: LogIndex(snapshot.position), term: Term(snapshot.tag))
+            self.snapshot = snapshot
+            self.commitIndex = self.log.base
+            self.emittedCommitIndex = self.log.base
+        }
         for record in restoring.records {
             switch record {
             case .hardState(let term, let votedFor):
@@ -101,6 +113,14 @@ public struct RaftReplica: Replica {
             case .entries(let first, let entries):
                 self.log.apply(first: first, entries)
             }
+        }
+        if self.log.lastTerm > self.term {
+            // The snapshot covers committed entries of a term whose record was lost (applied
+            // before this replica's own records were durable): entering that term is safe,
+            // this replica cast no vote in it that anyone heard.
+            self.term = self.log.lastTerm
+            self.votedFor = nil
+            self.hardStateDirty = true
         }
         self.resetElectionTimeout()
     }
@@ -139,6 +159,8 @@ public struct RaftReplica: Replica {
             self.handleAppendEntries(request, from: sender)
         case .appendResponse(let response):
             self.handleAppendResponse(response, from: senderPosition)
+        case .installSnapshot(let request):
+            self.handleInstallSnapshot(request, from: sender)
         }
     }
 
@@ -175,6 +197,17 @@ public struct RaftReplica: Replica {
         self.pendingReads.append(PendingRead(request: request, readIndex: readIndex, context: self.readContextCounter))
     }
 
+    /// §7: the driver's state machine holds every command up to `position`; the log before it
+    /// is dropped. Positions not yet emitted as committed, or already compacted, are ignored.
+    public mutating func compact(through position: UInt64, state: [UInt8]) {
+        let index = LogIndex(position)
+        guard index > self.log.base, index <= self.emittedCommitIndex else { return }
+        let snapshot = Snapshot(position: position, tag: self.log.term(at: index)!.rawValue, data: state)
+        self.log.compact(through: index)
+        self.snapshot = snapshot
+        self.snapshotHandOver = .compacted
+    }
+
     public mutating func ready() -> Ready<RaftMessage, RaftRecord> {
         if self.role == .leader {
             self.flushLeaderMessages()
@@ -200,10 +233,20 @@ struct FollowerProgress: Sendable {
     var matchIndex: LogIndex = .zero
     var nextIndex: LogIndex = .init(1)
     var probeSent = false
+    /// Heartbeats since the snapshot in flight to this follower was sent.
+    var heartbeatsSinceSnapshot = 0
     /// Last index of each AppendEntries in flight, oldest first.
     var inflightLastIndexes: [LogIndex] = []
     var progressedSinceHeartbeat = false
     var sentSinceHeartbeat = false
+}
+
+/// Where the snapshot handed to the driver comes from.
+enum SnapshotOrigin: Sendable {
+    /// The driver's own state, after `compact(through:state:)`.
+    case compacted
+    /// The leader's, to install.
+    case received
 }
 
 /// A linearizable read waiting for leadership confirmation and application.

@@ -78,4 +78,8 @@ public enum RaftMutation: String, Sendable, CaseIterable {
     /// still leads or waiting for the commit index: a deposed or new leader serves stale reads.
     /// Breaks no protocol invariant; only the linearizability checker can catch it.
     case readsWithoutQuorumCheck
+    /// Write a compaction's checkpoint without the entries after the snapshot (only the hard
+    /// state): once the older records are discarded, a restart forgets entries this replica
+    /// acknowledged. Needs the simulator's `snapshotInterval`.
+    case checkpointWithoutEntries
 }

@@ -20,6 +20,9 @@ public struct NodeConfiguration: Sendable {
     public var requestTimeoutMilliseconds: Int64 = 5_000
     /// Limits on client requests.
     public var limits = KVLimits()
+    /// Log compaction: snapshot the state machine every this many applied positions, and let
+    /// the core discard its log behind it (0: never).
+    public var snapshotInterval: UInt64 = 10_000
 
     public init(id: NodeID, peers: [NodeID: PeerAddress], dataDirectory: String) {
         self.id = id
@@ -102,7 +105,9 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
 
     var core: R
     var machine = ExactlyOnce(KeyValueStore())
-    var pendingRecords: [R.Record] = []
+    /// Storage work not yet handed to the storage thread, in order.
+    var pendingSteps: [StorageStep<R.Record>] = []
+    var lastCompactedPosition: UInt64 = 0
     var waitingMessages: [Envelope<R.Message>] = []
     var syncing = false
     var failed: String?
@@ -158,6 +163,15 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             throw NodeStartError("the write-ahead log in \(configuration.dataDirectory) holds records that contradict each other: \(problem)")
         }
         self.log = SendableBox(log)
+        if let snapshot = recovered.snapshot {
+            do {
+                self.machine = try KeyValueStore.restore(snapshot.data, limits: configuration.limits)
+            } catch {
+                throw NodeStartError("the snapshot in \(configuration.dataDirectory)/wal does not restore: \(error)")
+            }
+            self.appliedPosition = snapshot.position
+            self.lastCompactedPosition = snapshot.position
+        }
         let members = configuration.peers.keys.sorted()
         let config = ReplicaConfig(id: configuration.id, members: members, options: options)
         try config.validate()
@@ -169,7 +183,10 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         self.sessionBase = generator.next() & ~UInt64(0xF_FFFF)
         self.requestCounter = generator.next() >> 2
         self.transport = PeerTransport(id: configuration.id, peers: configuration.peers, loop: self.loop, logger: logger)
-        logger.info("restored", metadata: ["records": "\(recovered.records.count)", "protocol": "\(R.protocolName)"])
+        logger.info("restored", metadata: [
+            "records": "\(recovered.records.count)", "protocol": "\(R.protocolName)",
+            "snapshot": "\(recovered.snapshot.map { "position \($0.position), \($0.data.count) bytes" } ?? "none")",
+        ])
     }
 
     /// Listens for peers, dials them and starts ticking.
@@ -402,11 +419,16 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     func drain() {
         defer { self.transport.flush() }
         let ready = self.core.ready()
-        self.pendingRecords.append(contentsOf: ready.records)
+        if let snapshot = ready.snapshot {
+            self.pendingSteps.append(.snapshot(snapshot))
+            if ready.installsSnapshot { self.install(snapshot) }
+        }
+        if ready.checkpoint { self.pendingSteps.append(.checkpoint) }
+        if !ready.records.isEmpty { self.pendingSteps.append(.records(ready.records)) }
         for envelope in ready.messages {
             if envelope.afterSync { self.waitingMessages.append(envelope) } else { self.deliver(envelope) }
         }
-        if !self.syncing && (!self.pendingRecords.isEmpty || !self.waitingMessages.isEmpty) { self.startSync() }
+        if !self.syncing && (!self.pendingSteps.isEmpty || !self.waitingMessages.isEmpty) { self.startSync() }
         for committed in ready.committed { self.apply(committed) }
         for read in ready.reads {
             guard let owner = self.readOwners.removeValue(forKey: read.id) else { continue }
@@ -420,6 +442,43 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         }
         for rejection in ready.rejected { self.rejected(rejection) }
         for event in ready.events { self.note(event) }
+        self.compactIfDue()
+    }
+
+    // MARK: Snapshots
+
+    /// Every `snapshotInterval` applied positions, hands the core the state machine's
+    /// snapshot; the core answers with `Ready.snapshot` and a checkpoint (next drain).
+    func compactIfDue() {
+        let interval = self.configuration.snapshotInterval
+        guard interval > 0, self.appliedPosition >= self.lastCompactedPosition + interval else { return }
+        self.lastCompactedPosition = self.appliedPosition
+        self.core.compact(through: self.appliedPosition, state: KeyValueStore.snapshot(of: self.machine))
+        self.requestDrain()
+    }
+
+    /// Replaces the state machine with a snapshot another replica sent (made durable by the
+    /// storage step queued before this). Writes waiting here that it already holds are answered.
+    func install(_ snapshot: Snapshot) {
+        do {
+            self.machine = try KeyValueStore.restore(snapshot.data, limits: self.configuration.limits)
+        } catch {
+            self.fail("a snapshot received for position \(snapshot.position) does not restore: \(error)")
+            return
+        }
+        self.logger.info("installed a snapshot", metadata: ["position": "\(snapshot.position)", "bytes": "\(snapshot.data.count)"])
+        self.appliedPosition = snapshot.position
+        self.lastCompactedPosition = snapshot.position
+        for (command, id) in self.localWrites.sorted(by: { $0.value < $1.value }) {
+            guard let reply = self.machine.cachedReply(for: command) else { continue }
+            self.localWrites[command] = nil
+            self.complete(id, .success(reply))
+        }
+        for (command, (peer, id)) in self.remoteWrites.sorted(by: { $0.value.1 < $1.value.1 }) {
+            guard let reply = self.machine.cachedReply(for: command) else { continue }
+            self.remoteWrites[command] = nil
+            self.replyToPeer(peer, id: id, .success(reply))
+        }
     }
 
     func deliver(_ envelope: Envelope<R.Message>) {
@@ -438,11 +497,11 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     /// Group commit: every record emitted since the last sync goes out in one append and one
     /// fdatasync on the storage thread; the messages that waited for them leave afterwards.
     func startSync() {
-        let records = self.pendingRecords
+        let steps = self.pendingSteps
         let messages = self.waitingMessages
-        self.pendingRecords = []
+        self.pendingSteps = []
         self.waitingMessages = []
-        guard !records.isEmpty else {
+        guard !steps.isEmpty else {
             // Everything emitted so far is already durable.
             for envelope in messages { self.deliver(envelope) }
             return
@@ -450,8 +509,18 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         self.syncing = true
         let log = self.log
         self.threadPool.runIfActive(eventLoop: self.loop) {
-            try log.value.append(records)
+            // In the order the core asked: a snapshot before the records that assume it, a
+            // checkpoint in a segment of its own; the older segments go once it is durable.
+            var checkpoint: UInt64?
+            for step in steps {
+                switch step {
+                case .snapshot(let snapshot): try log.value.save(snapshot)
+                case .checkpoint: checkpoint = try log.value.beginCheckpoint()
+                case .records(let records): try log.value.append(records)
+                }
+            }
             try log.value.sync()
+            if let checkpoint { try log.value.discard(before: checkpoint) }
         }.whenComplete { result in
             self.syncing = false
             switch result {
@@ -459,7 +528,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 guard self.failed == nil else { return }
                 for envelope in messages { self.deliver(envelope) }
                 self.transport.flush()
-                if !self.pendingRecords.isEmpty || !self.waitingMessages.isEmpty { self.startSync() }
+                if !self.pendingSteps.isEmpty || !self.waitingMessages.isEmpty { self.startSync() }
             case .failure(let error):
                 self.fail("the write-ahead log failed: \(error)")
             }
@@ -589,6 +658,17 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     }
 
     func releaseSession(_ session: ClientID) { self.freeSessions.append(session) }
+}
+
+/// One piece of storage work, in `Ready` order.
+enum StorageStep<Record: Sendable>: Sendable {
+    /// Make this snapshot the durable one.
+    case snapshot(Snapshot)
+    /// The next records are a checkpoint: start them in a new segment, and discard the older
+    /// segments once they are durable.
+    case checkpoint
+    /// Append these records.
+    case records([Record])
 }
 
 /// Why a node refuses to start.

@@ -89,6 +89,10 @@ public struct SimulationStatistics: Sendable, Equatable {
     public var restarts = 0
     /// Records torn by a crash (discarded at recovery).
     public var tornRecords = 0
+    /// Snapshots made durable (compactions and installs).
+    public var snapshots = 0
+    /// Snapshots a replica received from another and installed.
+    public var snapshotInstalls = 0
     /// Network partitions injected.
     public var partitions = 0
     /// Client operations that completed.

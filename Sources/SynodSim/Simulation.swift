@@ -54,6 +54,8 @@ public final class Simulation<R: Replica> {
     /// Writes acknowledged to their client.
     var ackedWrites: Set<CommandID> = []
     var highestAckedPosition: UInt64 = 0
+    /// Every snapshot taken, by the number its bytes encode.
+    var snapshotStates: [SnapshotState] = []
 
     public internal(set) var history: [HistoryOperation] = []
     public internal(set) var violations: [InvariantViolation] = []
@@ -198,18 +200,39 @@ public final class Simulation<R: Replica> {
     /// Handles everything a replica asked for after an input, then runs the safety monitor.
     func drain(_ position: Int) {
         guard let ready = self.nodes[position].replica?.ready() else { return }
+        let firstRecord = self.nodes[position].disk.count
         if !ready.records.isEmpty {
             self.nodes[position].disk.append(contentsOf: ready.records)
             self.statistics.recordsWritten += ready.records.count
         }
-        if self.nodes[position].crashAtNextWrite && !ready.records.isEmpty {
+        if self.nodes[position].crashAtNextWrite && (!ready.records.isEmpty || ready.snapshot != nil) {
             // The crash interrupts this write. The replica sends in parallel with writing, so
             // some of the messages that need no sync may already be out: a random prefix.
             let sent = self.random.integer(in: 0...ready.messages.count)
             for envelope in ready.messages.prefix(sent) where !envelope.afterSync { self.send(envelope, from: position) }
+            if let snapshot = ready.snapshot {
+                // The snapshot file is renamed into place before the records are written:
+                // either it made it and some records may follow, or neither did.
+                if self.random.chance(0.5) {
+                    self.nodes[position].snapshot = snapshot
+                } else {
+                    self.nodes[position].disk.removeSubrange(firstRecord...)
+                }
+            }
             self.observe(position, ready)
             self.crash(position)
             return
+        }
+        if let snapshot = ready.snapshot {
+            self.nodes[position].snapshot = snapshot
+            self.statistics.snapshots += 1
+            if ready.installsSnapshot {
+                self.statistics.snapshotInstalls += 1
+                self.install(snapshot, at: position)
+            }
+        }
+        if ready.checkpoint {
+            self.nodes[position].checkpoint = firstRecord..<self.nodes[position].disk.count
         }
         var needsSync = !ready.records.isEmpty
         for envelope in ready.messages {
@@ -225,6 +248,53 @@ public final class Simulation<R: Replica> {
         for read in ready.reads { self.serveRead(read, at: position) }
         for rejection in ready.rejected { self.answerRejection(rejection, at: position) }
         self.observe(position, ready)
+        self.compactIfDue(position)
+    }
+
+    // MARK: Snapshots
+
+    /// Every `snapshotInterval` applied positions, hands the replica its state machine.
+    func compactIfDue(_ position: Int) {
+        let node = self.nodes[position]
+        guard self.options.snapshotInterval > 0, node.replica != nil,
+              node.lastAppliedPosition >= node.lastCompactedPosition + UInt64(self.options.snapshotInterval)
+        else { return }
+        self.nodes[position].lastCompactedPosition = node.lastAppliedPosition
+        let number = UInt64(self.snapshotStates.count)
+        self.snapshotStates.append(SnapshotState(
+            machine: node.machine, appliedCommands: node.appliedCommands, appliedPerKey: node.appliedPerKey))
+        let data = (0..<8).map { UInt8(truncatingIfNeeded: number >> ($0 * 8)) }
+        self.nodes[position].replica!.compact(through: node.lastAppliedPosition, state: data)
+        self.drain(position)
+    }
+
+    func snapshotState(_ snapshot: Snapshot) -> SnapshotState {
+        precondition(snapshot.data.count == 8, "a simulated snapshot names its state by number")
+        let number = snapshot.data.enumerated().reduce(0) { $0 | UInt64($1.element) << ($1.offset * 8) }
+        return self.snapshotStates[Int(number)]
+    }
+
+    /// Replaces a replica's state machine with a snapshot's (received from another replica,
+    /// or recovered), and answers the writes waiting here that it already holds.
+    func install(_ snapshot: Snapshot, at position: Int) {
+        let state = self.snapshotState(snapshot)
+        if snapshot.position < self.nodes[position].lastAppliedPosition {
+            self.violations.append(InvariantViolation(
+                invariant: "state-machine-safety", node: self.members[position],
+                detail: "installed a snapshot at position \(snapshot.position) after applying \(self.nodes[position].lastAppliedPosition)"))
+            return
+        }
+        self.nodes[position].machine = state.machine
+        self.nodes[position].appliedCommands = state.appliedCommands
+        self.nodes[position].appliedPerKey = state.appliedPerKey
+        self.nodes[position].lastAppliedPosition = snapshot.position
+        self.nodes[position].lastCompactedPosition = snapshot.position
+        for (client, sequence) in self.nodes[position].pendingWrites.sorted(by: { $0.key < $1.key }) {
+            let id = CommandID(client: client, sequence: sequence)
+            guard let reply = state.machine.cachedReply(for: id) else { continue }
+            self.nodes[position].pendingWrites[client] = nil
+            self.reply(.ok(id, result: reply), to: Int(client) - 1, from: position)
+        }
     }
 
     func observe(_ position: Int, _ ready: Ready<R.Message, R.Record>) {
@@ -258,6 +328,15 @@ public final class Simulation<R: Replica> {
     func completeSync(_ position: Int) {
         self.nodes[position].syncInFlight = false
         self.nodes[position].syncedCount = self.nodes[position].syncingCount
+        if let checkpoint = self.nodes[position].checkpoint, self.nodes[position].syncedCount >= checkpoint.upperBound {
+            // The checkpoint is durable: discard the records before it, newest first, and
+            // sometimes stop part way (a crash in the middle of deleting old segments).
+            let kept = self.random.chance(0.1) ? self.random.integer(in: 0...checkpoint.lowerBound) : 0
+            self.nodes[position].disk.removeSubrange(kept..<checkpoint.lowerBound)
+            let removed = checkpoint.lowerBound - kept
+            self.nodes[position].syncedCount -= removed
+            self.nodes[position].checkpoint = nil
+        }
         let messages = self.nodes[position].syncingMessages
         self.nodes[position].syncingMessages = []
         for envelope in messages { self.send(envelope, from: position) }
@@ -281,6 +360,7 @@ public final class Simulation<R: Replica> {
         }
         node.disk.removeSubrange((node.syncedCount + survivors)...)
         node.syncedCount = node.disk.count
+        node.checkpoint = nil
         node.replica = nil
         if self.believedLeader == position { self.believedLeader = nil }
         node.crashAtNextWrite = false
@@ -301,7 +381,7 @@ public final class Simulation<R: Replica> {
 
     func restart(_ position: Int) {
         guard self.nodes[position].replica == nil else { return }
-        let recovered = Recovered(records: self.nodes[position].disk)
+        let recovered = Recovered(snapshot: self.nodes[position].snapshot, records: self.nodes[position].disk)
         if let problem = R.problem(restoring: recovered) {
             self.violations.append(InvariantViolation(
                 invariant: "recoverable-records", node: self.members[position], detail: problem))
@@ -312,9 +392,11 @@ public final class Simulation<R: Replica> {
         node.replica = replica
         node.machine = SimulatedStore(self.options.workload)
         node.lastAppliedPosition = 0
+        node.lastCompactedPosition = 0
         node.appliedCommands = []
         node.appliedPerKey = [:]
         self.nodes[position] = node
+        if let snapshot = recovered.snapshot { self.install(snapshot, at: position) }
         self.monitor.restarted(node: self.members[position], replica: replica, recovered: recovered)
         self.schedule(after: node.tickNanoseconds, .nodeTick(node: position, incarnation: node.incarnation))
         self.statistics.restarts += 1

@@ -49,6 +49,13 @@ struct SimulatedNode<R: Replica> {
     /// The nemesis armed a crash in the middle of the next write.
     var crashAtNextWrite = false
     var tickNanoseconds: UInt64
+    /// The durable snapshot (written atomically, before the records of its `Ready`).
+    var snapshot: Snapshot?
+    /// Disk positions of the newest checkpoint's records: once they are synced, the records
+    /// before them are discarded.
+    var checkpoint: Range<Int>?
+    /// The applied position of this incarnation's last compaction.
+    var lastCompactedPosition: UInt64 = 0
     var machine: SimulatedStore
     var lastAppliedPosition: UInt64 = 0
     var appliedCommands: Set<CommandID> = []
@@ -63,6 +70,14 @@ struct SimulatedNode<R: Replica> {
         self.tickNanoseconds = tickNanoseconds
         self.machine = SimulatedStore(workload)
     }
+}
+
+/// What a simulated snapshot holds: the state machine and what the checks know of it. A
+/// snapshot's bytes name one of these (the simulator keeps them instead of serialising).
+struct SnapshotState {
+    var machine: SimulatedStore
+    var appliedCommands: Set<CommandID>
+    var appliedPerKey: [String: Int]
 }
 
 /// One simulated client: its session and its current operation.

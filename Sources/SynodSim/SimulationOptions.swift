@@ -24,6 +24,9 @@ public struct SimulationOptions: Sendable, Equatable {
     public var thinkTimeNanoseconds: ClosedRange<UInt64> = 0...0
     /// Faults to inject.
     public var faults: FaultSet = .all
+    /// Log compaction: each replica snapshots its state machine and calls
+    /// `Replica.compact(through:state:)` every this many applied positions (0: never).
+    public var snapshotInterval = 0
 
     /// Virtual time per replica and client tick.
     public var tickNanoseconds: UInt64 = 10_000_000
@@ -77,6 +80,7 @@ public struct SimulationOptions: Sendable, Equatable {
         ] where !(0...0.5).contains(value) {
             throw SimulationError("\(name) must lie in 0...0.5, got \(value)")
         }
+        guard self.snapshotInterval >= 0 else { throw SimulationError("snapshotInterval must not be negative") }
         guard self.tickNanoseconds > 0 else { throw SimulationError("tickNanoseconds must be positive") }
         guard self.livenessBoundNanoseconds > 0 else { throw SimulationError("livenessBoundNanoseconds must be positive") }
     }

@@ -8,7 +8,7 @@ public final class DurableRecordLog<Record: WireCodable> {
 
     private init(log: WriteAheadLog) { self.log = log }
 
-    /// Opens the log in `directory`, recovering its records.
+    /// Opens the log in `directory`, recovering its snapshot (if any) and its records.
     /// - Throws: `StorageError.corrupt` for damage before the tail, `.undecodable` for a record
     ///   that passes its checksum but does not decode (a bug or a format change: refuse to start).
     public static func open(
@@ -24,7 +24,8 @@ public final class DurableRecordLog<Record: WireCodable> {
                 throw .undecodable(directory: directory, record: index, reason: error.description)
             }
         }
-        return (DurableRecordLog(log: log), Recovered(records: records), recovery)
+        let snapshot = try SnapshotFile.read(directory: directory)
+        return (DurableRecordLog(log: log), Recovered(snapshot: snapshot, records: records), recovery)
     }
 
     /// Appends records (durable after `sync`).
@@ -35,5 +36,21 @@ public final class DurableRecordLog<Record: WireCodable> {
     /// Makes every appended record durable (one `fdatasync`).
     public func sync() throws(StorageError) {
         try self.log.sync()
+    }
+
+    /// Replaces the snapshot, atomically and durably (`Ready.snapshot`).
+    public func save(_ snapshot: Snapshot) throws(StorageError) {
+        try SnapshotFile.write(snapshot, directory: self.log.directory)
+    }
+
+    /// Starts a new segment for a checkpoint's records; returns the checkpoint's position, to
+    /// pass to `discard(before:)` once the checkpoint is durable.
+    public func beginCheckpoint() throws(StorageError) -> UInt64 {
+        try self.log.rollover()
+    }
+
+    /// Discards every record before a durable checkpoint (log compaction).
+    public func discard(before checkpoint: UInt64) throws(StorageError) {
+        try self.log.discard(before: checkpoint)
     }
 }

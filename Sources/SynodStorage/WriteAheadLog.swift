@@ -6,8 +6,8 @@ import Darwin
 
 /// A storage failure: what, and where.
 public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// A record before the log's tail fails its checksum or framing: the log is corrupt, and
-    /// the node must not start on it.
+    /// A record before the log's tail fails its checksum or framing, or a snapshot file its
+    /// checksum: the node must not start on it.
     case corrupt(file: String, offset: Int, reason: String)
     /// The operating system refused an operation.
     case io(path: String, operation: String, errno: Int32)
@@ -18,7 +18,10 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .corrupt(let file, let offset, let reason): "corrupt write-ahead log: \(file) at byte \(offset): \(reason)"
+        case .corrupt(let file, let offset, let reason):
+            file.hasSuffix("/" + SnapshotFile.fileName)
+                ? "corrupt snapshot: \(file) at byte \(offset): \(reason)"
+                : "corrupt write-ahead log: \(file) at byte \(offset): \(reason)"
         case .io(let path, let operation, let code): "\(operation) \(path) failed: \(String(cString: strerror(code)))"
         case .recordTooLarge(let bytes, let limit): "record of \(bytes) bytes exceeds the limit of \(limit)"
         case .undecodable(let directory, let record, let reason):
@@ -90,15 +93,23 @@ public final class WriteAheadLog {
     public static func open(directory: String, options: Options = Options()) throws(StorageError) -> (WriteAheadLog, Recovery) {
         try options.validate()
         if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw .io(path: directory, operation: "mkdir", errno: errno) }
+        // Segments before the start marker were discarded (log compaction); a crash may have
+        // left some of them behind.
+        let start = try Self.readStart(directory)
         var segments = try Self.segmentNames(directory)
+        for name in segments where name < Self.segmentName(start) {
+            if unlink(directory + "/" + name) != 0 { throw .io(path: directory + "/" + name, operation: "unlink", errno: errno) }
+        }
+        segments.removeAll { $0 < Self.segmentName(start) }
         var records: [[UInt8]] = []
         var truncated = 0
         var lastSize = 0
         for (position, name) in segments.enumerated() {
             let path = directory + "/" + name
             // Segments are named by their first record's index: a gap means a lost segment.
-            guard name == Self.segmentName(UInt64(records.count)) else {
-                throw .corrupt(file: path, offset: 0, reason: "expected segment \(Self.segmentName(UInt64(records.count))) here: a segment is missing")
+            let expected = Self.segmentName(start + UInt64(records.count))
+            guard name == expected else {
+                throw .corrupt(file: path, offset: 0, reason: "expected segment \(expected) here: a segment is missing")
             }
             let bytes = try Self.readFile(path)
             let isLast = position == segments.count - 1
@@ -113,7 +124,7 @@ public final class WriteAheadLog {
             }
         }
         if segments.isEmpty {
-            segments = [Self.segmentName(0)]
+            segments = [Self.segmentName(start)]
             lastSize = 0
         }
         let path = directory + "/" + segments.last!
@@ -128,8 +139,74 @@ public final class WriteAheadLog {
         }
         let log = WriteAheadLog(
             directory: directory, options: options, descriptor: descriptor, segmentPath: path, segmentSize: lastSize,
-            nextIndex: UInt64(records.count))
+            nextIndex: start + UInt64(records.count))
         return (log, Recovery(records: records, truncatedBytes: truncated, segments: segments.count))
+    }
+
+    /// The name of the file holding the index of the first record kept.
+    static let startFileName = "start"
+
+    /// The index of the first record kept (0 unless `discard(before:)` ran).
+    static func readStart(_ directory: String) throws(StorageError) -> UInt64 {
+        let path = directory + "/" + Self.startFileName
+        guard access(path, F_OK) == 0 else { return 0 }
+        let bytes = try Self.readFile(path)
+        // Written whole by an atomic rename: sixteen digits and a newline.
+        guard bytes.count == 17, bytes[16] == 10, bytes.prefix(16).allSatisfy({ (48...57).contains($0) }),
+              let index = UInt64(String(decoding: bytes.prefix(16), as: UTF8.self))
+        else { throw .corrupt(file: path, offset: 0, reason: "the start marker is not sixteen digits and a newline") }
+        return index
+    }
+
+    /// Ends the current segment (durably) unless it is empty, so that the next record starts a
+    /// segment of its own; returns that record's index.
+    public func rollover() throws(StorageError) -> UInt64 {
+        if let failed { throw failed }
+        if self.segmentSize > 0 { try self.startSegment() }
+        return self.nextIndex
+    }
+
+    /// Discards every record before `index`, which must start a segment (`rollover`): the
+    /// start marker moves first (atomically), then the older segments are deleted, so a crash
+    /// part way leaves a log that opens at `index` all the same.
+    public func discard(before index: UInt64) throws(StorageError) {
+        if let failed { throw failed }
+        precondition(index <= self.nextIndex, "discarding records not written yet")
+        try Self.writeDurably(Array((String(index).leftPadded(to: 16) + "\n").utf8), to: self.directory + "/" + Self.startFileName)
+        for name in try Self.segmentNames(self.directory) where name < Self.segmentName(index) {
+            if unlink(self.directory + "/" + name) != 0 {
+                throw .io(path: self.directory + "/" + name, operation: "unlink", errno: errno)
+            }
+        }
+        try Self.syncDirectory(self.directory)
+    }
+
+    /// Writes a small file atomically and durably: a temporary file, fsync, rename, fsync of
+    /// the directory. A crash leaves the old file or the new one, whole.
+    public static func writeDurably(_ bytes: [UInt8], to path: String) throws(StorageError) {
+        let temporary = path + ".tmp"
+        let descriptor = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw .io(path: temporary, operation: "open", errno: errno) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, bytes.count - written) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 {
+                let code = count < 0 ? errno : EIO
+                close(descriptor)
+                throw .io(path: temporary, operation: "write", errno: code)
+            }
+            written += count
+        }
+        if fsync(descriptor) != 0 {
+            let code = errno
+            close(descriptor)
+            throw .io(path: temporary, operation: "fsync", errno: code)
+        }
+        close(descriptor)
+        if rename(temporary, path) != 0 { throw .io(path: path, operation: "rename", errno: errno) }
+        let slash = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        try Self.syncDirectory(slash)
     }
 
     /// Cuts a torn tail and makes the cut durable before anything is appended after it.
@@ -246,8 +323,7 @@ public final class WriteAheadLog {
     }
 
     static func segmentName(_ index: UInt64) -> String {
-        let digits = String(index)
-        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".wal"
+        String(index).leftPadded(to: 16) + ".wal"
     }
 
     static func segmentNames(_ directory: String) throws(StorageError) -> [String] {
@@ -319,5 +395,12 @@ public final class WriteAheadLog {
         }
         try Self.syncDirectory(self.directory)
         self.segmentSize = 0
+    }
+}
+
+extension String {
+    /// The string with leading zeros up to `width` characters.
+    func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - self.count)) + self
     }
 }

@@ -44,6 +44,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("tick-ms"), help: "Milliseconds per protocol tick (timeouts are counted in ticks).")
     var tickMs = 10
 
+    @Option(help: ArgumentHelp(
+        "Log compaction: snapshot the store every N applied positions and discard the log behind it (0: never).",
+        discussion: "Replicas that fall behind the snapshot receive it whole; a restart loads it, then replays the short log after it."))
+    var snapshotEvery: UInt64 = 10_000
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -92,6 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: self.logLevel)!
         var configuration = NodeConfiguration(id: NodeID(self.id), peers: try self.peerAddresses(), dataDirectory: self.dataDir)
         configuration.tickMilliseconds = Int64(self.tickMs)
+        configuration.snapshotInterval = self.snapshotEvery
         let node: ReplicaNode<R>
         do {
             try FileManager.default.createDirectory(atPath: self.dataDir + "/wal", withIntermediateDirectories: true)

@@ -66,6 +66,11 @@ struct SimCommand: ParsableCommand {
     var clients = 5
 
     @Option(help: ArgumentHelp(
+        "Log compaction: snapshot each replica's state machine every N applied positions (0: never).",
+        discussion: "Protocols that compact then discard their log behind the snapshot and send it to replicas that fall behind."))
+    var snapshotEvery = 0
+
+    @Option(help: ArgumentHelp(
         "Write the client history (JSON Lines, the format `synod check` reads) to this file.",
         discussion: "With several seeds, the first failing seed's history, or else the last seed's."))
     var history: String?
@@ -116,6 +121,7 @@ struct SimCommand: ParsableCommand {
         options.readFraction = self.readFraction
         options.faults = try FaultSet(parsing: self.faults)
         options.workload = SimulationWorkload(rawValue: self.workload) ?? .register
+        options.snapshotInterval = self.snapshotEvery
         return options
     }
 
@@ -255,7 +261,7 @@ struct SimCommand: ParsableCommand {
     }
 
     func replayCommand(seed: UInt64) -> String {
-        "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients) --workload \(self.workload) --keys \(self.keys) --read-fraction \(self.readFraction)"
+        "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients) --workload \(self.workload) --keys \(self.keys) --read-fraction \(self.readFraction) --snapshot-every \(self.snapshotEvery)"
     }
 
     func humanSummary(_ reports: [SimulationReport], seconds: Double) -> String {
@@ -267,11 +273,14 @@ struct SimCommand: ParsableCommand {
         let crashes = reports.reduce(0) { $0 + $1.statistics.crashes }
         let torn = reports.reduce(0) { $0 + $1.statistics.tornRecords }
         let partitions = reports.reduce(0) { $0 + $1.statistics.partitions }
+        let snapshots = reports.reduce(0) { $0 + $1.statistics.snapshots }
+        let installs = reports.reduce(0) { $0 + $1.statistics.snapshotInstalls }
         var lines = [
             "protocol \(self.protocol), \(self.nodes) nodes, workload \(self.workload), faults \(self.faults), seeds \(self.seeds)",
             "seeds run:        \(reports.count), failing: \(failed.count) (\(nonLinearizable) not linearizable)",
             "operations:       \(completed) completed, \(unknown) unknown outcome",
             "faults injected:  \(crashes) crashes, \(torn) torn records, \(partitions) partitions",
+            "snapshots:        \(snapshots) made durable, \(installs) of them sent by another replica (--snapshot-every \(self.snapshotEvery))",
             "events:           \(events) in \(String(format: "%.2f", seconds)) s (\(Int(Double(events) / max(seconds, 1e-9))) events/s)",
         ]
         for report in failed.prefix(10) {
@@ -299,6 +308,8 @@ struct SimCommand: ParsableCommand {
                 "duplicateCommits": report.statistics.duplicateCommits,
                 "crashes": report.statistics.crashes,
                 "partitions": report.statistics.partitions,
+                "snapshots": report.statistics.snapshots,
+                "snapshotInstalls": report.statistics.snapshotInstalls,
             ]
         }
         let summary: [String: Any] = [
@@ -306,6 +317,7 @@ struct SimCommand: ParsableCommand {
             "nodes": self.nodes,
             "faults": self.faults,
             "workload": self.workload,
+            "snapshotEvery": self.snapshotEvery,
             "seeds": reports.count,
             "violations": reports.filter { !$0.violations.isEmpty }.count,
             "nonLinearizable": reports.filter(\.linearizabilityFailed).count,

@@ -178,7 +178,7 @@ struct ServiceTests {
         let victim = cluster.members.first { $0.id != leader }!
         cluster.stop(victim.id, signal: SIGKILL)
         let walDirectory = victim.dataDirectory + "/wal"
-        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: walDirectory).sorted().last)
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: walDirectory).filter { $0.hasSuffix(".wal") }.sorted().last)
         let path = walDirectory + "/" + segment
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
 
@@ -201,6 +201,60 @@ struct ServiceTests {
         let (status, output) = try cluster.runToExit(victim.id)
         #expect(status == 1)
         #expect(output.contains("corrupt write-ahead log: \(path) at byte 0"), "\(output.suffix(400))")
+    }
+
+    @Test("log compaction: a node down while the others compact catches up by snapshot; restarts load the snapshot; a damaged snapshot stops the node with its path")
+    func compaction() async throws {
+        let cluster = try LocalCluster(executable: synodExecutable(), protocolName: "raft", extraArguments: ["--snapshot-every", "20"])
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        let lagging = cluster.members.first { $0.id != leader }!.id
+        cluster.stop(lagging, signal: SIGKILL)
+        let connection = try await cluster.connect(leader)
+        for index in 0..<100 { #expect(try await put(connection, "c\(index)", "v\(index)") == 200) }
+        await connection.close()
+        // The leader compacted: a snapshot file, a start marker, and only the newest segments.
+        let leaderWAL = cluster.member(leader).dataDirectory + "/wal"
+        let files = try FileManager.default.contentsOfDirectory(atPath: leaderWAL)
+        #expect(files.contains("snapshot") && files.contains("start"), "\(files)")
+        #expect(!files.contains("0000000000000000.wal"), "the first segment was discarded: \(files.sorted())")
+
+        // The lagging node needs entries the others discarded: it receives the snapshot.
+        try cluster.start(lagging)
+        for _ in 0..<100 where await cluster.status(lagging) == nil { try await Task.sleep(for: .milliseconds(100)) }
+        let follower = try await cluster.connect(lagging)
+        var caughtUp = false
+        for _ in 0..<100 where !caughtUp {
+            caughtUp = try await get(follower, "c99", serializable: true) == "v99"
+            if !caughtUp { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(caughtUp, "n\(lagging) caught up\n\(cluster.logTails())")
+        #expect(try await get(follower, "c0", serializable: true) == "v0")
+        await follower.close()
+        let laggingLog = try String(contentsOfFile: cluster.logPath(lagging), encoding: .utf8)
+        #expect(laggingLog.contains("installed a snapshot"))
+
+        // Every node restarts from its snapshot and the short log after it.
+        for member in cluster.members { cluster.stop(member.id, signal: SIGKILL) }
+        try cluster.startAll()
+        let again = try await cluster.waitForLeader()
+        let reader = try await cluster.connect(again)
+        for index in 0..<100 { #expect(try await get(reader, "c\(index)") == "v\(index)") }
+        await reader.close()
+        let restartLog = try String(contentsOfFile: cluster.logPath(leader), encoding: .utf8)
+        #expect(restartLog.contains("snapshot=position"), "the restart reports the snapshot it loaded")
+
+        // A damaged snapshot file: the node refuses to start and names the file.
+        let victim = cluster.members.first { $0.id != again }!
+        cluster.stop(victim.id, signal: SIGKILL)
+        let path = victim.dataDirectory + "/wal/snapshot"
+        var damaged = try Data(contentsOf: URL(fileURLWithPath: path))
+        damaged[damaged.count - 1] ^= 0xFF
+        try damaged.write(to: URL(fileURLWithPath: path))
+        let (status, output) = try cluster.runToExit(victim.id)
+        #expect(status == 1)
+        #expect(output.contains("corrupt snapshot: \(path) at byte 12: snapshot checksum mismatch"), "\(output.suffix(400))")
     }
 
     @Test("garbage on the peer port and on the HTTP port is refused without harm")

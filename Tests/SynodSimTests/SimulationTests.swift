@@ -48,6 +48,22 @@ struct SimulationTests {
         #expect(completed > 0, "the workload made progress")
     }
 
+    @Test("Raft with log compaction every 5 positions: clean, and far-behind replicas catch up by snapshot", arguments: [3, 5])
+    func raftCompactionSweep(nodes: Int) throws {
+        var options = Self.options(nodes: nodes)
+        options.snapshotInterval = 5
+        let reports = try SimulationSweep<RaftReplica>(options: options).run(seeds: 1...30)
+        for report in reports where !report.isClean {
+            Issue.record("""
+                seed \(report.seed): \(report.firstProblem ?? "")
+                replay: swift run -c release synod sim --protocol raft --nodes \(nodes) --seeds \(report.seed)..\(report.seed) --ops 100 --snapshot-every 5
+                """)
+        }
+        #expect(reports.reduce(0) { $0 + $1.statistics.snapshots } > 0)
+        #expect(reports.reduce(0) { $0 + $1.statistics.snapshotInstalls } > 0, "some replica needed a snapshot from the leader")
+        #expect(reports.allSatisfy { $0.statistics.completedOperations > 0 })
+    }
+
     @Test("faults are really injected under --faults all")
     func faultsInjected() throws {
         let reports = try SimulationSweep<RaftReplica>(options: Self.options()).run(seeds: 1...10)
@@ -92,7 +108,8 @@ struct MutationTests {
     func unsafeVariantCaught(mutation: RaftMutation, nodes: Int) throws {
         var raftOptions = RaftOptions()
         raftOptions.mutation = mutation
-        let options = Self.harshOptions(nodes: nodes)
+        var options = Self.harshOptions(nodes: nodes)
+        if mutation == .checkpointWithoutEntries { options.snapshotInterval = 5 }
         let sweep = SimulationSweep<RaftReplica>(options: options, replicaOptions: raftOptions)
         let reports = try sweep.run(seeds: 1...Self.seedBudget, stopAfterFailures: 1)
         let caught = try #require(
