@@ -81,6 +81,10 @@ public enum MultiPaxosMessage: Sendable, Equatable {
     case nack(Ballot, promised: Ballot)
     /// Catch-up: chosen values from `firstSlot` on, for a replica whose prefix lags.
     case chosen(firstSlot: UInt64, values: [SlotValue])
+    /// The sender's snapshot, to a replica that needs slots the sender compacted: the state
+    /// after every slot up to `snapshot.position` (a candidate whose phase 1 starts below an
+    /// acceptor's compaction point, or a replica that lags behind it).
+    case snapshot(Snapshot)
 }
 
 /// Durable facts of a Multi-Paxos replica; replaying them rebuilds the acceptor and the
@@ -129,6 +133,10 @@ extension MultiPaxosMessage: TraceDigestible {
             hasher.combine(6)
             hasher.combine(first)
             hasher.combine(values.count)
+        case .snapshot(let snapshot):
+            hasher.combine(7)
+            hasher.combine(snapshot.position)
+            hasher.combine(snapshot.data.count)
         }
     }
 }
@@ -175,6 +183,9 @@ extension MultiPaxosMessage: WireCodable {
             writer.byte(6)
             writer.varint(first)
             values.encode(into: &writer)
+        case .snapshot(let snapshot):
+            writer.byte(7)
+            snapshot.encode(into: &writer)
         }
     }
 
@@ -216,6 +227,9 @@ extension MultiPaxosMessage: WireCodable {
             let values = try [SlotValue].decode(from: &reader)
             try slotRun(first, UInt64(values.count))
             return .chosen(firstSlot: first, values: values)
+        case 7:
+            // Snapshot positions are bounded below 2^48 = maximumPaxosSlot by their own decoder.
+            return .snapshot(try Snapshot.decode(from: &reader))
         case let tag:
             throw .malformed("unknown Multi-Paxos message tag \(tag)")
         }

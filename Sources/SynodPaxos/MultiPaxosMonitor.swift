@@ -48,6 +48,9 @@ public struct MultiPaxosMonitor: SafetyMonitor {
             }
         }
         let position = self.members.firstIndex(of: node)!
+        // Compacted slots were checked before they were compacted; installed ones come from a
+        // replica whose prefix was checked.
+        self.checkedThrough[position] = max(self.checkedThrough[position], replica.compactedThrough)
         self.ledger.learnedPrefix(
             through: replica.chosenThrough, value: replica.chosenValue(at:), checkedThrough: &self.checkedThrough[position],
             node: node, into: &violations)

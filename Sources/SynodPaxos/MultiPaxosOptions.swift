@@ -23,6 +23,9 @@ public struct MultiPaxosOptions: ReplicaOptions, Equatable {
     public var maxUncommittedSlots = 100_000
     /// Most linearizable reads waiting at a leader.
     public var maxPendingReads = 100_000
+    /// Ticks before a snapshot is sent to the same replica again (a snapshot is large; one
+    /// that was lost is resent, a slow one is not resent at once).
+    public var snapshotResendTicks = 10
     /// Flexible quorums (Howard et al., "Flexible Paxos"): the phase-2 (accept) quorum size;
     /// `nil` is a majority. Phase-1 quorums grow to match, so that every phase-1 quorum meets
     /// every phase-2 quorum and every other phase-1 quorum.
@@ -54,6 +57,7 @@ public struct MultiPaxosOptions: ReplicaOptions, Equatable {
         }
         guard self.maxUncommittedSlots >= 1 else { throw ConfigurationError("maxUncommittedSlots must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
+        guard self.snapshotResendTicks >= 1 else { throw ConfigurationError("snapshotResendTicks must be positive") }
         if let size = self.phase2QuorumSize, size < 1 {
             throw ConfigurationError("phase2QuorumSize must be positive, got \(size)")
         }

@@ -35,6 +35,13 @@ extension MultiPaxosReplica {
             // progress, so do not start a competing phase 1 yet.
             self.electionElapsedTicks = 0
         }
+        if from <= self.compactedThrough && self.options.mutation != .promiseOverCompactedSlots {
+            // The acceptances of slots up to the compaction point are gone: a promise could not
+            // report them, and the candidate would fill chosen slots with no-ops. It gets the
+            // snapshot instead, and asks again from after it.
+            self.sendSnapshot(to: sender, force: true)
+            return
+        }
         let all = self.acceptances.filter { $0.key >= from }
             .map { SlotAcceptance(slot: $0.key, ballot: $0.value.ballot, value: $0.value.value) }
             .sorted { $0.slot < $1.slot }
@@ -136,6 +143,64 @@ extension MultiPaxosReplica {
         return acceptances.max { $0.ballot < $1.ballot }?.value
     }
 
+    /// A snapshot from a replica that compacted slots this one still needs: beyond the chosen
+    /// prefix, it replaces the state machine (every slot up to it is chosen and executed). A
+    /// candidate then runs its phase 1 again, in the same ballot, from after the snapshot.
+    mutating func onSnapshot(_ snapshot: Snapshot) {
+        guard snapshot.position > self.chosenThrough else { return }
+        let position = snapshot.position
+        self.chosenPrefix = []
+        self.compacted.advance(to: snapshot, installs: true)
+        self.executedThrough = position
+        self.acceptances = self.acceptances.filter { $0.key > position }
+        self.chosenAhead = self.chosenAhead.filter { $0.key > position }
+        self.proposals = self.proposals.filter { $0.key > position }
+        while let next = self.chosenAhead.removeValue(forKey: self.chosenThrough + 1) {
+            self.chosenPrefix.append(next)
+            self.proposals[self.chosenThrough] = nil
+        }
+        self.nextSlot = max(self.nextSlot, self.chosenThrough + 1)
+        self.unsentFrom = max(self.unsentFrom, self.chosenThrough + 1)
+        if self.role == .candidate {
+            self.phase1From = self.chosenThrough + 1
+            self.promisesReceived = Array(repeating: nil, count: self.members.count)
+            self.electionElapsedTicks = 0
+            self.broadcast(.prepare(self.ballot, fromSlot: self.phase1From), afterSync: true)
+        }
+    }
+
+    /// Sends this replica's snapshot to `member`, at most once per `snapshotResendTicks` unless
+    /// `force` (a candidate's prepare: its phase 1 waits for it).
+    mutating func sendSnapshot(to member: NodeID, force: Bool) {
+        guard let position = self.members.firstIndex(of: member),
+              let snapshot = self.compacted.snapshot(
+                  forMemberAt: position, tick: self.ticks, resendTicks: self.options.snapshotResendTicks, force: force)
+        else { return }
+        self.send(.snapshot(snapshot), to: member, afterSync: false)
+    }
+
+    /// The whole durable state given the snapshot: the round, the promise, and every
+    /// acceptance after the compaction point, in runs of one ballot over consecutive slots.
+    func checkpointRecords() -> [MultiPaxosRecord] {
+        var records: [MultiPaxosRecord] = []
+        if self.maxRound > 0 { records.append(.round(self.maxRound)) }
+        if self.promised > .zero { records.append(.promised(self.promised)) }
+        var run: (first: UInt64, ballot: Ballot, values: [SlotValue])?
+        for slot in self.acceptances.keys.sorted() {
+            let acceptance = self.acceptances[slot]!
+            if let current = run, current.ballot == acceptance.ballot, current.first + UInt64(current.values.count) == slot,
+               current.values.count < self.options.maxSlotsPerMessage
+            {
+                run!.values.append(acceptance.value)
+                continue
+            }
+            if let current = run { records.append(.accepted(firstSlot: current.first, ballot: current.ballot, values: current.values)) }
+            run = (slot, acceptance.ballot, [acceptance.value])
+        }
+        if let current = run { records.append(.accepted(firstSlot: current.first, ballot: current.ballot, values: current.values)) }
+        return records
+    }
+
     mutating func onNack(_ ballot: Ballot, promised: Ballot) {
         self.maxRound = max(self.maxRound, promised.round)
         guard self.role != .follower, ballot == self.ballot, promised > self.ballot else { return }
@@ -163,11 +228,20 @@ extension MultiPaxosReplica {
             }
             if self.role == .follower { self.electionElapsedTicks = 0 }
         }
-        if !request.values.isEmpty {
-            for (offset, value) in request.values.enumerated() {
-                self.acceptances[request.firstSlot + UInt64(offset)] = Acceptance(ballot: ballot, value: value)
+        if request.chosenThrough < self.compactedThrough {
+            // The leader lags behind this replica's compaction point: it gets the snapshot.
+            self.sendSnapshot(to: sender, force: false)
+        }
+        // Slots up to the compaction point are chosen and executed here: nothing to accept.
+        let compactedInRequest = self.compactedThrough >= request.firstSlot ? self.compactedThrough - request.firstSlot + 1 : 0
+        let skipped = Int(min(UInt64(request.values.count), compactedInRequest))
+        let firstSlot = request.firstSlot + UInt64(skipped)
+        let values = request.values[skipped...]
+        if !values.isEmpty {
+            for (offset, value) in values.enumerated() {
+                self.acceptances[firstSlot + UInt64(offset)] = Acceptance(ballot: ballot, value: value)
             }
-            self.output.records.append(.accepted(firstSlot: request.firstSlot, ballot: ballot, values: request.values))
+            self.output.records.append(.accepted(firstSlot: firstSlot, ballot: ballot, values: Array(values)))
             wroteRecords = true
         }
         // A slot accepted in the ballot of a leader that says it is chosen holds the chosen
@@ -180,7 +254,7 @@ extension MultiPaxosReplica {
             }
         }
         let reply = AcceptReply(
-            ballot: ballot, firstSlot: request.firstSlot, count: UInt64(request.values.count),
+            ballot: ballot, firstSlot: firstSlot, count: UInt64(values.count),
             learnedThrough: self.chosenThrough, readContext: request.readContext)
         self.send(.accepted(reply), to: sender, afterSync: wroteRecords && self.options.mutation != .replyBeforeDurable)
     }
@@ -272,16 +346,20 @@ extension MultiPaxosReplica {
         for (position, member) in self.members.enumerated() where position != self.selfPosition {
             // Only a replica still short of what was announced a heartbeat ago is lagging.
             guard let learned = self.peerLearned[position], learned < self.announcedThrough else { continue }
+            if learned < self.compactedThrough {
+                self.sendSnapshot(to: member, force: false)
+                continue
+            }
             var end = min(self.chosenThrough, learned + UInt64(self.options.maxSlotsPerMessage))
             var bytes = 0
             for slot in (learned + 1)...end {
-                bytes += self.chosenPrefix[Int(slot - 1)].payloadBytes
+                bytes += self.chosenValue(at: slot)!.payloadBytes
                 if bytes > self.options.maxPayloadBytesPerMessage && slot > learned + 1 {
                     end = slot - 1
                     break
                 }
             }
-            let values = Array(self.chosenPrefix[Int(learned)..<Int(end)])
+            let values = Array(self.chosenPrefix[Int(learned - self.compactedThrough)..<Int(end - self.compactedThrough)])
             self.send(.chosen(firstSlot: learned + 1, values: values), to: member, afterSync: false)
         }
         self.announcedThrough = self.chosenThrough
@@ -327,7 +405,7 @@ extension MultiPaxosReplica {
     mutating func emitCommitted() {
         while self.executedThrough < self.chosenThrough {
             self.executedThrough += 1
-            if let command = self.chosenPrefix[Int(self.executedThrough - 1)].command {
+            if let command = self.chosenValue(at: self.executedThrough)!.command {
                 self.output.committed.append(Committed(position: self.executedThrough, command: command))
             }
         }

@@ -75,6 +75,8 @@ public struct MultiPaxosReplica: Replica {
     var acceptances: [UInt64: Acceptance] = [:]
 
     // Learner.
+    var compacted: CompactedPrefix
+    /// The chosen values of slots compactedThrough+1...chosenThrough.
     var chosenPrefix: [SlotValue] = []
     var chosenAhead: [UInt64: SlotValue] = [:]
     var executedThrough: UInt64 = 0
@@ -107,12 +109,17 @@ public struct MultiPaxosReplica: Replica {
     var output = Ready<MultiPaxosMessage, MultiPaxosRecord>()
 
     /// Every slot up to here is chosen and known to this replica.
-    public var chosenThrough: UInt64 { UInt64(self.chosenPrefix.count) }
+    public var chosenThrough: UInt64 { self.compactedThrough + UInt64(self.chosenPrefix.count) }
 
-    /// The chosen value of `slot`, if this replica knows it.
+    /// Every slot up to here is compacted: chosen, executed, and held by `snapshot`.
+    public var compactedThrough: UInt64 { self.compacted.through }
+    /// The snapshot holding the compacted slots, if any.
+    public var snapshot: Snapshot? { self.compacted.snapshot }
+
+    /// The chosen value of `slot`, if this replica knows it (not for compacted slots).
     public func chosenValue(at slot: UInt64) -> SlotValue? {
-        guard slot >= 1 else { return nil }
-        if slot <= self.chosenThrough { return self.chosenPrefix[Int(slot - 1)] }
+        guard slot > self.compactedThrough else { return nil }
+        if slot <= self.chosenThrough { return self.chosenPrefix[Int(slot - self.compactedThrough - 1)] }
         return self.chosenAhead[slot]
     }
 
@@ -154,6 +161,8 @@ public struct MultiPaxosReplica: Replica {
         self.promisesReceived = Array(repeating: nil, count: config.members.count)
         self.peerLearned = Array(repeating: nil, count: config.members.count)
         self.readAcknowledged = Array(repeating: 0, count: config.members.count)
+        self.compacted = CompactedPrefix(members: config.members.count, restoring: restoring.snapshot)
+        self.executedThrough = self.compacted.through
         for record in restoring.records {
             switch record {
             case .round(let round):
@@ -161,7 +170,8 @@ public struct MultiPaxosReplica: Replica {
             case .promised(let ballot):
                 self.promised = max(self.promised, ballot)
             case .accepted(let first, let ballot, let values):
-                for (offset, value) in values.enumerated() {
+                // Acceptances of compacted slots are in the snapshot (records older than its checkpoint).
+                for (offset, value) in values.enumerated() where first + UInt64(offset) > self.compactedThrough {
                     self.acceptances[first + UInt64(offset)] = Acceptance(ballot: ballot, value: value)
                 }
             }
@@ -202,6 +212,8 @@ public struct MultiPaxosReplica: Replica {
             self.onNack(ballot, promised: promised)
         case .chosen(let first, let values):
             for (offset, value) in values.enumerated() { self.learn(first + UInt64(offset), value) }
+        case .snapshot(let snapshot):
+            self.onSnapshot(snapshot)
         }
     }
 
@@ -236,8 +248,19 @@ public struct MultiPaxosReplica: Replica {
         self.pendingReads.append(PendingRead(request: request, readIndex: self.nextSlot - 1, context: self.readContextCounter))
     }
 
+    /// Log compaction: every slot up to `position` is executed and held by the driver's state;
+    /// the chosen values and acceptances up to it are dropped. Positions not executed yet, or
+    /// already compacted, are ignored.
+    public mutating func compact(through position: UInt64, state: [UInt8]) {
+        guard position > self.compactedThrough, position <= self.executedThrough else { return }
+        self.chosenPrefix.removeFirst(Int(position - self.compactedThrough))
+        self.acceptances = self.acceptances.filter { $0.key > position }
+        self.compacted.advance(to: Snapshot(position: position, tag: 0, data: state), installs: false)
+    }
+
     public mutating func ready() -> Ready<MultiPaxosMessage, MultiPaxosRecord> {
         if self.role == .leader { self.flush() }
+        self.compacted.handOver(into: &self.output, checkpoint: self.checkpointRecords)
         self.emitCommitted()
         self.emitReads()
         defer { self.output = Ready() }

@@ -8,6 +8,8 @@ public enum PaxosLogMessage: Sendable, Equatable {
     case learn(fromSlot: UInt64)
     /// Chosen values from `firstSlot` on.
     case decided(firstSlot: UInt64, values: [SlotValue])
+    /// The sender's snapshot, to a replica that asked about slots the sender compacted.
+    case snapshot(Snapshot)
 }
 
 /// A durable fact of one slot's instance.
@@ -121,6 +123,9 @@ extension PaxosLogMessage: WireCodable {
             writer.byte(3)
             writer.varint(first)
             values.encode(into: &writer)
+        case .snapshot(let snapshot):
+            writer.byte(4)
+            snapshot.encode(into: &writer)
         }
     }
 
@@ -134,6 +139,7 @@ extension PaxosLogMessage: WireCodable {
             let values = try [SlotValue].decode(from: &reader)
             try reader.checkSlotRun(first, UInt64(values.count))
             return .decided(firstSlot: first, values: values)
+        case 4: return .snapshot(try Snapshot.decode(from: &reader))
         case let tag: throw .malformed("unknown Paxos log message tag \(tag)")
         }
     }
@@ -174,6 +180,10 @@ extension PaxosLogMessage: TraceDigestible {
             hasher.combine(3)
             hasher.combine(first)
             hasher.combine(values.count)
+        case .snapshot(let snapshot):
+            hasher.combine(4)
+            hasher.combine(snapshot.position)
+            hasher.combine(snapshot.data.count)
         }
     }
 }

@@ -34,6 +34,7 @@ public struct PaxosLogMonitor: SafetyMonitor {
             }
         }
         let position = self.members.firstIndex(of: node)!
+        self.checkedThrough[position] = max(self.checkedThrough[position], replica.compactedThrough)
         self.ledger.learnedPrefix(
             through: replica.chosenThrough, value: replica.chosenValue(at:), checkedThrough: &self.checkedThrough[position],
             node: node, into: &violations)

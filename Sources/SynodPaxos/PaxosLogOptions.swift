@@ -18,6 +18,8 @@ public struct PaxosLogOptions: ReplicaOptions, Equatable {
     /// Most linearizable reads waiting at one replica.
     public var maxPendingReads = 10_000
     /// Test-only switch for deliberately unsafe variants (of every instance).
+    /// Ticks before a snapshot is sent to the same replica again.
+    public var snapshotResendTicks = 10
     @_spi(Testing) public var mutation: PaxosMutation?
 
     public init() {}
@@ -31,6 +33,7 @@ public struct PaxosLogOptions: ReplicaOptions, Equatable {
         }
         guard self.maxQueuedCommands >= 1 else { throw ConfigurationError("maxQueuedCommands must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
+        guard self.snapshotResendTicks >= 1 else { throw ConfigurationError("snapshotResendTicks must be positive") }
     }
 
     var instanceOptions: SingleDecreePaxos.Options {

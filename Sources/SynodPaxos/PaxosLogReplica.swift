@@ -33,6 +33,8 @@ public struct PaxosLogReplica: Replica {
     var instances: [UInt64: SingleDecreePaxos] = [:]
     /// Instances this replica is proposing in.
     var active: Set<UInt64> = []
+    var compacted: CompactedPrefix
+    /// The chosen values of slots compactedThrough+1...chosenThrough.
     var chosenPrefix: [SlotValue] = []
     var chosenAhead: [UInt64: SlotValue] = [:]
     var executedThrough: UInt64 = 0
@@ -57,12 +59,18 @@ public struct PaxosLogReplica: Replica {
     var output = Ready<PaxosLogMessage, PaxosLogRecord>()
 
     /// Every slot up to here is chosen and known to this replica.
-    public var chosenThrough: UInt64 { UInt64(self.chosenPrefix.count) }
+    public var chosenThrough: UInt64 { self.compactedThrough + UInt64(self.chosenPrefix.count) }
 
-    /// The chosen value of `slot`, if this replica knows it.
+    /// Every slot up to here is compacted: chosen, executed, held by `snapshot`, and its
+    /// instance gone.
+    public var compactedThrough: UInt64 { self.compacted.through }
+    /// The snapshot holding the compacted slots, if any.
+    public var snapshot: Snapshot? { self.compacted.snapshot }
+
+    /// The chosen value of `slot`, if this replica knows it (not for compacted slots).
     public func chosenValue(at slot: UInt64) -> SlotValue? {
-        guard slot >= 1 else { return nil }
-        if slot <= self.chosenThrough { return self.chosenPrefix[Int(slot - 1)] }
+        guard slot > self.compactedThrough else { return nil }
+        if slot <= self.chosenThrough { return self.chosenPrefix[Int(slot - self.compactedThrough - 1)] }
         return self.chosenAhead[slot]
     }
 
@@ -93,8 +101,14 @@ public struct PaxosLogReplica: Replica {
         self.options = config.options
         self.selfPosition = config.members.firstIndex(of: config.id)!
         self.random = DeterministicRandom(seed: randomSeed)
+        self.compacted = CompactedPrefix(members: config.members.count, restoring: restoring.snapshot)
+        self.executedThrough = self.compacted.through
+        self.highestSlotSeen = self.compacted.through
         var records: [UInt64: [PaxosRecord]] = [:]
-        for record in restoring.records { records[record.slot, default: []].append(record.record) }
+        // Records of compacted slots are older than the snapshot's checkpoint: ignored.
+        for record in restoring.records where record.slot > self.compacted.through {
+            records[record.slot, default: []].append(record.record)
+        }
         // In slot order: each instance forks the seeded randomness.
         for (slot, slotRecords) in records.sorted(by: { $0.key < $1.key }) {
             self.instances[slot] = SingleDecreePaxos(
@@ -124,6 +138,16 @@ public struct PaxosLogReplica: Replica {
         switch message {
         case .instance(let slot, let message):
             guard slot >= 1 else { return }
+            if slot <= self.compactedThrough {
+                // Compacted here: never run that instance again as a fresh acceptor (a promise
+                // without the lost acceptance could let a no-op replace the chosen value). A
+                // proposer still working there is behind: it gets the snapshot.
+                if self.options.mutation != .promiseOverCompactedSlots {
+                    if case .prepare = message { self.sendSnapshot(to: sender) }
+                    if case .accept = message { self.sendSnapshot(to: sender) }
+                    return
+                }
+            }
             self.highestSlotSeen = max(self.highestSlotSeen, slot)
             if let value = self.chosenValue(at: slot) {
                 // Decided here already: tell the sender instead of running the instance again.
@@ -136,11 +160,18 @@ public struct PaxosLogReplica: Replica {
             self.withInstance(slot) { $0.receive(message, from: sender) }
         case .learn(let from):
             guard from >= 1, from <= self.chosenThrough else { return }
+            if from <= self.compactedThrough {
+                self.sendSnapshot(to: sender)
+                return
+            }
             let end = min(self.chosenThrough, from - 1 + UInt64(self.options.maxSlotsPerMessage))
-            self.send(.decided(firstSlot: from, values: Array(self.chosenPrefix[Int(from - 1)..<Int(end)])), to: sender)
+            let base = self.compactedThrough
+            self.send(.decided(firstSlot: from, values: Array(self.chosenPrefix[Int(from - base - 1)..<Int(end - base)])), to: sender)
         case .decided(let first, let values):
             guard first >= 1, first <= UInt64.max - UInt64(values.count) else { return }
             for (offset, value) in values.enumerated() { self.learn(first + UInt64(offset), value) }
+        case .snapshot(let snapshot):
+            self.install(snapshot)
         }
         self.advance()
     }
@@ -171,10 +202,25 @@ public struct PaxosLogReplica: Replica {
         self.advance()
     }
 
+    /// Log compaction: slots up to `position` are executed and held by the driver's state; their
+    /// instances and chosen values are dropped.
+    public mutating func compact(through position: UInt64, state: [UInt8]) {
+        guard position > self.compactedThrough, position <= self.executedThrough else { return }
+        self.chosenPrefix.removeFirst(Int(position - self.compactedThrough))
+        self.dropInstances(through: position)
+        self.compacted.advance(to: Snapshot(position: position, tag: 0, data: state), installs: false)
+    }
+
     public mutating func ready() -> Ready<PaxosLogMessage, PaxosLogRecord> {
+        self.compacted.handOver(into: &self.output) {
+            // Every remaining instance's durable state, in slot order.
+            self.instances.keys.sorted().flatMap { slot in
+                self.instances[slot]!.durableRecords.map { PaxosLogRecord(slot: slot, record: $0) }
+            }
+        }
         while self.executedThrough < self.chosenThrough {
             self.executedThrough += 1
-            if let command = self.chosenPrefix[Int(self.executedThrough - 1)].command {
+            if let command = self.chosenValue(at: self.executedThrough)!.command {
                 self.output.committed.append(Committed(position: self.executedThrough, command: command))
             }
         }
@@ -285,6 +331,40 @@ public struct PaxosLogReplica: Replica {
             self.chosenPrefix.append(next)
             self.active.remove(self.chosenThrough)
         }
+    }
+
+    // MARK: Snapshots
+
+    /// Another replica's snapshot beyond what this one has chosen: it replaces the state. A
+    /// value in flight in a compacted slot is proposed again later (a command chosen twice is
+    /// applied once; a barrier chosen twice only costs a slot).
+    mutating func install(_ snapshot: Snapshot) {
+        guard snapshot.position > self.chosenThrough else { return }
+        let position = snapshot.position
+        self.chosenPrefix = []
+        self.dropInstances(through: position)
+        self.chosenAhead = self.chosenAhead.filter { $0.key > position }
+        self.compacted.advance(to: snapshot, installs: true)
+        self.executedThrough = position
+        self.highestSlotSeen = max(self.highestSlotSeen, position)
+        if let slot = self.currentSlot, slot <= position { self.currentSlot = nil }
+        while let next = self.chosenAhead.removeValue(forKey: self.chosenThrough + 1) {
+            self.chosenPrefix.append(next)
+            self.active.remove(self.chosenThrough)
+        }
+    }
+
+    mutating func dropInstances(through position: UInt64) {
+        self.instances = self.instances.filter { $0.key > position }
+        self.active = self.active.filter { $0 > position }
+    }
+
+    mutating func sendSnapshot(to member: NodeID) {
+        guard let position = self.members.firstIndex(of: member),
+              let snapshot = self.compacted.snapshot(
+                  forMemberAt: position, tick: self.ticks, resendTicks: self.options.snapshotResendTicks, force: false)
+        else { return }
+        self.send(.snapshot(snapshot), to: member)
     }
 
     mutating func send(_ message: PaxosLogMessage, to member: NodeID) {

@@ -71,6 +71,11 @@ public enum PaxosMutation: String, Sendable, CaseIterable {
     case mostFrequentValue
     /// An acceptor replies before its promise or accepted value is durable.
     case replyBeforeDurable
+    /// Multi-Paxos with log compaction: an acceptor whose log is compacted past a prepare's
+    /// first slot answers with an ordinary promise (its compacted acceptances missing) instead
+    /// of its snapshot, so the candidate fills chosen slots with no-ops. Needs the simulator's
+    /// `snapshotInterval`; the other Paxos cores do not compact.
+    case promiseOverCompactedSlots
 }
 
 /// One node of single-decree Paxos: proposer, acceptor and learner. Pure and deterministic,
@@ -123,6 +128,16 @@ public struct SingleDecreePaxos: Sendable {
 
     /// The chosen value, once learned.
     public private(set) var decided: [UInt8]?
+
+    /// Records that restore this node's whole durable state (round, promise, accepted value):
+    /// what a checkpoint writes for it.
+    public var durableRecords: [PaxosRecord] {
+        var records: [PaxosRecord] = []
+        if self.maxRound > 0 { records.append(.round(self.maxRound)) }
+        if self.promised > .zero { records.append(.promised(self.promised)) }
+        if let accepted = self.accepted { records.append(.accepted(accepted)) }
+        return records
+    }
 
     var output = Output()
 

@@ -342,3 +342,91 @@ struct PaxosCodecTests {
         #expect(decoded > 100)
     }
 }
+
+@Suite("Multi-Paxos log compaction")
+struct MultiPaxosCompactionTests {
+    /// A leader of five that chose and executed slots 1...6 (its own acceptances only: the
+    /// others' accepts are acknowledged by hand).
+    static func leaderWithSixSlots() -> MultiPaxosReplica {
+        var leader = MultiPaxosTests.replica(1)
+        _ = MultiPaxosTests.elect(&leader, promises: [1: [], 2: [], 3: []])
+        for sequence: UInt64 in 1...6 { leader.propose(MultiPaxosTests.command(sequence)) }
+        let ready = leader.ready()
+        // The same accept goes to every member: answer one copy.
+        for request in MultiPaxosTests.accepts(ready).prefix(1) {
+            for node: UInt16 in 1...3 {
+                if node == 1 {
+                    leader.receive(.accept(request), from: NodeID(1))
+                    _ = leader.ready()
+                }
+                leader.receive(.accepted(AcceptReply(
+                    ballot: request.ballot, firstSlot: request.firstSlot, count: UInt64(request.values.count),
+                    learnedThrough: 0, readContext: 0)), from: NodeID(node))
+            }
+        }
+        #expect(leader.ready().committed.count == 6)
+        return leader
+    }
+
+    @Test("compaction drops chosen values and acceptances up to the executed point and emits a checkpoint that restores the rest")
+    func compactAndRestore() throws {
+        var leader = Self.leaderWithSixSlots()
+        leader.compact(through: 9, state: [1])
+        #expect(leader.ready().snapshot == nil, "a position not executed yet is ignored")
+        leader.compact(through: 4, state: [4, 4])
+        let ready = leader.ready()
+        #expect(ready.snapshot == Snapshot(position: 4, tag: 0, data: [4, 4]))
+        #expect(ready.checkpoint && !ready.installsSnapshot)
+        #expect(leader.compactedThrough == 4 && leader.chosenThrough == 6)
+        #expect(leader.accepted(at: 4) == nil && leader.accepted(at: 5) != nil)
+        #expect(leader.chosenValue(at: 4) == nil && leader.chosenValue(at: 5) == .command(MultiPaxosTests.command(5)))
+        // The checkpoint, with the snapshot, restores the round, the promise and the acceptances after it.
+        let restored = MultiPaxosReplica(
+            config: ReplicaConfig(id: NodeID(1), members: MultiPaxosTests.members),
+            restoring: Recovered(snapshot: ready.snapshot, records: ready.records), randomSeed: 3)
+        #expect(restored.promised == leader.promised && restored.maxRound == leader.maxRound)
+        #expect(restored.compactedThrough == 4)
+        for slot: UInt64 in 5...6 { #expect(restored.accepted(at: slot)?.value == leader.accepted(at: slot)?.value) }
+        #expect(restored.accepted(at: 3) == nil)
+    }
+
+    @Test("an acceptor compacted past a prepare's first slot sends its snapshot, never a promise without those slots; the candidate installs it and asks again from after it")
+    func prepareBelowCompaction() throws {
+        var acceptor = Self.leaderWithSixSlots()
+        acceptor.compact(through: 6, state: [6])
+        _ = acceptor.ready()
+        var candidate = MultiPaxosTests.replica(2)
+        candidate.startPhase1()
+        _ = candidate.ready()
+        acceptor.receive(.prepare(candidate.ballot, fromSlot: 1), from: NodeID(2))
+        let answer = acceptor.ready()
+        let snapshot = try #require(answer.messages.compactMap { envelope -> Snapshot? in
+            if case .snapshot(let snapshot) = envelope.message { return snapshot } else { return nil }
+        }.first)
+        #expect(!answer.messages.contains { if case .promise = $0.message { true } else { false } })
+        candidate.receive(.snapshot(snapshot), from: NodeID(1))
+        let installed = candidate.ready()
+        #expect(installed.installsSnapshot && installed.snapshot?.position == 6)
+        #expect(candidate.chosenThrough == 6 && candidate.role == .candidate)
+        let prepares = installed.messages.compactMap { envelope -> UInt64? in
+            if case .prepare(let ballot, let from) = envelope.message, ballot == candidate.ballot { return from } else { return nil }
+        }
+        #expect(prepares.count == MultiPaxosTests.members.count && prepares.allSatisfy { $0 == 7 })
+        // The unsafe variant answers with an ordinary promise that lacks slots 1...6.
+        var options = MultiPaxosOptions()
+        options.mutation = .promiseOverCompactedSlots
+        var mutated = MultiPaxosReplica(
+            config: ReplicaConfig(id: NodeID(3), members: MultiPaxosTests.members, options: options),
+            restoring: Recovered(snapshot: snapshot), randomSeed: 1)
+        mutated.receive(.prepare(Ballot(round: 9, node: NodeID(2)), fromSlot: 1), from: NodeID(2))
+        #expect(mutated.ready().messages.contains { if case .promise(_, 1, [], true) = $0.message { true } else { false } })
+    }
+
+    @Test("the snapshot message round-trips; a snapshot past the slot range is malformed")
+    func codec() throws {
+        let message = MultiPaxosMessage.snapshot(Snapshot(position: 12, tag: 0, data: [5, 6]))
+        #expect(try MultiPaxosMessage.decode(message.encoded()) == message)
+        let forged = MultiPaxosMessage.snapshot(Snapshot(position: maximumPaxosSlot, tag: 0, data: []))
+        #expect(throws: WireError.self) { try MultiPaxosMessage.decode(forged.encoded()) }
+    }
+}

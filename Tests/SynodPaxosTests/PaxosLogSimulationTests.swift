@@ -23,6 +23,25 @@ struct PaxosLogSimulationTests {
         return (reports.reduce(0) { $0 + $1.statistics.crashes }, reports.reduce(0) { $0 + $1.statistics.partitions })
     }
 
+    @Test("Multi-Paxos with log compaction every 5 slots: safe, live, linearizable; laggards and candidates get snapshots",
+          arguments: [3, 5])
+    func multiPaxosCompactionSweep(nodes: Int) throws {
+        var options = Self.options(nodes: nodes)
+        options.snapshotInterval = 5
+        let reports = try SimulationSweep<MultiPaxosReplica>(options: options).run(seeds: 1...30)
+        _ = Self.expectClean(reports)
+        #expect(reports.reduce(0) { $0 + $1.statistics.snapshotInstalls } > 0, "some replica needed another's snapshot")
+    }
+
+    @Test("the Paxos log with log compaction every 5 slots: safe, live, linearizable; laggards get snapshots", arguments: [3, 5])
+    func paxosLogCompactionSweep(nodes: Int) throws {
+        var options = Self.options(nodes: nodes)
+        options.snapshotInterval = 5
+        let reports = try SimulationSweep<PaxosLogReplica>(options: options).run(seeds: 1...20)
+        _ = Self.expectClean(reports)
+        #expect(reports.reduce(0) { $0 + $1.statistics.snapshotInstalls } > 0, "some replica needed another's snapshot")
+    }
+
     @Test("Multi-Paxos: every seed under all faults is safe, live and linearizable", arguments: [3, 5])
     func multiPaxosSweep(nodes: Int) throws {
         let reports = try SimulationSweep<MultiPaxosReplica>(options: Self.options(nodes: nodes)).run(seeds: 1...30)
@@ -95,17 +114,23 @@ struct PaxosMutationSimulationTests {
           arguments: [
               (PaxosMutation.acceptBelowPromise, 3), (.acceptBelowPromise, 5), (.mostFrequentValue, 5),
               (.replyBeforeDurable, 3), (.replyBeforeDurable, 5),
+              (.promiseOverCompactedSlots, 3), (.promiseOverCompactedSlots, 5),
           ])
     func multiPaxos(mutation: PaxosMutation, nodes: Int) throws {
         var paxos = MultiPaxosOptions()
         paxos.mutation = mutation
-        try Self.expectCaught(MultiPaxosReplica.self, mutated: paxos, name: "\(mutation)", nodes: nodes)
+        try Self.expectCaught(
+            MultiPaxosReplica.self, mutated: paxos, name: "\(mutation)", nodes: nodes,
+            snapshotInterval: mutation == .promiseOverCompactedSlots ? 5 : 0)
     }
 
     /// Sweeps the unsafe variant until a seed fails, then runs that seed with the correct
     /// protocol (default options), which must pass.
-    static func expectCaught<R: Replica>(_ type: R.Type, mutated: R.Options, name: String, nodes: Int) throws {
-        let options = Self.harshOptions(nodes: nodes)
+    static func expectCaught<R: Replica>(
+        _ type: R.Type, mutated: R.Options, name: String, nodes: Int, snapshotInterval: Int = 0
+    ) throws {
+        var options = Self.harshOptions(nodes: nodes)
+        options.snapshotInterval = snapshotInterval
         let reports = try SimulationSweep<R>(options: options, replicaOptions: mutated)
             .run(seeds: 1...Self.seedBudget, stopAfterFailures: 1)
         let caught = try #require(reports.first { !$0.isClean }, "\(name) survived \(Self.seedBudget) seeds")
@@ -119,6 +144,8 @@ struct PaxosMutationSimulationTests {
     func paxosLog(mutation: PaxosMutation, nodes: Int) throws {
         var paxos = PaxosLogOptions()
         paxos.mutation = mutation
-        try Self.expectCaught(PaxosLogReplica.self, mutated: paxos, name: "\(mutation)", nodes: nodes)
+        try Self.expectCaught(
+            PaxosLogReplica.self, mutated: paxos, name: "\(mutation)", nodes: nodes,
+            snapshotInterval: mutation == .promiseOverCompactedSlots ? 5 : 0)
     }
 }

@@ -100,7 +100,7 @@ struct PaxosTests {
     /// acceptors (two stale votes outnumber one newer); a lost acceptance shows best with three.
     static let mutationSizes: [PaxosMutation: Int] = [.acceptBelowPromise: 5, .mostFrequentValue: 5, .replyBeforeDurable: 3]
 
-    @Test("each unsafe variant is caught within 300 seeds, and correct Paxos passes that seed", arguments: PaxosMutation.allCases)
+    @Test("each unsafe variant is caught within 300 seeds, and correct Paxos passes that seed", arguments: PaxosMutation.allCases.filter { $0 != .promiseOverCompactedSlots })
     func mutationsCaught(mutation: PaxosMutation) {
         var options = SingleDecreePaxos.Options()
         options.mutation = mutation
