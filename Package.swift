@@ -83,7 +83,11 @@ let package = Package(
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
         .testTarget(
             name: "SynodServiceTests",
-            dependencies: ["SynodCore", "SynodRuntime", "SynodCluster", "SynodCheck", "SynodStorage", "SynodRaft", "SynodPaxos"]
+            dependencies: [
+                "SynodCore", "SynodRuntime", "SynodCluster", "SynodCheck", "SynodStorage", "SynodRaft", "SynodPaxos",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),

@@ -47,6 +47,11 @@ public protocol Replica: Sendable {
     /// Drains everything the replica wants done since the last call.
     mutating func ready() -> Ready<Message, Record>
 
+    /// Every position up to here is known to this replica to be committed (Raft's commit
+    /// index, a Paxos log's chosen prefix), whether or not it was handed out in `ready()` yet:
+    /// for status reports.
+    var committedThrough: UInt64 { get }
+
     /// Log compaction: the driver has applied every committed command up to `position` (a
     /// `Committed.position` it applied, or 0 for none) and `state` is its serialised state
     /// machine at that point. A core that compacts discards its log up to `position`, keeps the

@@ -111,6 +111,8 @@ public struct MultiPaxosReplica: Replica {
     /// Every slot up to here is chosen and known to this replica.
     public var chosenThrough: UInt64 { self.compactedThrough + UInt64(self.chosenPrefix.count) }
 
+    public var committedThrough: UInt64 { self.chosenThrough }
+
     /// Every slot up to here is compacted: chosen, executed, and held by `snapshot`.
     public var compactedThrough: UInt64 { self.compacted.through }
     /// The snapshot holding the compacted slots, if any.

@@ -61,6 +61,8 @@ public struct PaxosLogReplica: Replica {
     /// Every slot up to here is chosen and known to this replica.
     public var chosenThrough: UInt64 { self.compactedThrough + UInt64(self.chosenPrefix.count) }
 
+    public var committedThrough: UInt64 { self.chosenThrough }
+
     /// Every slot up to here is compacted: chosen, executed, held by `snapshot`, and its
     /// instance gone.
     public var compactedThrough: UInt64 { self.compacted.through }

@@ -37,6 +37,7 @@ public struct RaftReplica: Replica {
     public internal(set) var log = RaftLog()
     /// The highest index known to be committed.
     public internal(set) var commitIndex: LogIndex = .zero
+    public var committedThrough: UInt64 { self.commitIndex.rawValue }
     /// The current role.
     public internal(set) var role: RaftRole = .follower
     /// The leader of the current term, if known.

@@ -264,6 +264,7 @@ public struct ClientAPI<R: Replica>: Sendable {
     func statusJSON(_ status: NodeStatus, extra: [(String, JSONValue)]) -> JSONValue {
         var fields: [(String, JSONValue)] = [
             ("id", .integer(Int64(status.id))), ("role", .string(status.role)), ("epoch", .integer(Int64(clamping: status.epoch))),
+            ("commitPosition", .integer(Int64(clamping: status.commitPosition))),
             ("appliedPosition", .integer(Int64(clamping: status.appliedPosition))), ("revision", .integer(status.revision)),
             ("framesSent", .integer(Int64(status.framesSent))), ("framesDropped", .integer(Int64(status.framesDropped))),
         ] + extra

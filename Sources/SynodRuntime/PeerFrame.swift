@@ -34,6 +34,9 @@ public enum PeerFrame<Message: WireCodable & Sendable>: Sendable {
     case statusRequest(id: UInt64)
     /// The answer: role, leader, epoch and progress.
     case statusReply(id: UInt64, NodeStatus)
+    /// A piece of an encoded frame too large for one (a snapshot): the receiver joins the
+    /// pieces of one connection in order and decodes the whole after the `last` one.
+    case fragment(last: Bool, [UInt8])
 }
 
 extension PeerFrame: WireCodable {
@@ -66,6 +69,7 @@ extension PeerFrame: WireCodable {
             writer.data(Array(status.role.utf8))
             writer.varint(UInt64(status.leader ?? 0))
             writer.varint(status.epoch)
+            writer.varint(status.commitPosition)
             writer.varint(status.appliedPosition)
             writer.signed(status.revision)
             writer.varint(UInt64(status.framesSent))
@@ -84,6 +88,10 @@ extension PeerFrame: WireCodable {
                 writer.byte(3)
                 writer.data(Array(reason.utf8))
             }
+        case .fragment(let last, let bytes):
+            writer.byte(7)
+            writer.bool(last)
+            writer.data(bytes)
         }
     }
 
@@ -119,6 +127,9 @@ extension PeerFrame: WireCodable {
             }
         case 5:
             return .statusRequest(id: try reader.varint())
+        case 7:
+            let last = try reader.bool()
+            return .fragment(last: last, try reader.data(limit: 16 << 20, what: "fragment"))
         case 6:
             let id = try reader.varint()
             func small(_ value: UInt64, _ what: String) throws(WireError) -> Int {
@@ -130,7 +141,7 @@ extension PeerFrame: WireCodable {
             let leader = try small(try reader.varint(), "leader")
             let status = NodeStatus(
                 id: node, role: role, leader: leader == 0 ? nil : leader, epoch: try reader.varint(),
-                appliedPosition: try reader.varint(), revision: try reader.signed(),
+                commitPosition: try reader.varint(), appliedPosition: try reader.varint(), revision: try reader.signed(),
                 framesSent: try small(try reader.varint(), "count"), framesDropped: try small(try reader.varint(), "count"))
             return .statusReply(id: id, status)
         case let tag:

@@ -55,6 +55,8 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var role: String
     public var leader: Int?
     public var epoch: UInt64
+    /// Every position up to here is known committed (the core's `committedThrough`).
+    public var commitPosition: UInt64
     public var appliedPosition: UInt64
     public var revision: Int64
     public var framesSent: Int
@@ -253,7 +255,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     func localStatus() -> NodeStatus {
         NodeStatus(
             id: Int(self.configuration.id.rawValue), role: self.role, leader: self.leader.map { Int($0.rawValue) },
-            epoch: self.epoch, appliedPosition: self.appliedPosition, revision: self.machine.machine.revision,
+            epoch: self.epoch, commitPosition: self.core.committedThrough, appliedPosition: self.appliedPosition, revision: self.machine.machine.revision,
             framesSent: self.transport.sentFrames, framesDropped: self.transport.droppedFrames)
     }
 
@@ -291,8 +293,8 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     func receive(_ frame: Frame, from peer: NodeID) {
         guard self.failed == nil else { return }
         switch frame {
-        case .hello:
-            return
+        case .hello, .fragment:
+            return  // the transport's business: a hello names the link, fragments are joined there
         case .message(let message):
             self.core.receive(message, from: peer)
             self.requestDrain()

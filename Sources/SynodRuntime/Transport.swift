@@ -40,6 +40,8 @@ enum TransportError: Error, CustomStringConvertible {
     case undecodable(String)
     case noHello
     case unknownPeer(NodeID)
+    case shouldAccept(NodeID)
+    case messageTooLarge(limit: Int)
     case tooManyConnections
 
     var description: String {
@@ -48,13 +50,18 @@ enum TransportError: Error, CustomStringConvertible {
         case .undecodable(let reason): "undecodable frame: \(reason)"
         case .noHello: "the first frame was not a hello"
         case .unknownPeer(let node): "hello from \(node), which is not another member"
+        case .shouldAccept(let node): "hello from \(node), which this node dials (one connection per pair: the lower id dials)"
+        case .messageTooLarge(let limit): "fragments of a frame exceed the limit of \(limit) bytes"
         case .tooManyConnections: "too many inbound peer connections"
         }
     }
 }
 
-/// The receiving end of one inbound peer connection: the first frame names the peer; every
-/// later frame goes to `deliver`. Anything malformed closes the connection with a logged reason.
+/// The receiving end of one peer connection. On a connection this node accepted, the first
+/// frame must be a hello from a member with a lower id (the lower id of a pair dials), and
+/// `identified` then makes the connection that member's link; on a connection this node dialled
+/// the peer is known from the start. Every later frame goes to `deliver`. Anything malformed
+/// closes the connection with a logged reason.
 /// `@unchecked Sendable`: a channel handler lives on its channel's event loop, the node's, and
 /// `peer` is only touched there (the hello timer is scheduled on the same loop).
 final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundHandler, @unchecked Sendable {
@@ -64,13 +71,25 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
     let localID: NodeID
     let logger: Logger
     let deliver: @Sendable (PeerFrame<Message>, NodeID) -> Void
+    let identified: @Sendable (NodeID, any Channel) -> Void
+    let maximumMessageBytes: Int
     var peer: NodeID?
+    /// The pieces of a fragmented frame received so far.
+    var pieces: [UInt8] = []
 
-    init(members: Set<NodeID>, localID: NodeID, logger: Logger, deliver: @escaping @Sendable (PeerFrame<Message>, NodeID) -> Void) {
+    init(
+        members: Set<NodeID>, localID: NodeID, logger: Logger, peer: NodeID? = nil,
+        maximumMessageBytes: Int = PeerTransport<Message>.defaultMaximumMessageBytes,
+        deliver: @escaping @Sendable (PeerFrame<Message>, NodeID) -> Void,
+        identified: @escaping @Sendable (NodeID, any Channel) -> Void = { _, _ in }
+    ) {
         self.members = members
         self.localID = localID
         self.logger = logger
+        self.peer = peer
+        self.maximumMessageBytes = maximumMessageBytes
         self.deliver = deliver
+        self.identified = identified
     }
 
     /// A connection that has not named its peer within this time is closed (a stray client,
@@ -78,6 +97,7 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
     static var helloTimeout: TimeAmount { .seconds(5) }
 
     func channelActive(context: ChannelHandlerContext) {
+        guard self.peer == nil else { return context.fireChannelActive() }
         let channel = context.channel
         let logger = self.logger
         context.eventLoop.scheduleTask(in: Self.helloTimeout) {
@@ -94,11 +114,25 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
         var buffer = Self.unwrapInboundIn(data)
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
         do {
-            let frame = try PeerFrame<Message>.decode(bytes)
+            var frame = try PeerFrame<Message>.decode(bytes)
+            if case .fragment(let last, let piece) = frame {
+                guard self.peer != nil else { throw TransportError.noHello }
+                guard self.pieces.count + piece.count <= self.maximumMessageBytes else {
+                    throw TransportError.messageTooLarge(limit: self.maximumMessageBytes)
+                }
+                self.pieces += piece
+                guard last else { return }
+                let whole = self.pieces
+                self.pieces = []
+                frame = try PeerFrame<Message>.decode(whole)
+                if case .fragment = frame { throw TransportError.undecodable("a fragment inside a fragmented frame") }
+            }
             guard let peer = self.peer else {
                 guard case .hello(let node) = frame else { throw TransportError.noHello }
                 guard self.members.contains(node), node != self.localID else { throw TransportError.unknownPeer(node) }
+                guard node < self.localID else { throw TransportError.shouldAccept(node) }
                 self.peer = node
+                self.identified(node, context.channel)
                 return
             }
             self.deliver(frame, peer)
@@ -122,17 +156,14 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
     }
 }
 
-/// Discards whatever a peer sends back on a connection we dialled (nothing is expected).
-final class DiscardInboundHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
-    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
-}
-
-/// TCP links to the other replicas: a listener for their connections, and one outbound
-/// connection per peer, redialled with exponential backoff. Sends never block: while a link is
-/// down, or its outbound buffer holds more than `maximumQueuedBytes` (the write-buffer high
-/// watermark), messages are dropped and counted; protocols retransmit.
+/// TCP links to the other replicas, one connection per pair used in both directions: a node
+/// dials every peer with a higher id (redialling with exponential backoff) and accepts the
+/// connections of the peers with lower ids, which name themselves with a hello. Sends never
+/// block: while a link is down, or its outbound buffer holds more than `maximumQueuedBytes`
+/// (the write-buffer high watermark), messages are dropped and counted; protocols retransmit.
+///
+/// Peers are trusted (crash faults, not Byzantine ones): the peer port belongs on a private
+/// network, since a hello naming a member makes that connection the member's link.
 ///
 /// Everything runs on one event loop, the node's, so frames reach the core without a hop; that
 /// confinement (asserted with `preconditionInEventLoop` on the entry points) is why the class is
@@ -150,23 +181,31 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     let logger: Logger
     let maximumFrameBytes: Int
     let maximumQueuedBytes: Int
+    let maximumMessageBytes: Int
     var links: [NodeID: Link]
     var server: (any Channel)?
     /// Open inbound connections, closed on `stop`.
     var inbound: [ObjectIdentifier: any Channel] = [:]
     var stopped = false
+    var members: Set<NodeID> = []
+    var deliver: (@Sendable (PeerFrame<Message>, NodeID) -> Void)?
     private(set) var droppedFrames = 0
     var unflushed: Set<ObjectIdentifier> = []
     var unflushedChannels: [any Channel] = []
     private(set) var sentFrames = 0
 
+    /// Largest message, once its fragments are joined (a snapshot of the whole state).
+    static var defaultMaximumMessageBytes: Int { 512 << 20 }
+
     init(id: NodeID, peers: [NodeID: PeerAddress], loop: any EventLoop, logger: Logger,
-         maximumFrameBytes: Int = 8 << 20, maximumQueuedBytes: Int = 16 << 20) {
+         maximumFrameBytes: Int = 8 << 20, maximumQueuedBytes: Int = 16 << 20,
+         maximumMessageBytes: Int = PeerTransport.defaultMaximumMessageBytes) {
         self.id = id
         self.loop = loop
         self.logger = logger
         self.maximumFrameBytes = maximumFrameBytes
         self.maximumQueuedBytes = maximumQueuedBytes
+        self.maximumMessageBytes = maximumMessageBytes
         self.links = peers.filter { $0.key != id }.mapValues { Link(address: $0) }
     }
 
@@ -177,10 +216,13 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         let logger = self.logger
         let localID = self.id
         let maximumFrameBytes = self.maximumFrameBytes
+        self.members = members
+        self.deliver = deliver
         return ServerBootstrap(group: self.loop)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: self.watermark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Every member dials once (and again after a failure); far more inbound
@@ -194,16 +236,35 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
                     channel.closeFuture.whenComplete { _ in self.inbound[key] = nil }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)))
                     try channel.pipeline.syncOperations.addHandler(
-                        PeerInboundHandler<Message>(members: members, localID: localID, logger: logger, deliver: deliver))
+                        PeerInboundHandler<Message>(
+                            members: members, localID: localID, logger: logger, maximumMessageBytes: self.maximumMessageBytes,
+                            deliver: deliver
+                        ) { peer, channel in self.accepted(channel, from: peer) })
                 }
             }
             .bind(host: address.host, port: address.port)
             .map { self.server = $0 }
     }
 
-    /// Dials every peer (and keeps redialling).
+    var watermark: ChannelOptions.Types.WriteBufferWaterMark {
+        ChannelOptions.Types.WriteBufferWaterMark(low: self.maximumQueuedBytes / 2, high: self.maximumQueuedBytes)
+    }
+
+    /// A lower-id peer's connection, named by its hello: it becomes the link to that peer (a
+    /// newer connection replaces an older one, which a restarted peer left half open).
+    func accepted(_ channel: any Channel, from peer: NodeID) {
+        self.loop.preconditionInEventLoop()
+        guard !self.stopped, self.links[peer] != nil else { return }
+        if let old = self.links[peer]!.channel, old !== channel { old.close(promise: nil) }
+        self.links[peer]!.channel = channel
+        channel.closeFuture.whenComplete { _ in
+            if self.links[peer]?.channel === channel { self.links[peer]!.channel = nil }
+        }
+    }
+
+    /// Dials every peer with a higher id (and keeps redialling); the others dial this node.
     func connectAll() {
-        for peer in self.links.keys.sorted() { self.connect(peer) }
+        for peer in self.links.keys.sorted() where peer > self.id { self.connect(peer) }
     }
 
     func connect(_ peer: NodeID) {
@@ -211,13 +272,22 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         guard !self.stopped, var link = self.links[peer], link.channel == nil, !link.connecting else { return }
         link.connecting = true
         self.links[peer] = link
-        let watermark = ChannelOptions.Types.WriteBufferWaterMark(low: self.maximumQueuedBytes / 2, high: self.maximumQueuedBytes)
+        let (members, localID, logger) = (self.members, self.id, self.logger)
+        let (maximumFrameBytes, maximumMessageBytes) = (self.maximumFrameBytes, self.maximumMessageBytes)
+        let deliver = self.deliver ?? { _, _ in }
         ClientBootstrap(group: self.loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.writeBufferWaterMark, value: watermark)
+            .channelOption(.writeBufferWaterMark, value: self.watermark)
             .connectTimeout(.seconds(1))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(DiscardInboundHandler()) }
+                channel.eventLoop.makeCompletedFuture {
+                    // The same connection carries the peer's frames back.
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        PeerInboundHandler<Message>(
+                            members: members, localID: localID, logger: logger, peer: peer, maximumMessageBytes: maximumMessageBytes,
+                            deliver: deliver))
+                }
             }
             .connect(host: link.address.host, port: link.address.port)
             .whenComplete { result in
@@ -259,19 +329,34 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     @discardableResult
     private func write(_ frame: PeerFrame<Message>, on channel: any Channel) -> Bool {
         let bytes = frame.encoded()
-        guard bytes.count <= self.maximumFrameBytes else {
-            self.logger.error("dropping a frame above the frame limit", metadata: ["bytes": "\(bytes.count)"])
+        guard bytes.count <= self.maximumMessageBytes else {
+            self.logger.error("dropping a message above the message limit", metadata: ["bytes": "\(bytes.count)"])
             self.droppedFrames += 1
             return false
         }
-        var buffer = channel.allocator.buffer(capacity: 4 + bytes.count)
-        buffer.writeInteger(UInt32(bytes.count))
-        buffer.writeBytes(bytes)
+        // A frame too large for one goes in pieces, all at once: the link's write buffer may
+        // pass its watermark for it (later sends are dropped until it drains).
+        for piece in Self.frames(bytes, maximumFrameBytes: self.maximumFrameBytes) {
+            var buffer = channel.allocator.buffer(capacity: 4 + piece.count)
+            buffer.writeInteger(UInt32(piece.count))
+            buffer.writeBytes(piece)
+            channel.write(buffer, promise: nil)
+        }
         self.sentFrames += 1
-        channel.write(buffer, promise: nil)
         self.unflushed.insert(ObjectIdentifier(channel))
         self.unflushedChannels.append(channel)
         return true
+    }
+
+    /// The frames that carry `encoded`: itself when it fits one, or else `.fragment` frames of
+    /// consecutive pieces, each within `maximumFrameBytes`.
+    static func frames(_ encoded: [UInt8], maximumFrameBytes: Int) -> [[UInt8]] {
+        guard encoded.count > maximumFrameBytes else { return [encoded] }
+        let pieceBytes = maximumFrameBytes - 16
+        return stride(from: 0, to: encoded.count, by: pieceBytes).map { start in
+            let end = min(start + pieceBytes, encoded.count)
+            return PeerFrame<Message>.fragment(last: end == encoded.count, Array(encoded[start..<end])).encoded()
+        }
     }
 
     /// Flushes every link written to since the last flush (one syscall per link per batch).

@@ -19,7 +19,7 @@ struct RuntimeUnitTests {
         .forwardReply(id: 9, .notLeader(hint: nil)),
         .forwardReply(id: 9, .unavailable("overloaded")),
         .statusRequest(id: 5),
-        .statusReply(id: 5, NodeStatus(id: 2, role: "leader", leader: 2, epoch: 7, appliedPosition: 40, revision: 12,
+        .statusReply(id: 5, NodeStatus(id: 2, role: "leader", leader: 2, epoch: 7, commitPosition: 41, appliedPosition: 40, revision: 12,
                                        framesSent: 100, framesDropped: 1)),
     ]
 

@@ -52,6 +52,22 @@ func sendGarbage(port: Int, bytes: [UInt8]) {
     usleep(100_000)
 }
 
+/// Established TCP connections (IPv4, from `/proc/net/tcp`) whose local port is one of `ports`:
+/// the accepting ends of connections to those listeners.
+func establishedConnections(toLocalPorts ports: Set<Int>) -> Int {
+    // /proc files report a size of 0: read to the end rather than by size.
+    guard let handle = FileHandle(forReadingAtPath: "/proc/net/tcp") else { return -1 }
+    defer { try? handle.close() }
+    let table = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+    return table.split(separator: "\n").dropFirst().filter { line in
+        let fields = line.split(separator: " ")
+        guard fields.count > 3, fields[3] == "01", let colon = fields[1].lastIndex(of: ":"),
+              let port = Int(fields[1][fields[1].index(after: colon)...], radix: 16)
+        else { return false }
+        return ports.contains(port)
+    }.count
+}
+
 func put(_ connection: HTTPConnection, _ key: String, _ value: String) async throws -> Int {
     try await connection.post("/v3/kv/put", json: [
         "key": Data(key.utf8).base64EncodedString(), "value": Data(value.utf8).base64EncodedString(),
@@ -136,6 +152,20 @@ struct ServiceTests {
         let cluster1 = try await reader.request(.GET, "/v3/cluster").json
         #expect(cluster1?["leader"] as? Int == again)
         #expect((cluster1?["members"] as? [[String: Any]])?.count == 3)
+        // Each member reports its commit and applied positions; the leader's commit covers the 20 puts.
+        for member in cluster1?["members"] as? [[String: Any]] ?? [] {
+            let commit = member["commitPosition"] as? Int ?? -1
+            #expect(commit >= member["appliedPosition"] as? Int ?? Int.max, "\(member)")
+            if member["id"] as? Int == again { #expect(commit >= 20, "\(member)") }
+        }
+        // One TCP connection per pair of members: three pairs, three accepted connections.
+        let peerPorts = Set(cluster.members.map(\.peerPort))
+        var connections = establishedConnections(toLocalPorts: peerPorts)
+        for _ in 0..<50 where connections != 3 {
+            try await Task.sleep(for: .milliseconds(100))
+            connections = establishedConnections(toLocalPorts: peerPorts)
+        }
+        #expect(connections == 3)
         let follower = cluster.members.first { $0.id != again }!.id
         cluster.stop(follower, signal: SIGKILL)
         let members = try await reader.request(.GET, "/v3/cluster").json?["members"] as? [[String: Any]]
@@ -264,6 +294,34 @@ struct ServiceTests {
         #expect(output.contains("corrupt snapshot: \(path) at byte 12: snapshot checksum mismatch"), "\(output.suffix(400))")
     }
 
+    @Test("a snapshot larger than a frame (12 MiB of values) reaches a lagging node in fragments")
+    func largeSnapshot() async throws {
+        let cluster = try LocalCluster(executable: synodExecutable(), protocolName: "raft", extraArguments: ["--snapshot-every", "5"])
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        let lagging = cluster.members.first { $0.id != leader }!.id
+        cluster.stop(lagging, signal: SIGKILL)
+        let connection = try await cluster.connect(leader)
+        let value = String(repeating: "v", count: 1 << 20)
+        for index in 0..<12 { #expect(try await put(connection, "big\(index)", value) == 200) }
+        await connection.close()
+        try cluster.start(lagging)
+        for _ in 0..<100 where await cluster.status(lagging) == nil { try await Task.sleep(for: .milliseconds(100)) }
+        let follower = try await cluster.connect(lagging)
+        var caughtUp = false
+        for _ in 0..<150 where !caughtUp {
+            caughtUp = try await get(follower, "big11", serializable: true)?.count == 1 << 20
+            if !caughtUp { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        await follower.close()
+        #expect(caughtUp, "n\(lagging) caught up\n\(cluster.logTails())")
+        let log = try String(contentsOfFile: cluster.logPath(lagging), encoding: .utf8)
+        let installed = log.split(separator: "\n").filter { $0.contains("installed a snapshot") }
+        let sizes = installed.compactMap { line in line.split(separator: " ").first { $0.hasPrefix("bytes=") }.flatMap { Int($0.dropFirst(6)) } }
+        #expect(sizes.contains { $0 > 8 << 20 }, "a snapshot above the 8 MiB frame limit was installed: \(installed)")
+    }
+
     @Test("garbage on the peer port and on the HTTP port is refused without harm")
     func garbage() async throws {
         let cluster = try LocalCluster(executable: synodExecutable(), protocolName: "raft")
@@ -283,6 +341,9 @@ struct ServiceTests {
         // A frame header claiming 2 GiB, and a hello from a stranger.
         sendGarbage(port: cluster.member(leader).peerPort, bytes: [0x7F, 0xFF, 0xFF, 0xFF, 1, 2, 3])
         sendGarbage(port: cluster.member(leader).peerPort, bytes: [0, 0, 0, 2, 1, 99])
+        // A hello from a member that this node dials itself (one connection per pair).
+        let lowest = cluster.members.map(\.id).min()!
+        sendGarbage(port: cluster.member(lowest).peerPort, bytes: [0, 0, 0, 2, 1, UInt8(lowest + 1)])
         // A hello claiming to be the node itself (two processes started with one --id): its
         // frames could pass for the node's own sync acknowledgements, so it is refused.
         sendGarbage(port: cluster.member(leader).peerPort, bytes: [0, 0, 0, 2, 1, UInt8(leader)])
@@ -304,5 +365,7 @@ struct ServiceTests {
         try await Task.sleep(for: .seconds(1.5))
         let later = try String(contentsOfFile: cluster.logPath(leader), encoding: .utf8)
         #expect(later.contains("no hello within 5 s"))
+        let lowestLog = try String(contentsOfFile: cluster.logPath(lowest), encoding: .utf8)
+        #expect(lowestLog.contains("which this node dials"))
     }
 }

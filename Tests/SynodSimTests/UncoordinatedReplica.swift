@@ -76,6 +76,7 @@ struct UncoordinatedReplica<Order: DeclaredOrder>: Replica {
     mutating func propose(_ command: Command) { self.core.propose(command) }
     mutating func read(_ request: ReadRequest) { self.core.read(request) }
     mutating func ready() -> Ready<UncoordinatedCore.Message, Command> { self.core.ready() }
+    var committedThrough: UInt64 { self.core.executed }
 }
 
 /// A monitor that never objects: whatever is caught, the simulator's own checks caught it.
