@@ -57,6 +57,10 @@ extension RaftRecord: WireCodable {
             writer.byte(2)
             writer.varint(first.rawValue)
             entries.encode(into: &writer)
+        case .checkpoint(let base, let term):
+            writer.byte(3)
+            writer.varint(base.rawValue)
+            writer.varint(term.rawValue)
         }
     }
 
@@ -71,6 +75,10 @@ extension RaftRecord: WireCodable {
             let first = LogIndex(try reader.varint())
             guard first.rawValue >= 1 else { throw .malformed("entries record starting at index 0") }
             return .entries(first: first, try [RaftEntry].decode(from: &reader))
+        case 3:
+            let base = LogIndex(try reader.varint())
+            guard base.rawValue >= 1 && base.rawValue < Term.maximum else { throw .malformed("checkpoint base \(base) out of range") }
+            return .checkpoint(base: base, term: try Term.decode(from: &reader))
         case let tag:
             throw .malformed("unknown Raft record tag \(tag)")
         }

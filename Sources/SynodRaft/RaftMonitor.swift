@@ -38,6 +38,8 @@ public struct RaftMonitor: SafetyMonitor {
     /// For each committed index, an upper bound of the term in which it was committed (the
     /// observer's term when the commit was first seen, kept non-decreasing).
     var commitTerms: [Term] = []
+    /// Violations found while a replica restarted, reported at its next step.
+    var deferred: [InvariantViolation] = []
 
     public init(members: [NodeID]) {
         self.members = members.sorted()
@@ -47,7 +49,8 @@ public struct RaftMonitor: SafetyMonitor {
     public mutating func observe(
         node: NodeID, replica: RaftReplica, ready: Ready<RaftMessage, RaftRecord>
     ) -> [InvariantViolation] {
-        var violations: [InvariantViolation] = []
+        var violations = self.deferred
+        self.deferred = []
         let position = self.members.firstIndex(of: node)!
         for event in ready.events {
             guard case .becameLeader(let epoch) = event else { continue }
@@ -76,16 +79,18 @@ public struct RaftMonitor: SafetyMonitor {
     }
 
     public mutating func restarted(node: NodeID, replica: RaftReplica, recovered: Recovered<RaftRecord>) {
+        // The shadow is rebuilt from what the replica restored (its snapshot's committed
+        // prefix, then its log), so it follows the core's restore rules exactly; what that finds
+        // is reported at the replica's next step.
         let position = self.members.firstIndex(of: node)!
         self.shadows[position] = Shadow()
-        if let snapshot = recovered.snapshot {
-            // A violation here shows at the replica's next step (its commit is checked there).
-            _ = self.moveBase(to: Int(snapshot.position), installed: true, position: position, node: node)
+        let base = replica.log.base
+        if base > .zero, let violation = self.moveBase(to: Int(base.rawValue), installed: true, position: position, node: node) {
+            self.deferred.append(violation)
+            return
         }
-        for record in recovered.records {
-            guard case .entries(let first, let entries) = record else { continue }
-            _ = self.applyEntries(first: first, entries, position: position, node: node, live: false)
-        }
+        let entries = replica.log.entries(from: base.next, maxCount: .max)
+        self.deferred += self.applyEntries(first: base.next, entries, position: position, node: node, live: false)
     }
 
     /// A snapshot at `base`: the replica's own compaction keeps its shadow; an installed (or

@@ -18,6 +18,9 @@ extension RaftReplica {
             let vote = self.options.mutation == .volatileVotes ? nil : self.votedFor
             self.output.records.append(.hardState(term: self.term, votedFor: vote))
         }
+        if self.output.checkpoint {
+            self.output.records.append(.checkpoint(base: self.log.base, term: self.log.baseTerm))
+        }
         if let dirty = self.dirtyFromIndex {
             self.dirtyFromIndex = nil
             let first = max(dirty, self.log.base.next)

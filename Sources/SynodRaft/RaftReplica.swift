@@ -66,7 +66,8 @@ public struct RaftReplica: Replica {
     var output = Ready<RaftMessage, RaftRecord>()
 
     /// Raft's records restore when every `entries` record starts inside the log or right
-    /// after it, and no entry is newer than the term recorded before it.
+    /// after it, no entry is newer than the term recorded before it, and no checkpoint lies
+    /// beyond the snapshot (which is made durable before its checkpoint).
     public static func problem(restoring recovered: Recovered<RaftRecord>) -> String? {
         let base: UInt64 = recovered.snapshot?.position ?? 0
         var last = base
@@ -84,6 +85,11 @@ public struct RaftReplica: Replica {
                     return "record \(position): an entry of \(newest) before any record of that term"
                 }
                 last = max(base, first.rawValue - 1 + UInt64(entries.count))
+            case .checkpoint(let checkpointBase, _):
+                guard checkpointBase.rawValue <= base else {
+                    return "record \(position): a checkpoint at \(checkpointBase) beyond the snapshot at i\(base)"
+                }
+                last = base
             }
         }
         return nil
@@ -106,15 +112,29 @@ public struct RaftReplica: Replica {
             self.commitIndex = self.log.base
             self.emittedCommitIndex = self.log.base
         }
+        // The entries after the snapshot are kept only if the records agree with it at its
+        // base, as `install` does: records older than the snapshot's checkpoint (a crash
+        // before the checkpoint was durable) may hold another history there.
+        var termAtBase: Term? = self.log.base == .zero ? .zero : nil
         for record in restoring.records {
             switch record {
             case .hardState(let term, let votedFor):
                 self.term = term
                 self.votedFor = votedFor
             case .entries(let first, let entries):
+                let base = self.log.base
+                if first <= base && base > .zero {
+                    let covered = first.rawValue - 1 + UInt64(entries.count) >= base.rawValue
+                    termAtBase = covered ? entries[Int(base.rawValue - first.rawValue)].term : nil
+                }
                 self.log.apply(first: first, entries)
+            case .checkpoint(let base, let term):
+                // The records that follow rewrite everything after `base`.
+                termAtBase = base == self.log.base ? term : nil
+                self.log.truncate(after: self.log.base)
             }
         }
+        if termAtBase != self.log.baseTerm { self.log.truncate(after: self.log.base) }
         if self.log.lastTerm > self.term {
             // The snapshot covers committed entries of a term whose record was lost (applied
             // before this replica's own records were durable): entering that term is safe,

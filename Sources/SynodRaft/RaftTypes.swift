@@ -56,6 +56,9 @@ public enum RaftRecord: Sendable, Equatable {
     case hardState(term: Term, votedFor: NodeID?)
     /// Log entries starting at `first`; everything at or after `first` is replaced.
     case entries(first: LogIndex, [RaftEntry])
+    /// A checkpoint begins: the log's compacted prefix ends at `base`, whose entry has `term`
+    /// (the snapshot's), and the records that follow rewrite everything after it.
+    case checkpoint(base: LogIndex, term: Term)
 }
 
 /// The role of a Raft replica.

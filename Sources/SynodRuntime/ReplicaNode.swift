@@ -422,8 +422,13 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         defer { self.transport.flush() }
         let ready = self.core.ready()
         if let snapshot = ready.snapshot {
+            // A received snapshot that does not restore stops the node before anything of it
+            // reaches the disk (the log stays as it was, and so does the old snapshot).
+            if ready.installsSnapshot {
+                self.install(snapshot)
+                guard self.failed == nil else { return }
+            }
             self.pendingSteps.append(.snapshot(snapshot))
-            if ready.installsSnapshot { self.install(snapshot) }
         }
         if ready.checkpoint { self.pendingSteps.append(.checkpoint) }
         if !ready.records.isEmpty { self.pendingSteps.append(.records(ready.records)) }
@@ -499,6 +504,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     /// Group commit: every record emitted since the last sync goes out in one append and one
     /// fdatasync on the storage thread; the messages that waited for them leave afterwards.
     func startSync() {
+        guard self.failed == nil else { return }
         let steps = self.pendingSteps
         let messages = self.waitingMessages
         self.pendingSteps = []

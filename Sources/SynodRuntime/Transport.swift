@@ -174,6 +174,9 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         var channel: (any Channel)?
         var connecting = false
         var backoffMilliseconds: Int64 = 50
+        /// The fragments of a message too large for one frame still to write, on the channel
+        /// they started on: one piece at a time, so other frames (heartbeats) go in between.
+        var fragments: (channel: ObjectIdentifier, pieces: ArraySlice<[UInt8]>)?
     }
 
     let id: NodeID
@@ -188,6 +191,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     var inbound: [ObjectIdentifier: any Channel] = [:]
     var stopped = false
     var members: Set<NodeID> = []
+    var pingTask: RepeatedTask?
     var deliver: (@Sendable (PeerFrame<Message>, NodeID) -> Void)?
     private(set) var droppedFrames = 0
     var unflushed: Set<ObjectIdentifier> = []
@@ -263,9 +267,21 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     }
 
     /// Dials every peer with a higher id (and keeps redialling); the others dial this node.
+    /// A hello goes over every dialled link every `pingInterval`: a peer that restarted left
+    /// this end half open, and only a write finds that out (then the link is redialled).
     func connectAll() {
         for peer in self.links.keys.sorted() where peer > self.id { self.connect(peer) }
+        self.pingTask = self.loop.scheduleRepeatedTask(initialDelay: Self.pingInterval, delay: Self.pingInterval) { _ in
+            var pinged = false
+            for (peer, link) in self.links where peer > self.id {
+                guard let channel = link.channel, channel.isActive, channel.isWritable else { continue }
+                pinged = self.write(.hello(self.id), on: channel) || pinged
+            }
+            if pinged { self.flush() }
+        }
     }
+
+    static var pingInterval: TimeAmount { .milliseconds(250) }
 
     func connect(_ peer: NodeID) {
         self.loop.preconditionInEventLoop()
@@ -323,25 +339,64 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
             self.droppedFrames += 1
             return false
         }
-        return self.write(frame, on: channel)
-    }
-
-    @discardableResult
-    private func write(_ frame: PeerFrame<Message>, on channel: any Channel) -> Bool {
         let bytes = frame.encoded()
+        guard bytes.count > self.maximumFrameBytes else { return self.write(bytes, on: channel) }
+        // Too large for one frame (a snapshot): in fragments, one large message per link at a
+        // time; another one meanwhile (a protocol's resend) is dropped, not queued behind it.
         guard bytes.count <= self.maximumMessageBytes else {
             self.logger.error("dropping a message above the message limit", metadata: ["bytes": "\(bytes.count)"])
             self.droppedFrames += 1
             return false
         }
-        // A frame too large for one goes in pieces, all at once: the link's write buffer may
-        // pass its watermark for it (later sends are dropped until it drains).
-        for piece in Self.frames(bytes, maximumFrameBytes: self.maximumFrameBytes) {
-            var buffer = channel.allocator.buffer(capacity: 4 + piece.count)
-            buffer.writeInteger(UInt32(piece.count))
-            buffer.writeBytes(piece)
-            channel.write(buffer, promise: nil)
+        if let fragments = self.links[peer]!.fragments, fragments.channel == ObjectIdentifier(channel) {
+            self.droppedFrames += 1
+            return false
         }
+        self.links[peer]!.fragments = (ObjectIdentifier(channel), Self.frames(bytes, maximumFrameBytes: self.maximumFrameBytes)[...])
+        self.sentFrames += 1
+        self.writeNextFragment(to: peer)
+        return true
+    }
+
+    /// Writes the next fragment to `peer`, and the one after once it has left.
+    func writeNextFragment(to peer: NodeID) {
+        guard var fragments = self.links[peer]?.fragments, let channel = self.links[peer]?.channel,
+              fragments.channel == ObjectIdentifier(channel), channel.isActive, let piece = fragments.pieces.popFirst()
+        else {
+            self.links[peer]?.fragments = nil
+            return
+        }
+        self.links[peer]!.fragments = fragments.pieces.isEmpty ? nil : fragments
+        var buffer = channel.allocator.buffer(capacity: 4 + piece.count)
+        buffer.writeInteger(UInt32(piece.count))
+        buffer.writeBytes(piece)
+        let written = self.loop.makePromise(of: Void.self)
+        channel.writeAndFlush(buffer, promise: written)
+        written.futureResult.whenComplete { result in
+            switch result {
+            case .success: self.writeNextFragment(to: peer)
+            case .failure: self.links[peer]?.fragments = nil
+            }
+        }
+    }
+
+    @discardableResult
+    private func write(_ frame: PeerFrame<Message>, on channel: any Channel) -> Bool {
+        self.write(frame.encoded(), on: channel)
+    }
+
+    /// Writes one encoded frame (within the frame limit) for the next flush.
+    @discardableResult
+    private func write(_ bytes: [UInt8], on channel: any Channel) -> Bool {
+        guard bytes.count <= self.maximumFrameBytes else {
+            self.logger.error("dropping a frame above the frame limit", metadata: ["bytes": "\(bytes.count)"])
+            self.droppedFrames += 1
+            return false
+        }
+        var buffer = channel.allocator.buffer(capacity: 4 + bytes.count)
+        buffer.writeInteger(UInt32(bytes.count))
+        buffer.writeBytes(bytes)
+        channel.write(buffer, promise: nil)
         self.sentFrames += 1
         self.unflushed.insert(ObjectIdentifier(channel))
         self.unflushedChannels.append(channel)
@@ -372,6 +427,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     func stop() -> EventLoopFuture<Void> {
         self.loop.preconditionInEventLoop()
         self.stopped = true
+        self.pingTask?.cancel()
         var closing: [EventLoopFuture<Void>] = []
         if let server = self.server { closing.append(server.close()) }
         for channel in self.inbound.values { closing.append(channel.close()) }

@@ -262,7 +262,7 @@ public final class Simulation<R: Replica> {
         self.nodes[position].lastCompactedPosition = node.lastAppliedPosition
         let number = UInt64(self.snapshotStates.count)
         self.snapshotStates.append(SnapshotState(
-            machine: node.machine, appliedCommands: node.appliedCommands, appliedPerKey: node.appliedPerKey))
+            position: node.lastAppliedPosition, machine: node.machine, appliedCommands: node.appliedCommands, appliedPerKey: node.appliedPerKey))
         let data = (0..<8).map { UInt8(truncatingIfNeeded: number >> ($0 * 8)) }
         self.nodes[position].replica!.compact(through: node.lastAppliedPosition, state: data)
         self.drain(position)
@@ -278,6 +278,12 @@ public final class Simulation<R: Replica> {
     /// or recovered), and answers the writes waiting here that it already holds.
     func install(_ snapshot: Snapshot, at position: Int) {
         let state = self.snapshotState(snapshot)
+        if snapshot.position != state.position {
+            self.violations.append(InvariantViolation(
+                invariant: "state-machine-safety", node: self.members[position],
+                detail: "a snapshot labelled position \(snapshot.position) holds the state at position \(state.position)"))
+            return
+        }
         if snapshot.position < self.nodes[position].lastAppliedPosition {
             self.violations.append(InvariantViolation(
                 invariant: "state-machine-safety", node: self.members[position],

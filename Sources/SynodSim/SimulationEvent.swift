@@ -75,6 +75,8 @@ struct SimulatedNode<R: Replica> {
 /// What a simulated snapshot holds: the state machine and what the checks know of it. A
 /// snapshot's bytes name one of these (the simulator keeps them instead of serialising).
 struct SnapshotState {
+    /// The applied position the state was taken at.
+    var position: UInt64
     var machine: SimulatedStore
     var appliedCommands: Set<CommandID>
     var appliedPerKey: [String: Int]

@@ -58,8 +58,10 @@ struct RaftSnapshotTests {
         #expect(ready.snapshot == Snapshot(position: 8, tag: 1, data: [42]))
         #expect(!ready.installsSnapshot && ready.checkpoint)
         guard case .hardState(let term, _)? = ready.records.first,
-              case .entries(let first, let entries)? = ready.records.dropFirst().first
-        else { Issue.record("checkpoint is hard state then entries: \(ready.records)"); return }
+              case .checkpoint(let base, let baseTerm)? = ready.records.dropFirst().first,
+              case .entries(let first, let entries)? = ready.records.dropFirst(2).first
+        else { Issue.record("checkpoint is hard state, marker, then entries: \(ready.records)"); return }
+        #expect(base == LogIndex(8) && baseTerm == Term(1))
         #expect(term == Term(1) && first == LogIndex(9) && entries.count == 3)
         #expect(cluster.replicas[0].log.base == LogIndex(8))
         // Positions already compacted or never applied are ignored.
@@ -120,7 +122,7 @@ struct RaftSnapshotTests {
 
     @Test("a forged snapshot from a stale term is refused; one at or below the commit index only acknowledged")
     func staleSnapshots() {
-        var cluster = Self.clusterWithCompactedLeader()
+        let cluster = Self.clusterWithCompactedLeader()
         var replica = cluster.replicas[1]
         let term = replica.term
         replica.receive(.installSnapshot(InstallSnapshot(term: Term(0), snapshot: Snapshot(position: 50, tag: 0, data: []))),
@@ -135,7 +137,6 @@ struct RaftSnapshotTests {
             Issue.record("an acknowledgement"); return
         }
         #expect(response.success && response.matchIndex == LogIndex(3))
-        cluster.replicas[1] = replica
     }
 
     @Test("InstallSnapshot round-trips through the codec; a snapshot newer than its message's term is malformed")
@@ -144,6 +145,43 @@ struct RaftSnapshotTests {
         #expect(try RaftMessage.decode(message.encoded()) == message)
         let forged = RaftMessage.installSnapshot(InstallSnapshot(term: Term(2), snapshot: Snapshot(position: 9, tag: 3, data: [])))
         #expect(throws: WireError.self) { try RaftMessage.decode(forged.encoded()) }
+    }
+
+    @Test("a crash after an installed snapshot is durable but before its checkpoint restores what install made: no conflicting suffix, the snapshot's term")
+    func crashBetweenSnapshotAndCheckpoint() {
+        let members = [NodeID(1), NodeID(2), NodeID(3)]
+        // The follower's durable log: 1...5 of term 1. The leader's snapshot says index 4 has term 2.
+        let old: [RaftRecord] = [
+            .hardState(term: Term(1), votedFor: nil),
+            .entries(first: LogIndex(1), (1...3).map { Self.entry(1, $0) }),
+            .entries(first: LogIndex(4), [Self.entry(1, 4), Self.entry(1, 5)]),
+        ]
+        var follower = RaftReplica(
+            config: ReplicaConfig(id: members[0], members: members), restoring: Recovered(records: old), randomSeed: 1)
+        let snapshot = Snapshot(position: 4, tag: 2, data: [4])
+        follower.receive(.installSnapshot(InstallSnapshot(term: Term(2), snapshot: snapshot)), from: members[1])
+        let ready = follower.ready()
+        #expect(follower.log.lastIndex == LogIndex(4), "install drops the conflicting entry 5")
+        #expect(ready.records.contains(.checkpoint(base: LogIndex(4), term: Term(2))))
+        // Crash: the snapshot file made it, its checkpoint records did not.
+        #expect(RaftReplica.problem(restoring: Recovered(snapshot: snapshot, records: old)) == nil)
+        let restored = RaftReplica(
+            config: ReplicaConfig(id: members[0], members: members), restoring: Recovered(snapshot: snapshot, records: old),
+            randomSeed: 1)
+        #expect(restored.log.base == LogIndex(4) && restored.log.lastIndex == LogIndex(4))
+        #expect(restored.log.lastTerm == Term(2) && restored.term >= Term(2))
+        // With the checkpoint durable too, the same state.
+        let full = RaftReplica(
+            config: ReplicaConfig(id: members[0], members: members),
+            restoring: Recovered(snapshot: snapshot, records: old + ready.records), randomSeed: 1)
+        #expect(full.log.lastIndex == LogIndex(4) && full.term == Term(2))
+        // A snapshot agreeing with the records at its base keeps the entries after it.
+        let agreeing = RaftReplica(
+            config: ReplicaConfig(id: members[0], members: members),
+            restoring: Recovered(snapshot: Snapshot(position: 4, tag: 1, data: []), records: old), randomSeed: 1)
+        #expect(agreeing.log.lastIndex == LogIndex(5))
+        // A checkpoint beyond the snapshot cannot be restored.
+        #expect(RaftReplica.problem(restoring: Recovered(snapshot: snapshot, records: [.checkpoint(base: LogIndex(9), term: Term(2))])) != nil)
     }
 
     @Test("recovering a snapshot whose term is newer than the recorded hard state enters that term")

@@ -44,8 +44,14 @@ struct FragmentTests {
         #expect(pieces.allSatisfy { $0.count <= 1 << 20 })
         #expect(PeerTransport<RaftMessage>.frames([1, 2, 3], maximumFrameBytes: 1 << 20) == [[1, 2, 3]], "a small frame is itself")
         let (channel, delivered) = try Self.receiver(maximumMessageBytes: 8 << 20)
-        for piece in pieces { try channel.writeInbound(ByteBuffer(bytes: piece)) }
-        #expect(delivered.all == [frame.encoded()])
+        // Other frames travel between the pieces (the sender writes one piece at a time) and
+        // are delivered at once; the large message once its last piece is in.
+        let heartbeat = Frame.statusRequest(id: 7)
+        for piece in pieces {
+            try channel.writeInbound(ByteBuffer(bytes: piece))
+            try channel.writeInbound(ByteBuffer(bytes: heartbeat.encoded()))
+        }
+        #expect(delivered.all == [heartbeat.encoded(), heartbeat.encoded(), frame.encoded(), heartbeat.encoded()])
         #expect(channel.isActive)
     }
 
