@@ -465,7 +465,8 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     }
 
     /// Replaces the state machine with a snapshot another replica sent (made durable by the
-    /// storage step queued before this). Writes waiting here that it already holds are answered.
+    /// storage step queued right after, before anything that acknowledges it). Writes waiting
+    /// here that it already holds are answered: they are committed, which is all a reply says.
     func install(_ snapshot: Snapshot) {
         do {
             self.machine = try KeyValueStore.restore(snapshot.data, limits: self.configuration.limits)
