@@ -59,6 +59,12 @@ public protocol Replica: Sendable {
     /// `Ready.snapshot` with a checkpoint (see `Ready`). A core may ignore the call (the
     /// default: no compaction) or a position it cannot compact at.
     mutating func compact(through position: UInt64, state: [UInt8])
+
+    /// The `Snapshot.tag` a compaction through `position` would carry, or `nil` when the core
+    /// would ignore it (not compacting, already compacted there, or not executed yet). A driver
+    /// that writes its snapshot before calling `compact(through:state:)` (off its event loop)
+    /// stamps the file with it.
+    func snapshotTag(at position: UInt64) -> UInt64?
 }
 
 extension Replica {
@@ -67,6 +73,9 @@ extension Replica {
 
     /// By default a core keeps its whole log.
     public mutating func compact(through position: UInt64, state: [UInt8]) {}
+
+    /// By default a core does not compact.
+    public func snapshotTag(at position: UInt64) -> UInt64? { nil }
 
     /// By default every sequence of records can be restored.
     public static func problem(restoring recovered: Recovered<Record>) -> String? { nil }

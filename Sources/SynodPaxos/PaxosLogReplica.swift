@@ -207,10 +207,15 @@ public struct PaxosLogReplica: Replica {
     /// Log compaction: slots up to `position` are executed and held by the driver's state; their
     /// instances and chosen values are dropped.
     public mutating func compact(through position: UInt64, state: [UInt8]) {
-        guard position > self.compactedThrough, position <= self.executedThrough else { return }
+        guard self.snapshotTag(at: position) != nil else { return }
         self.chosenPrefix.removeFirst(Int(position - self.compactedThrough))
         self.dropInstances(through: position)
         self.compacted.advance(to: Snapshot(position: position, tag: 0, data: state), installs: false)
+    }
+
+    /// Paxos snapshots carry no stamp (0); `nil` for positions not executed or compacted already.
+    public func snapshotTag(at position: UInt64) -> UInt64? {
+        position > self.compactedThrough && position <= self.executedThrough ? 0 : nil
     }
 
     public mutating func ready() -> Ready<PaxosLogMessage, PaxosLogRecord> {

@@ -221,12 +221,20 @@ public struct RaftReplica: Replica {
     /// §7: the driver's state machine holds every command up to `position`; the log before it
     /// is dropped. Positions not yet emitted as committed, or already compacted, are ignored.
     public mutating func compact(through position: UInt64, state: [UInt8]) {
+        guard let tag = self.snapshotTag(at: position) else { return }
         let index = LogIndex(position)
-        guard index > self.log.base, index <= self.emittedCommitIndex else { return }
-        let snapshot = Snapshot(position: position, tag: self.log.term(at: index)!.rawValue, data: state)
+        let snapshot = Snapshot(position: position, tag: tag, data: state)
         self.log.compact(through: index)
         self.snapshot = snapshot
         self.snapshotHandOver = .compacted
+    }
+
+    /// The term of the entry at `position`, if it is applied and not compacted (committed, so
+    /// it never changes).
+    public func snapshotTag(at position: UInt64) -> UInt64? {
+        let index = LogIndex(position)
+        guard index > self.log.base, index <= self.emittedCommitIndex else { return nil }
+        return self.log.term(at: index)?.rawValue
     }
 
     public mutating func ready() -> Ready<RaftMessage, RaftRecord> {

@@ -22,7 +22,7 @@ public struct NodeConfiguration: Sendable {
     public var limits = KVLimits()
     /// Log compaction: snapshot the state machine every this many applied positions, and let
     /// the core discard its log behind it (0: never).
-    public var snapshotInterval: UInt64 = 10_000
+    public var snapshotInterval: UInt64 = 100_000
 
     public init(id: NodeID, peers: [NodeID: PeerAddress], dataDirectory: String) {
         self.id = id
@@ -101,6 +101,11 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     public let loop: any EventLoop
     let group: MultiThreadedEventLoopGroup
     let threadPool: NIOThreadPool
+    /// Serialises and writes this node's own snapshots, off the event loop and the storage thread.
+    let snapshotPool: NIOThreadPool
+    let snapshots: SnapshotStore
+    /// A snapshot of this node's state is being written.
+    var compacting = false
     let logger: Logger
     let transport: PeerTransport<R.Message>
     let log: SendableBox<DurableRecordLog<R.Record>>
@@ -157,6 +162,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.loop = self.group.next()
         self.threadPool = NIOThreadPool(numberOfThreads: 1)
+        self.snapshotPool = NIOThreadPool(numberOfThreads: 1)
         let (log, recovered, recovery) = try DurableRecordLog<R.Record>.open(directory: configuration.dataDirectory + "/wal")
         if recovery.truncatedBytes > 0 {
             logger.warning("repaired a torn write at the end of the log", metadata: ["bytes": "\(recovery.truncatedBytes)"])
@@ -165,6 +171,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             throw NodeStartError("the write-ahead log in \(configuration.dataDirectory) holds records that contradict each other: \(problem)")
         }
         self.log = SendableBox(log)
+        self.snapshots = log.snapshots
         if let snapshot = recovered.snapshot {
             do {
                 self.machine = try KeyValueStore.restore(snapshot.data, limits: configuration.limits)
@@ -194,6 +201,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     /// Listens for peers, dials them and starts ticking.
     public func start() async throws {
         self.threadPool.start()
+        self.snapshotPool.start()
         let address = self.configuration.peers[self.configuration.id]!
         let members = Set(self.configuration.peers.keys)
         try await self.loop.flatSubmit {
@@ -215,6 +223,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             return self.transport.stop()
         }.get()
         try? await self.threadPool.shutdownGracefully()
+        try? await self.snapshotPool.shutdownGracefully()
         try? await self.group.shutdownGracefully()
     }
 
@@ -454,14 +463,35 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
 
     // MARK: Snapshots
 
-    /// Every `snapshotInterval` applied positions, hands the core the state machine's
-    /// snapshot; the core answers with `Ready.snapshot` and a checkpoint (next drain).
+    /// Every `snapshotInterval` applied positions, snapshots the state machine: a copy of it
+    /// (copy-on-write, so the loop goes on applying) is serialised and made durable on the
+    /// snapshot thread, and only then handed to the core, whose checkpoint follows it (its
+    /// storage step finds the file already there). The loop never waits for the serialisation
+    /// or the write, and neither do the log's syncs.
     func compactIfDue() {
         let interval = self.configuration.snapshotInterval
-        guard interval > 0, self.appliedPosition >= self.lastCompactedPosition + interval else { return }
-        self.lastCompactedPosition = self.appliedPosition
-        self.core.compact(through: self.appliedPosition, state: KeyValueStore.snapshot(of: self.machine))
-        self.requestDrain()
+        guard interval > 0, !self.compacting, self.appliedPosition >= self.lastCompactedPosition + interval else { return }
+        let position = self.appliedPosition
+        self.lastCompactedPosition = position
+        guard let tag = self.core.snapshotTag(at: position) else { return }
+        self.compacting = true
+        let machine = self.machine
+        let store = self.snapshots
+        self.snapshotPool.runIfActive(eventLoop: self.loop) { () throws -> [UInt8] in
+            let data = KeyValueStore.snapshot(of: machine)
+            try store.save(Snapshot(position: position, tag: tag, data: data))
+            return data
+        }.whenComplete { result in
+            self.compacting = false
+            guard self.failed == nil else { return }
+            switch result {
+            case .success(let data):
+                self.core.compact(through: position, state: data)
+                self.requestDrain()
+            case .failure(let error):
+                self.fail("writing a snapshot failed: \(error)")
+            }
+        }
     }
 
     /// Replaces the state machine with a snapshot another replica sent (made durable by the

@@ -5,8 +5,14 @@ import SynodCore
 /// the record type: nothing here knows which protocol it serves.
 public final class DurableRecordLog<Record: WireCodable> {
     private let log: WriteAheadLog
+    /// The snapshot file beside the log, shared with whatever thread writes the node's own
+    /// snapshots.
+    public let snapshots: SnapshotStore
 
-    private init(log: WriteAheadLog) { self.log = log }
+    private init(log: WriteAheadLog, snapshots: SnapshotStore) {
+        self.log = log
+        self.snapshots = snapshots
+    }
 
     /// Opens the log in `directory`, recovering its snapshot (if any) and its records.
     /// - Throws: `StorageError.corrupt` for damage before the tail, `.undecodable` for a record
@@ -25,7 +31,8 @@ public final class DurableRecordLog<Record: WireCodable> {
             }
         }
         let snapshot = try SnapshotFile.read(directory: directory)
-        return (DurableRecordLog(log: log), Recovered(snapshot: snapshot, records: records), recovery)
+        let store = SnapshotStore(directory: directory, durablePosition: snapshot?.position ?? 0)
+        return (DurableRecordLog(log: log, snapshots: store), Recovered(snapshot: snapshot, records: records), recovery)
     }
 
     /// Appends records (durable after `sync`).
@@ -38,9 +45,10 @@ public final class DurableRecordLog<Record: WireCodable> {
         try self.log.sync()
     }
 
-    /// Replaces the snapshot, atomically and durably (`Ready.snapshot`).
+    /// Replaces the snapshot, atomically and durably (`Ready.snapshot`), unless the file holds
+    /// it or a newer one already.
     public func save(_ snapshot: Snapshot) throws(StorageError) {
-        try SnapshotFile.write(snapshot, directory: self.log.directory)
+        try self.snapshots.save(snapshot)
     }
 
     /// Starts a new segment for a checkpoint's records; returns the checkpoint's position, to

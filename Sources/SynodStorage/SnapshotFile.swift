@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import SynodCore
 
 /// A replica's newest snapshot on disk: one file, `snapshot`, replaced atomically (written to
@@ -40,5 +41,41 @@ public enum SnapshotFile {
         } catch {
             throw .corrupt(file: path, offset: header, reason: "snapshot does not decode: \(error)")
         }
+    }
+}
+
+/// A directory's snapshot file shared by the threads that replace it (a node's storage thread
+/// for snapshots it receives, a background thread for its own): a snapshot replaces the file
+/// only if it is newer than the one there, so the file never goes back, whichever write
+/// finishes last.
+public final class SnapshotStore: Sendable {
+    /// The directory holding the file.
+    public let directory: String
+    private let durablePosition: Mutex<UInt64>
+
+    /// A store whose file (if any) holds the snapshot at `durablePosition`.
+    public init(directory: String, durablePosition: UInt64) {
+        self.directory = directory
+        self.durablePosition = Mutex(durablePosition)
+    }
+
+    /// The position of the snapshot on disk (0: none).
+    public var position: UInt64 { self.durablePosition.withLock { $0 } }
+
+    /// Makes `snapshot` the durable one unless the file already holds it or a newer one;
+    /// returns whether it wrote. Writers wait for each other.
+    @discardableResult
+    public func save(_ snapshot: Snapshot) throws(StorageError) -> Bool {
+        let result: Result<Bool, StorageError> = self.durablePosition.withLock { position in
+            guard snapshot.position > position else { return .success(false) }
+            do throws(StorageError) {
+                try SnapshotFile.write(snapshot, directory: self.directory)
+            } catch {
+                return .failure(error)
+            }
+            position = snapshot.position
+            return .success(true)
+        }
+        return try result.get()
     }
 }

@@ -83,6 +83,7 @@ struct BenchCommand: AsyncParsableCommand {
         let path = self.op == "put" ? "/v3/kv/put" : "/v3/kv/range"
         let keys = self.keys
         let op = self.op
+        let stride = self.concurrency
 
         let progress = Task {
             var lastCount = 0
@@ -116,7 +117,9 @@ struct BenchCommand: AsyncParsableCommand {
                                 continue
                             }
                         }
-                        counter += 1
+                        // Each client walks its own residue class, so that together they
+                        // cover every one of the distinct keys.
+                        counter += stride
                         let key = Data("bench/\(counter % keys)".utf8).base64EncodedString()
                         let body: [String: Any] = op == "put" ? ["key": key, "value": value] : ["key": key]
                         let sent = clock.now

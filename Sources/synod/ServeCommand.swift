@@ -47,7 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(
         "Log compaction: snapshot the store every N applied positions and discard the log behind it (0: never).",
         discussion: "Replicas that fall behind the snapshot receive it whole; a restart loads it, then replays the short log after it."))
-    var snapshotEvery: UInt64 = 10_000
+    var snapshotEvery: UInt64 = 100_000
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"

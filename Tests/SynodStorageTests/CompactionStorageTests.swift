@@ -92,6 +92,21 @@ struct CompactionStorageTests {
         }
     }
 
+    @Test("the snapshot store never replaces the file with an older snapshot, whichever writer comes last")
+    func snapshotStoreNeverGoesBack() throws {
+        let directory = ScratchDirectory()
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let store = SnapshotStore(directory: directory.path, durablePosition: 0)
+        #expect(try store.save(Snapshot(position: 20, tag: 2, data: [2])))
+        #expect(try !store.save(Snapshot(position: 10, tag: 1, data: [1])), "an older snapshot, finished later, is dropped")
+        #expect(try !store.save(Snapshot(position: 20, tag: 2, data: [2])), "the same one again is not rewritten")
+        #expect(try SnapshotFile.read(directory: directory.path)?.position == 20)
+        #expect(try store.save(Snapshot(position: 30, tag: 2, data: [3])))
+        let data = try SnapshotFile.read(directory: directory.path)?.data
+        #expect(store.position == 30 && data == [3])
+    }
+
     @Test("a durable record log recovers its snapshot with the records after the checkpoint")
     func durableRecordLog() throws {
         let directory = ScratchDirectory()
