@@ -30,6 +30,7 @@ public final class DurableRecordLog<Record: WireCodable> {
                 throw .undecodable(directory: directory, record: index, reason: error.description)
             }
         }
+        SnapshotFile.removeInterruptedWrite(directory: directory)
         let snapshot = try SnapshotFile.read(directory: directory)
         let store = SnapshotStore(directory: directory, durablePosition: snapshot?.position ?? 0)
         return (DurableRecordLog(log: log, snapshots: store), Recovered(snapshot: snapshot, records: records), recovery)

@@ -11,6 +11,12 @@ public enum SnapshotFile {
     public static let fileName = "snapshot"
     static let magic = Array("SYNODSNP".utf8)
 
+    /// Removes what a write interrupted by a crash left before its rename (never the snapshot,
+    /// only litter). Only while no write can be under way: when the node opens its storage.
+    public static func removeInterruptedWrite(directory: String) {
+        _ = unlink(directory + "/" + Self.fileName + ".tmp")
+    }
+
     /// Makes `snapshot` the directory's snapshot, durably.
     public static func write(_ snapshot: Snapshot, directory: String) throws(StorageError) {
         let payload = snapshot.encoded()

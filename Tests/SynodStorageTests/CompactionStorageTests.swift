@@ -73,6 +73,12 @@ struct CompactionStorageTests {
         try SnapshotFile.write(second, directory: directory.path)
         #expect(try SnapshotFile.read(directory: directory.path) == second)
         #expect(!FileManager.default.fileExists(atPath: directory.path + "/snapshot.tmp"))
+        // A temporary file left by a crash in the middle of a write is ignored, and removed
+        // when the log opens.
+        directory.write("snapshot.tmp", [1, 2, 3])
+        #expect(try SnapshotFile.read(directory: directory.path) == second)
+        _ = try DurableRecordLog<Command>.open(directory: directory.path)
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/snapshot.tmp"))
         // Every single-byte flip and every truncation is refused, never trapped on or misread.
         let good = directory.bytes("snapshot")
         for offset in good.indices {
