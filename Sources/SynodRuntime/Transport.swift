@@ -176,7 +176,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         var backoffMilliseconds: Int64 = 50
         /// The fragments of a message too large for one frame still to write, on the channel
         /// they started on: one piece at a time, so other frames (heartbeats) go in between.
-        var fragments: (channel: ObjectIdentifier, pieces: ArraySlice<[UInt8]>)?
+        var fragments: (channel: ObjectIdentifier, message: UInt64, pieces: ArraySlice<[UInt8]>)?
     }
 
     let id: NodeID
@@ -192,6 +192,8 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     var stopped = false
     var members: Set<NodeID> = []
     var pingTask: RepeatedTask?
+    /// Large messages sent in fragments so far (numbers them).
+    var largeMessages: UInt64 = 0
     var deliver: (@Sendable (PeerFrame<Message>, NodeID) -> Void)?
     private(set) var droppedFrames = 0
     var unflushed: Set<ObjectIdentifier> = []
@@ -352,16 +354,20 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
             self.droppedFrames += 1
             return false
         }
-        self.links[peer]!.fragments = (ObjectIdentifier(channel), Self.frames(bytes, maximumFrameBytes: self.maximumFrameBytes)[...])
+        self.largeMessages += 1
+        let pieces = Self.frames(bytes, maximumFrameBytes: self.maximumFrameBytes)[...]
+        self.links[peer]!.fragments = (ObjectIdentifier(channel), self.largeMessages, pieces)
         self.sentFrames += 1
-        self.writeNextFragment(to: peer)
+        self.writeNextFragment(to: peer, message: self.largeMessages)
         return true
     }
 
-    /// Writes the next fragment to `peer`, and the one after once it has left.
-    func writeNextFragment(to peer: NodeID) {
-        guard var fragments = self.links[peer]?.fragments, let channel = self.links[peer]?.channel,
-              fragments.channel == ObjectIdentifier(channel), channel.isActive, let piece = fragments.pieces.popFirst()
+    /// Writes the next fragment of large message `message` to `peer`, and the one after once
+    /// it has left (a later message's fragments are not this chain's business).
+    func writeNextFragment(to peer: NodeID, message: UInt64) {
+        guard var fragments = self.links[peer]?.fragments, fragments.message == message else { return }
+        guard let channel = self.links[peer]?.channel, fragments.channel == ObjectIdentifier(channel), channel.isActive,
+              let piece = fragments.pieces.popFirst()
         else {
             self.links[peer]?.fragments = nil
             return
@@ -374,8 +380,8 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         channel.writeAndFlush(buffer, promise: written)
         written.futureResult.whenComplete { result in
             switch result {
-            case .success: self.writeNextFragment(to: peer)
-            case .failure: self.links[peer]?.fragments = nil
+            case .success: self.writeNextFragment(to: peer, message: message)
+            case .failure: if self.links[peer]?.fragments?.message == message { self.links[peer]?.fragments = nil }
             }
         }
     }
