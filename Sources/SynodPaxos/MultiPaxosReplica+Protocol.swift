@@ -110,11 +110,11 @@ extension MultiPaxosReplica {
                 lastSlot = max(lastSlot, acceptance.slot)
             }
         }
-        if let ahead = self.chosenAhead.keys.max() { lastSlot = max(lastSlot, ahead) }
+        if let ahead = self.chosen.ahead.keys.max() { lastSlot = max(lastSlot, ahead) }
         self.proposals = [:]
         if lastSlot > self.chosenThrough {
             for slot in (self.chosenThrough + 1)...lastSlot {
-                let value = self.chosenAhead[slot] ?? self.recoveredValue(reported[slot] ?? []) ?? .noop
+                let value = self.chosen.ahead[slot] ?? self.recoveredValue(reported[slot] ?? []) ?? .noop
                 self.proposals[slot] = Proposal(value: value, acknowledged: 0, sentTick: self.ticks)
             }
         }
@@ -149,16 +149,10 @@ extension MultiPaxosReplica {
     mutating func onSnapshot(_ snapshot: Snapshot) {
         guard snapshot.position > self.chosenThrough else { return }
         let position = snapshot.position
-        self.chosenPrefix = []
-        self.compacted.advance(to: snapshot, installs: true)
         self.executedThrough = position
         self.acceptances = self.acceptances.filter { $0.key > position }
-        self.chosenAhead = self.chosenAhead.filter { $0.key > position }
         self.proposals = self.proposals.filter { $0.key > position }
-        while let next = self.chosenAhead.removeValue(forKey: self.chosenThrough + 1) {
-            self.chosenPrefix.append(next)
-            self.proposals[self.chosenThrough] = nil
-        }
+        for slot in self.chosen.install(snapshot) { self.proposals[slot] = nil }
         self.nextSlot = max(self.nextSlot, self.chosenThrough + 1)
         self.unsentFrom = max(self.unsentFrom, self.chosenThrough + 1)
         if self.role == .candidate {
@@ -173,7 +167,7 @@ extension MultiPaxosReplica {
     /// `force` (a candidate's prepare: its phase 1 waits for it).
     mutating func sendSnapshot(to member: NodeID, force: Bool) {
         guard let position = self.members.firstIndex(of: member),
-              let snapshot = self.compacted.snapshot(
+              let snapshot = self.chosen.compacted.snapshot(
                   forMemberAt: position, tick: self.ticks, resendTicks: self.options.snapshotResendTicks, force: force)
         else { return }
         self.send(.snapshot(snapshot), to: member, afterSync: false)
@@ -287,11 +281,7 @@ extension MultiPaxosReplica {
     /// Learns that `value` is chosen in `slot`.
     mutating func learn(_ slot: UInt64, _ value: SlotValue) {
         guard slot > self.chosenThrough else { return }
-        if self.chosenAhead[slot] == nil { self.chosenAhead[slot] = value }
-        while let next = self.chosenAhead.removeValue(forKey: self.chosenThrough + 1) {
-            self.chosenPrefix.append(next)
-            self.proposals[self.chosenThrough] = nil
-        }
+        for joined in self.chosen.learn(slot, value) { self.proposals[joined] = nil }
     }
 
     // MARK: Leader housekeeping
@@ -359,7 +349,7 @@ extension MultiPaxosReplica {
                     break
                 }
             }
-            let values = Array(self.chosenPrefix[Int(learned - self.compactedThrough)..<Int(end - self.compactedThrough)])
+            let values = self.chosen.values(from: learned + 1, through: end)
             self.send(.chosen(firstSlot: learned + 1, values: values), to: member, afterSync: false)
         }
         self.announcedThrough = self.chosenThrough

@@ -75,10 +75,7 @@ public struct MultiPaxosReplica: Replica {
     var acceptances: [UInt64: Acceptance] = [:]
 
     // Learner.
-    var compacted: CompactedPrefix
-    /// The chosen values of slots compactedThrough+1...chosenThrough.
-    var chosenPrefix: [SlotValue] = []
-    var chosenAhead: [UInt64: SlotValue] = [:]
+    var chosen: ChosenSlots
     var executedThrough: UInt64 = 0
 
     // Proposer.
@@ -109,21 +106,17 @@ public struct MultiPaxosReplica: Replica {
     var output = Ready<MultiPaxosMessage, MultiPaxosRecord>()
 
     /// Every slot up to here is chosen and known to this replica.
-    public var chosenThrough: UInt64 { self.compactedThrough + UInt64(self.chosenPrefix.count) }
+    public var chosenThrough: UInt64 { self.chosen.through }
 
     public var committedThrough: UInt64 { self.chosenThrough }
 
     /// Every slot up to here is compacted: chosen, executed, and held by `snapshot`.
-    public var compactedThrough: UInt64 { self.compacted.through }
+    public var compactedThrough: UInt64 { self.chosen.compacted.through }
     /// The snapshot holding the compacted slots, if any.
-    public var snapshot: Snapshot? { self.compacted.snapshot }
+    public var snapshot: Snapshot? { self.chosen.compacted.snapshot }
 
     /// The chosen value of `slot`, if this replica knows it (not for compacted slots).
-    public func chosenValue(at slot: UInt64) -> SlotValue? {
-        guard slot > self.compactedThrough else { return nil }
-        if slot <= self.chosenThrough { return self.chosenPrefix[Int(slot - self.compactedThrough - 1)] }
-        return self.chosenAhead[slot]
-    }
+    public func chosenValue(at slot: UInt64) -> SlotValue? { self.chosen.value(at: slot) }
 
     /// The acceptor's accepted value in `slot`, if any.
     public func accepted(at slot: UInt64) -> (ballot: Ballot, value: SlotValue)? {
@@ -163,8 +156,8 @@ public struct MultiPaxosReplica: Replica {
         self.promisesReceived = Array(repeating: nil, count: config.members.count)
         self.peerLearned = Array(repeating: nil, count: config.members.count)
         self.readAcknowledged = Array(repeating: 0, count: config.members.count)
-        self.compacted = CompactedPrefix(members: config.members.count, restoring: restoring.snapshot)
-        self.executedThrough = self.compacted.through
+        self.chosen = ChosenSlots(members: config.members.count, restoring: restoring.snapshot)
+        self.executedThrough = self.chosen.compacted.through
         for record in restoring.records {
             switch record {
             case .round(let round):
@@ -226,7 +219,7 @@ public struct MultiPaxosReplica: Replica {
         }
         // Never propose into a slot already known to be chosen (learned from a stale leader's
         // catch-up, say): the next free slot is past both ends.
-        while self.nextSlot <= self.chosenThrough || self.chosenAhead[self.nextSlot] != nil {
+        while self.nextSlot <= self.chosenThrough || self.chosen.ahead[self.nextSlot] != nil {
             self.nextSlot += 1
         }
         guard self.nextSlot - 1 - self.chosenThrough < UInt64(self.options.maxUncommittedSlots) else {
@@ -255,9 +248,8 @@ public struct MultiPaxosReplica: Replica {
     /// already compacted, are ignored.
     public mutating func compact(through position: UInt64, state: [UInt8]) {
         guard self.snapshotTag(at: position) != nil else { return }
-        self.chosenPrefix.removeFirst(Int(position - self.compactedThrough))
         self.acceptances = self.acceptances.filter { $0.key > position }
-        self.compacted.advance(to: Snapshot(position: position, tag: 0, data: state), installs: false)
+        self.chosen.compact(through: position, state: state)
     }
 
     /// Paxos snapshots carry no stamp (0); `nil` for positions not executed or compacted already.
@@ -267,7 +259,7 @@ public struct MultiPaxosReplica: Replica {
 
     public mutating func ready() -> Ready<MultiPaxosMessage, MultiPaxosRecord> {
         if self.role == .leader { self.flush() }
-        self.compacted.handOver(into: &self.output, checkpoint: self.checkpointRecords)
+        self.chosen.compacted.handOver(into: &self.output, checkpoint: self.checkpointRecords)
         self.emitCommitted()
         self.emitReads()
         defer { self.output = Ready() }

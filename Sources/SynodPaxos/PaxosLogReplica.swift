@@ -33,10 +33,7 @@ public struct PaxosLogReplica: Replica {
     var instances: [UInt64: SingleDecreePaxos] = [:]
     /// Instances this replica is proposing in.
     var active: Set<UInt64> = []
-    var compacted: CompactedPrefix
-    /// The chosen values of slots compactedThrough+1...chosenThrough.
-    var chosenPrefix: [SlotValue] = []
-    var chosenAhead: [UInt64: SlotValue] = [:]
+    var chosen: ChosenSlots
     var executedThrough: UInt64 = 0
     /// The highest slot seen in use (any message or record of it).
     public internal(set) var highestSlotSeen: UInt64 = 0
@@ -59,22 +56,18 @@ public struct PaxosLogReplica: Replica {
     var output = Ready<PaxosLogMessage, PaxosLogRecord>()
 
     /// Every slot up to here is chosen and known to this replica.
-    public var chosenThrough: UInt64 { self.compactedThrough + UInt64(self.chosenPrefix.count) }
+    public var chosenThrough: UInt64 { self.chosen.through }
 
     public var committedThrough: UInt64 { self.chosenThrough }
 
     /// Every slot up to here is compacted: chosen, executed, held by `snapshot`, and its
     /// instance gone.
-    public var compactedThrough: UInt64 { self.compacted.through }
+    public var compactedThrough: UInt64 { self.chosen.compacted.through }
     /// The snapshot holding the compacted slots, if any.
-    public var snapshot: Snapshot? { self.compacted.snapshot }
+    public var snapshot: Snapshot? { self.chosen.compacted.snapshot }
 
     /// The chosen value of `slot`, if this replica knows it (not for compacted slots).
-    public func chosenValue(at slot: UInt64) -> SlotValue? {
-        guard slot > self.compactedThrough else { return nil }
-        if slot <= self.chosenThrough { return self.chosenPrefix[Int(slot - self.compactedThrough - 1)] }
-        return self.chosenAhead[slot]
-    }
+    public func chosenValue(at slot: UInt64) -> SlotValue? { self.chosen.value(at: slot) }
 
     /// The instance of `slot`, if this replica has one.
     public func instance(at slot: UInt64) -> SingleDecreePaxos? { self.instances[slot] }
@@ -103,12 +96,12 @@ public struct PaxosLogReplica: Replica {
         self.options = config.options
         self.selfPosition = config.members.firstIndex(of: config.id)!
         self.random = DeterministicRandom(seed: randomSeed)
-        self.compacted = CompactedPrefix(members: config.members.count, restoring: restoring.snapshot)
-        self.executedThrough = self.compacted.through
-        self.highestSlotSeen = self.compacted.through
+        self.chosen = ChosenSlots(members: config.members.count, restoring: restoring.snapshot)
+        self.executedThrough = self.chosen.compacted.through
+        self.highestSlotSeen = self.chosen.compacted.through
         var records: [UInt64: [PaxosRecord]] = [:]
         // Records of compacted slots are older than the snapshot's checkpoint: ignored.
-        for record in restoring.records where record.slot > self.compacted.through {
+        for record in restoring.records where record.slot > self.chosen.compacted.through {
             records[record.slot, default: []].append(record.record)
         }
         // In slot order: each instance forks the seeded randomness.
@@ -167,8 +160,7 @@ public struct PaxosLogReplica: Replica {
                 return
             }
             let end = min(self.chosenThrough, from - 1 + UInt64(self.options.maxSlotsPerMessage))
-            let base = self.compactedThrough
-            self.send(.decided(firstSlot: from, values: Array(self.chosenPrefix[Int(from - base - 1)..<Int(end - base)])), to: sender)
+            self.send(.decided(firstSlot: from, values: self.chosen.values(from: from, through: end)), to: sender)
         case .decided(let first, let values):
             guard first >= 1, first <= UInt64.max - UInt64(values.count) else { return }
             for (offset, value) in values.enumerated() { self.learn(first + UInt64(offset), value) }
@@ -208,9 +200,8 @@ public struct PaxosLogReplica: Replica {
     /// instances and chosen values are dropped.
     public mutating func compact(through position: UInt64, state: [UInt8]) {
         guard self.snapshotTag(at: position) != nil else { return }
-        self.chosenPrefix.removeFirst(Int(position - self.compactedThrough))
         self.dropInstances(through: position)
-        self.compacted.advance(to: Snapshot(position: position, tag: 0, data: state), installs: false)
+        self.chosen.compact(through: position, state: state)
     }
 
     /// Paxos snapshots carry no stamp (0); `nil` for positions not executed or compacted already.
@@ -219,7 +210,7 @@ public struct PaxosLogReplica: Replica {
     }
 
     public mutating func ready() -> Ready<PaxosLogMessage, PaxosLogRecord> {
-        self.compacted.handOver(into: &self.output) {
+        self.chosen.compacted.handOver(into: &self.output) {
             // Every remaining instance's durable state, in slot order.
             self.instances.keys.sorted().flatMap { slot in
                 self.instances[slot]!.durableRecords.map { PaxosLogRecord(slot: slot, record: $0) }
@@ -261,7 +252,7 @@ public struct PaxosLogReplica: Replica {
         // A command already chosen (a client's retry of it reached this replica) is not
         // proposed again; it is answered when executed.
         while self.currentSlot == nil, self.queueStart < self.queue.count,
-              case .command = self.queue[self.queueStart], self.chosenAhead.values.contains(self.queue[self.queueStart])
+              case .command = self.queue[self.queueStart], self.chosen.ahead.values.contains(self.queue[self.queueStart])
         {
             self.queueStart += 1
         }
@@ -269,7 +260,7 @@ public struct PaxosLogReplica: Replica {
         let value = self.queue[self.queueStart]
         if case .barrier(_, let nonce) = value, nonce == self.openBarrier { self.openBarrier = nil }
         var slot = max(self.highestSlotSeen, self.chosenThrough) + 1
-        while self.chosenAhead[slot] != nil { slot += 1 }
+        while self.chosen.ahead[slot] != nil { slot += 1 }
         self.currentSlot = slot
         self.highestSlotSeen = max(self.highestSlotSeen, slot)
         self.active.insert(slot)
@@ -299,7 +290,7 @@ public struct PaxosLogReplica: Replica {
         var filled = 0
         var slot = lowest
         while slot <= self.highestSlotSeen && filled < 64 {
-            if self.chosenAhead[slot] == nil && !self.active.contains(slot) {
+            if self.chosen.ahead[slot] == nil && !self.active.contains(slot) {
                 self.active.insert(slot)
                 self.withInstance(slot) { $0.propose(bytes.bytes) }
                 filled += 1
@@ -333,11 +324,7 @@ public struct PaxosLogReplica: Replica {
     mutating func learn(_ slot: UInt64, _ value: SlotValue) {
         guard slot > self.chosenThrough else { return }
         self.highestSlotSeen = max(self.highestSlotSeen, slot)
-        if self.chosenAhead[slot] == nil { self.chosenAhead[slot] = value }
-        while let next = self.chosenAhead.removeValue(forKey: self.chosenThrough + 1) {
-            self.chosenPrefix.append(next)
-            self.active.remove(self.chosenThrough)
-        }
+        for joined in self.chosen.learn(slot, value) { self.active.remove(joined) }
     }
 
     // MARK: Snapshots
@@ -348,17 +335,11 @@ public struct PaxosLogReplica: Replica {
     mutating func install(_ snapshot: Snapshot) {
         guard snapshot.position > self.chosenThrough else { return }
         let position = snapshot.position
-        self.chosenPrefix = []
         self.dropInstances(through: position)
-        self.chosenAhead = self.chosenAhead.filter { $0.key > position }
-        self.compacted.advance(to: snapshot, installs: true)
+        for joined in self.chosen.install(snapshot) { self.active.remove(joined) }
         self.executedThrough = position
         self.highestSlotSeen = max(self.highestSlotSeen, position)
         if let slot = self.currentSlot, slot <= position { self.currentSlot = nil }
-        while let next = self.chosenAhead.removeValue(forKey: self.chosenThrough + 1) {
-            self.chosenPrefix.append(next)
-            self.active.remove(self.chosenThrough)
-        }
     }
 
     mutating func dropInstances(through position: UInt64) {
@@ -368,7 +349,7 @@ public struct PaxosLogReplica: Replica {
 
     mutating func sendSnapshot(to member: NodeID) {
         guard let position = self.members.firstIndex(of: member),
-              let snapshot = self.compacted.snapshot(
+              let snapshot = self.chosen.compacted.snapshot(
                   forMemberAt: position, tick: self.ticks, resendTicks: self.options.snapshotResendTicks, force: false)
         else { return }
         self.send(.snapshot(snapshot), to: member)
