@@ -27,6 +27,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        // Mutual TLS on the peer port (and TLS on the client port): certificates made and read
+        // with swift-certificates, keys from swift-crypto, the handshake in swift-nio-ssl.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.1.0"),
     ],
     targets: [
         // Core interface: Replica, ClientSession, Ready, NodeID, Command, seeded RNG, quorums.
@@ -52,12 +58,19 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: optimized
         ),
         // Local clusters of `synod serve` processes and a recording HTTP workload: `synod demo`
         // and the process tests.
-        .target(name: "SynodCluster", dependencies: ["SynodRuntime", "SynodCheck"]),
+        .target(
+            name: "SynodCluster",
+            dependencies: ["SynodCore", "SynodRuntime", "SynodCheck", .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         // Deterministic simulator, generic over Replica.
         .target(
             name: "SynodSim",
@@ -76,6 +89,10 @@ let package = Package(
                 "SynodCore", "SynodRaft", "SynodPaxos", "SynodSim", "SynodCheck", "SynodRuntime", "SynodCluster", "SynodStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -86,6 +103,7 @@ let package = Package(
             dependencies: [
                 "SynodCore", "SynodRuntime", "SynodCluster", "SynodCheck", "SynodStorage", "SynodRaft", "SynodPaxos",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -4,7 +4,11 @@
 # shape (etcd's v3 JSON gateway: POST /v3/kv/put, 256-byte values, requests to the leader).
 # Reports throughput, latency percentiles and server CPU time per operation.
 #
-# Usage: scripts/bench-vs-etcd.sh [--protocol raft|multipaxos] [--seconds S] [--clients "1 16 64"]
+# Usage: scripts/bench-vs-etcd.sh [--protocol raft|multipaxos|paxos] [--seconds S] [--clients "1 16 64"]
+#                                 [--peer-tls on|off|both] [--no-etcd]
+# --peer-tls: Synod's peer port with mutual TLS (on, the default, as `synod serve` runs unless
+# told otherwise), plain TCP (off, --insecure-peers), or both one after the other. etcd runs
+# with plain peers (its default).
 # Needs: a release build (swift build -c release) and, for the etcd half, etcd on the PATH
 # (Debian: apt-get install etcd-server). Without etcd, only Synod is measured.
 set -euo pipefail
@@ -13,9 +17,13 @@ cd "$(dirname "$0")/.."
 protocol=raft
 seconds=10
 clients="1 16 64"
+peer_tls=on
+with_etcd=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --protocol) protocol=$2; shift 2 ;;
+    --peer-tls) peer_tls=$2; shift 2 ;;
+    --no-etcd) with_etcd=no; shift ;;
     --seconds) seconds=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -65,29 +73,50 @@ s=[socket.socket() for _ in range(12)]
 print(" ".join(str(x.getsockname()[1]) for x in s))')
 read -r p1 p2 p3 c1 c2 c3 e1 e2 e3 f1 f2 f3 <<< "$ports"
 
-echo "== Synod ($protocol), 3 nodes, fsync on, data in $work" >&2
-peers="1=127.0.0.1:$p1,2=127.0.0.1:$p2,3=127.0.0.1:$p3"
-i=0
-for client in $c1 $c2 $c3; do
-  i=$((i + 1))
-  "$synod" serve --id $i --peers "$peers" --client "127.0.0.1:$client" --data-dir "$work/synod$i" --protocol "$protocol" --log-level warning 2>"$work/synod$i.log" &
-  pids+=($!)
-done
-synod_pids=("${pids[@]}")
-leader=""
-for _ in $(seq 1 100); do
+# run_synod on|off: a fresh three-node cluster, measured, then stopped.
+run_synod() {
+  local tls=$1 security label
+  if [ "$tls" = on ]; then
+    "$synod" certs --nodes 1,2,3 --out "$work/certs" --force > /dev/null
+    security=(--certs "$work/certs"); label="synod-$protocol-tls"
+  else
+    security=(--insecure-peers); label="synod-$protocol"
+  fi
+  rm -rf "$work"/synod[123]
+  echo "== Synod ($protocol), 3 nodes, fsync on, peer TLS $tls, data in $work" >&2
+  local peers="1=127.0.0.1:$p1,2=127.0.0.1:$p2,3=127.0.0.1:$p3" i=0 client
+  synod_pids=()
   for client in $c1 $c2 $c3; do
-    if curl -s "127.0.0.1:$client/v3/status" | grep -q '"role":"leader"'; then leader=$client; break 2; fi
+    i=$((i + 1))
+    "$synod" serve --id $i --peers "$peers" --client "127.0.0.1:$client" --data-dir "$work/synod$i" --protocol "$protocol" \
+      "${security[@]}" --log-level warning 2>"$work/synod$i.log" &
+    synod_pids+=($!)
+    pids+=($!)
   done
-  sleep 0.1
-done
-[ -n "$leader" ] || { echo "no Synod leader" >&2; exit 1; }
-header
-bench "synod-$protocol" "127.0.0.1:$leader" "${synod_pids[@]}"
-for pid in "${synod_pids[@]}"; do kill "$pid"; done
-wait "${synod_pids[@]}" 2>/dev/null || true
+  local leader=""
+  for _ in $(seq 1 100); do
+    for client in $c1 $c2 $c3; do
+      if curl -s "127.0.0.1:$client/v3/status" | grep -q '"role":"leader"'; then leader=$client; break 2; fi
+    done
+    sleep 0.1
+  done
+  [ -n "$leader" ] || { echo "no Synod leader" >&2; exit 1; }
+  header
+  bench "$label" "127.0.0.1:$leader" "${synod_pids[@]}"
+  for pid in "${synod_pids[@]}"; do kill "$pid"; done
+  wait "${synod_pids[@]}" 2>/dev/null || true
+}
 
-if ! command -v etcd > /dev/null; then
+case "$peer_tls" in
+  on) run_synod on ;;
+  off) run_synod off ;;
+  both) run_synod off; run_synod on ;;
+  *) echo "--peer-tls takes on, off or both" >&2; exit 2 ;;
+esac
+
+if [ "$with_etcd" = no ]; then
+  exit 0
+elif ! command -v etcd > /dev/null; then
   echo "etcd not installed: skipping the etcd half (apt-get install etcd-server)" >&2
   exit 0
 fi

@@ -1,4 +1,6 @@
 import Foundation
+import SynodCore
+import NIOSSL
 import SynodRuntime
 import Synchronization
 #if canImport(Glibc)
@@ -22,6 +24,14 @@ public final class LocalCluster: Sendable {
     public let directory: String
     public let members: [Member]
     let extraArguments: [String]
+    /// The `synod certs` output every member uses for mutual TLS on the peer port; nil when the
+    /// cluster runs with `--insecure-peers`.
+    public let certificates: String?
+    /// Each member runs under this limit on open descriptors (soft and hard), when set.
+    let descriptorLimit: Int?
+    /// With `clientTLS`: the client side of the client port's TLS (the cluster CA trusted, the
+    /// client certificate presented).
+    public let clientTLSContext: NIOSSLContext?
     /// The processes started, by member id (`Process` is thread-safe for what is used here:
     /// pid, running state, waiting and signals).
     private let processes = Mutex<[Int: ProcessBox]>([:])
@@ -31,17 +41,35 @@ public final class LocalCluster: Sendable {
         init(_ process: Process) { self.process = process }
     }
 
-    /// Prepares (does not start) `size` members in a new temporary directory.
-    public init(executable: String, protocolName: String, size: Int = 3, extraArguments: [String] = []) throws {
+    /// Prepares (does not start) `size` members in a new temporary directory. With `peerTLS`
+    /// (the default) a CA and member certificates are made there and the members speak mutual
+    /// TLS on their peer ports; without it they run `--insecure-peers`.
+    public init(executable: String, protocolName: String, size: Int = 3, extraArguments: [String] = [], peerTLS: Bool = true,
+                descriptorLimit: Int? = nil, clientTLS: Bool = false) throws {
+        self.descriptorLimit = descriptorLimit
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw ClusterError("no synod executable at \(executable); build it first (swift build)")
         }
         self.executable = executable
         self.protocolName = protocolName
-        self.extraArguments = extraArguments
+        var extraArguments = extraArguments
         let directory = NSTemporaryDirectory() + "synod-cluster-\(UUID().uuidString.prefix(8))"
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var certificates: String?
+        if peerTLS {
+            certificates = directory + "/certs"
+            _ = try ClusterCertificates.generate(nodes: (1...size).map { NodeID(UInt16($0)) }, directory: certificates!)
+        }
+        self.certificates = certificates
+        if clientTLS {
+            guard let certificates else { throw ClusterError("client TLS uses the cluster's certificates: keep peerTLS") }
+            self.clientTLSContext = try Self.clientContext(TLSFiles.client(in: certificates))
+            extraArguments += ["--client-tls", "--client-cert-auth"]
+        } else {
+            self.clientTLSContext = nil
+        }
+        self.extraArguments = extraArguments
         let ports = try Self.freePorts(2 * size)
         self.members = (1...size).map { id in
             Member(id: id, peerPort: ports[2 * (id - 1)], clientPort: ports[2 * (id - 1) + 1],
@@ -56,7 +84,7 @@ public final class LocalCluster: Sendable {
     }
 
     /// Ports the kernel says are free now (bound to port 0, read back, released).
-    static func freePorts(_ count: Int) throws -> [Int] {
+    public static func freePorts(_ count: Int) throws -> [Int] {
         var sockets: [Int32] = []
         defer { for socket in sockets { close(socket) } }
         var ports: [Int] = []
@@ -90,15 +118,35 @@ public final class LocalCluster: Sendable {
     /// The log file of a member (its standard error, appended across restarts).
     public func logPath(_ id: Int) -> String { "\(self.directory)/n\(id).log" }
 
-    /// Starts member `id`.
-    public func start(_ id: Int) throws {
+    /// The `synod serve` arguments of member `id`, with the values of the options in
+    /// `replacing` (such as `--protocol`) replaced.
+    public func arguments(_ id: Int, replacing: [String: String] = [:]) -> [String] {
         let member = self.member(id)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: self.executable)
-        process.arguments = [
+        var arguments = [
             "serve", "--id", "\(id)", "--peers", self.peersArgument, "--client", "127.0.0.1:\(member.clientPort)",
             "--data-dir", member.dataDirectory, "--protocol", self.protocolName,
-        ] + self.extraArguments
+        ] + (self.certificates.map { ["--certs", $0] } ?? ["--insecure-peers"]) + self.extraArguments
+        for (option, value) in replacing {
+            if let index = arguments.firstIndex(of: option), index + 1 < arguments.count {
+                arguments[index + 1] = value
+            } else {
+                arguments += [option, value]
+            }
+        }
+        return arguments
+    }
+
+    /// Starts member `id` (see `arguments(_:replacing:)`).
+    public func start(_ id: Int, replacing: [String: String] = [:]) throws {
+        let process = Process()
+        let arguments = self.arguments(id, replacing: replacing)
+        if let limit = self.descriptorLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", self.executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: self.executable)
+            process.arguments = arguments
+        }
         if !FileManager.default.fileExists(atPath: self.logPath(id)) {
             _ = FileManager.default.createFile(atPath: self.logPath(id), contents: nil)
         }
@@ -136,8 +184,8 @@ public final class LocalCluster: Sendable {
     }
 
     /// Runs a member to completion (for a member that must refuse to start): exit status and log.
-    public func runToExit(_ id: Int, timeout: TimeInterval = 20) throws -> (status: Int32, log: String) {
-        try self.start(id)
+    public func runToExit(_ id: Int, timeout: TimeInterval = 20, replacing: [String: String] = [:]) throws -> (status: Int32, log: String) {
+        try self.start(id, replacing: replacing)
         let deadline = Date().addingTimeInterval(timeout)
         while self.isRunning(id) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         let status = self.stop(id) ?? -1
@@ -145,9 +193,22 @@ public final class LocalCluster: Sendable {
         return (status, log)
     }
 
-    /// A connection to member `id`'s client API.
+    /// A connection to member `id`'s client API (over TLS with the client certificate, with
+    /// `clientTLS`).
     public func connect(_ id: Int) async throws -> HTTPConnection {
-        try await HTTPConnection.connect(host: "127.0.0.1", port: self.member(id).clientPort)
+        try await HTTPConnection.connect(host: "127.0.0.1", port: self.member(id).clientPort, tls: self.clientTLSContext)
+    }
+
+    /// A TLS client context presenting `files`' certificate and trusting their CA (nil
+    /// certificate path: present none).
+    public static func clientContext(_ files: TLSFiles, presentCertificate: Bool = true) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(files.trustedCA))
+        if presentCertificate {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(files.certificate).map { .certificate($0) }
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: files.key, format: .pem))
+        }
+        return try NIOSSLContext(configuration: configuration)
     }
 
     /// Member `id`'s status, or nil if it does not answer.

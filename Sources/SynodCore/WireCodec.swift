@@ -80,6 +80,18 @@ public struct WireReader: Sendable {
     public let bytes: [UInt8]
     /// The next byte to read.
     public private(set) var index = 0
+    /// Terms, ballot rounds and views at or above this are refused by their decoders. Records
+    /// are read with `storableEpochLimit`; a driver lowers it to `peerEpochLimit` for frames
+    /// from peers, so that whatever a peer sends, the epochs a node derives from it (the next
+    /// term, a higher round) stay below what its own records can hold.
+    public var epochLimit = WireReader.storableEpochLimit
+
+    /// Epochs a durable record can hold (exclusive): the encodings keep them below 2^48.
+    public static let storableEpochLimit: UInt64 = 1 << 48
+    /// Epochs a peer's message may carry (exclusive): 2^32 below `storableEpochLimit`, so a
+    /// node that adopts the largest term a peer may send can still start 2^32 elections of its
+    /// own before an epoch would no longer fit a record.
+    public static let peerEpochLimit: UInt64 = (1 << 48) - (1 << 32)
 
     /// A reader at the start of `bytes`.
     public init(_ bytes: [UInt8]) { self.bytes = bytes }

@@ -256,7 +256,9 @@ extension MultiPaxosRecord: WireCodable {
     public static func decode(from reader: inout WireReader) throws(WireError) -> MultiPaxosRecord {
         switch try reader.byte() {
         case 1:
-            return .round(try reader.varint())
+            let round = try reader.varint()
+            guard round < Ballot.maximumRound else { throw .malformed("round \(round) out of range") }
+            return .round(round)
         case 2:
             return .promised(try Ballot.decode(from: &reader))
         case 3:

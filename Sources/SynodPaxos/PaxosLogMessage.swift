@@ -98,7 +98,10 @@ extension PaxosRecord: WireCodable {
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> PaxosRecord {
         switch try reader.byte() {
-        case 1: return .round(try reader.varint())
+        case 1:
+            let round = try reader.varint()
+            guard round < Ballot.maximumRound else { throw .malformed("round \(round) out of range") }
+            return .round(round)
         case 2: return .promised(try Ballot.decode(from: &reader))
         case 3:
             return .accepted(AcceptedValue(

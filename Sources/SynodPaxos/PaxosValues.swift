@@ -105,7 +105,7 @@ extension Ballot: WireCodable {
     /// Decodes a ballot; node 0 is allowed only in the zero ballot.
     public static func decode(from reader: inout WireReader) throws(WireError) -> Ballot {
         let round = try reader.varint()
-        guard round < Self.maximumRound else { throw .malformed("ballot round \(round) out of range") }
+        guard round < Swift.min(Self.maximumRound, reader.epochLimit) else { throw .malformed("ballot round \(round) out of range") }
         let node = try reader.varint()
         guard node <= UInt64(UInt16.max) else { throw .malformed("ballot node \(node) out of range") }
         guard node != 0 || round == 0 else { throw .malformed("ballot b\(round).0 names no node") }

@@ -4,9 +4,10 @@ extension Term {
     /// Terms stay below 2^48 whatever a peer sends, so `next` never overflows.
     static let maximum: UInt64 = 1 << 48
 
+    /// Decodes a term below `reader.epochLimit` (lower for a peer's message than for a record).
     static func decode(from reader: inout WireReader) throws(WireError) -> Term {
         let raw = try reader.varint()
-        guard raw < Self.maximum else { throw .malformed("term \(raw) out of range") }
+        guard raw < Swift.min(Self.maximum, reader.epochLimit) else { throw .malformed("term \(raw) out of range") }
         return Term(raw)
     }
 }

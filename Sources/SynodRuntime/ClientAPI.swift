@@ -16,9 +16,7 @@ public struct ClientAPI<R: Replica>: Sendable {
     public init(node: ReplicaNode<R>) {
         self.node = node
         self.limits = node.configuration.limits
-        var clusterHash = StableHasher()
-        for member in node.configuration.peers.keys.sorted() { clusterHash.combine(Int(member.rawValue)) }
-        self.clusterID = "\(clusterHash.value)"
+        self.clusterID = "\(node.cluster.clusterID)"
     }
 
     /// A router with every endpoint.
@@ -36,6 +34,12 @@ public struct ClientAPI<R: Replica>: Sendable {
                     body = try await request.collectBody(upTo: bodyLimit)
                 } catch {
                     return api.error(.contentTooLarge, "request body exceeds \(bodyLimit) bytes")
+                }
+                let problem = body.withUnsafeReadableBytes {
+                    RequestShape.check($0, maximumDepth: 8, maximumArrayElements: api.limits.maximumTransactionOperations)
+                }
+                if let problem {
+                    return api.error(problem == .tooDeep(limit: 8) ? .badRequest : .contentTooLarge, problem.description)
                 }
                 return await api.handle(operation, body: Data(buffer: body))
             }

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A minimal HTTP/1.1 client connection with keep-alive, one request at a time: what the
 /// demo, the load generator and the process tests need to talk to `synod serve` or etcd,
@@ -56,15 +57,19 @@ public final class HTTPConnection: @unchecked Sendable {
         self.host = host
     }
 
-    /// Connects to `host:port`.
+    /// Connects to `host:port`; over TLS with `tls` (the server's name checked against `host`).
     public static func connect(host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                               timeout: TimeAmount = .seconds(2)) async throws -> HTTPConnection {
+                               timeout: TimeAmount = .seconds(2), tls: NIOSSLContext? = nil) async throws -> HTTPConnection {
         let handler = Handler()
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        let name = host.first?.isNumber == true ? nil : host
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: name))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }

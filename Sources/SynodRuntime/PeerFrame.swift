@@ -19,11 +19,109 @@ public enum ForwardedReply: Sendable, Equatable {
     case unavailable(String)
 }
 
+/// What a cluster is: every node of it must agree on all of this, or they are not one cluster.
+public struct ClusterIdentity: Sendable, Equatable {
+    /// Derived from the initial configuration and the cluster token (`derive`), or given.
+    public var clusterID: UInt64
+    /// The protocol every member runs.
+    public var protocolName: String
+    /// Every member and its peer address: the configuration a node believes in.
+    public var members: [NodeID: PeerAddress]
+
+    /// An identity.
+    public init(clusterID: UInt64, protocolName: String, members: [NodeID: PeerAddress]) {
+        self.clusterID = clusterID
+        self.protocolName = protocolName
+        self.members = members
+    }
+
+    /// The cluster id of a configuration: a stable hash of the token and every member with its
+    /// address, so two configurations that differ in anything get different ids (etcd derives its
+    /// cluster id the same way from `--initial-cluster` and `--initial-cluster-token`).
+    public static func derive(token: String, members: [NodeID: PeerAddress]) -> UInt64 {
+        var hasher = StableHasher()
+        hasher.combine(bytes: Array(token.utf8))
+        for (id, address) in members.sorted(by: { $0.key < $1.key }) {
+            hasher.combine(Int(id.rawValue))
+            hasher.combine(bytes: Array(address.host.utf8))
+            hasher.combine(address.port)
+        }
+        return hasher.value
+    }
+
+    /// The members as `ID=HOST:PORT,…`, for messages.
+    public var membersDescription: String {
+        self.members.sorted { $0.key < $1.key }.map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: ",")
+    }
+
+    /// Where `other` differs from this identity, naming both sides' values; nil when equal.
+    public func mismatch(_ other: ClusterIdentity) -> String? {
+        var differences: [String] = []
+        if other.protocolName != self.protocolName {
+            differences.append("protocol: theirs \(other.protocolName), ours \(self.protocolName)")
+        }
+        if other.members != self.members {
+            differences.append("members: theirs \(other.membersDescription), ours \(self.membersDescription)")
+        }
+        if other.clusterID != self.clusterID {
+            differences.append("cluster id: theirs \(String(other.clusterID, radix: 16)), ours \(String(self.clusterID, radix: 16))")
+        }
+        return differences.isEmpty ? nil : differences.joined(separator: "; ")
+    }
+
+    /// Most members a hello may list.
+    static let maximumMembers = 1024
+
+    func encode(into writer: inout WireWriter) {
+        writer.varint(self.clusterID)
+        writer.data(Array(self.protocolName.utf8))
+        writer.varint(UInt64(self.members.count))
+        for (id, address) in self.members.sorted(by: { $0.key < $1.key }) {
+            id.encode(into: &writer)
+            writer.data(Array(address.host.utf8))
+            writer.varint(UInt64(address.port))
+        }
+    }
+
+    static func decode(from reader: inout WireReader) throws(WireError) -> ClusterIdentity {
+        let clusterID = try reader.varint()
+        let protocolName = String(decoding: try reader.data(limit: 64, what: "protocol name"), as: UTF8.self)
+        var members: [NodeID: PeerAddress] = [:]
+        for _ in 0..<(try reader.count(limit: Self.maximumMembers, what: "members")) {
+            let id = try NodeID.decode(from: &reader)
+            let host = String(decoding: try reader.data(limit: 255, what: "host"), as: UTF8.self)
+            let port = try reader.varint()
+            guard port <= 65_535 else { throw .malformed("port \(port) out of range") }
+            guard members.updateValue(PeerAddress(host: host, port: Int(port)), forKey: id) == nil else {
+                throw .malformed("member \(id) listed twice")
+            }
+        }
+        return ClusterIdentity(clusterID: clusterID, protocolName: protocolName, members: members)
+    }
+}
+
+/// The first frame each side of a peer connection sends: who it is, and which cluster it
+/// believes it belongs to.
+public struct PeerHello: Sendable, Equatable {
+    /// The sender.
+    public var node: NodeID
+    /// The sender's cluster.
+    public var cluster: ClusterIdentity
+
+    /// A hello.
+    public init(node: NodeID, cluster: ClusterIdentity) {
+        self.node = node
+        self.cluster = cluster
+    }
+}
+
 /// One frame between two replicas' runtimes. The protocol's own messages travel inside
 /// `.message`; the rest is the runtime's business (who is calling, forwarded client requests).
 public enum PeerFrame<Message: WireCodable & Sendable>: Sendable {
-    /// The first frame on a connection: who dialled.
-    case hello(NodeID)
+    /// The first frame on a connection, from each side: who it is and what cluster it is in.
+    case hello(PeerHello)
+    /// Keeps a dialled link's liveness known (a restarted peer left it half open); no answer.
+    case ping
     /// A protocol message.
     case message(Message)
     /// A client request forwarded to the leader, with the sender's request number.
@@ -42,9 +140,12 @@ public enum PeerFrame<Message: WireCodable & Sendable>: Sendable {
 extension PeerFrame: WireCodable {
     public func encode(into writer: inout WireWriter) {
         switch self {
-        case .hello(let node):
+        case .hello(let hello):
             writer.byte(1)
-            node.encode(into: &writer)
+            hello.node.encode(into: &writer)
+            hello.cluster.encode(into: &writer)
+        case .ping:
+            writer.byte(8)
         case .message(let message):
             writer.byte(2)
             message.encode(into: &writer)
@@ -102,8 +203,13 @@ extension PeerFrame: WireCodable {
     public static func decode(from reader: inout WireReader) throws(WireError) -> PeerFrame {
         switch try reader.byte() {
         case 1:
-            return .hello(try NodeID.decode(from: &reader))
+            return .hello(PeerHello(node: try NodeID.decode(from: &reader), cluster: try ClusterIdentity.decode(from: &reader)))
+        case 8:
+            return .ping
         case 2:
+            // A peer's epochs stay below what this node's records can hold, whatever it derives
+            // from them (the next term, a higher round): refused here, at the door.
+            reader.epochLimit = WireReader.peerEpochLimit
             return .message(try Message.decode(from: &reader))
         case 3:
             let id = try reader.varint()

@@ -23,11 +23,25 @@ public struct NodeConfiguration: Sendable {
     /// Log compaction: snapshot the state machine every this many applied positions, and let
     /// the core discard its log behind it (0: never).
     public var snapshotInterval: UInt64 = 100_000
+    /// Mixed into the cluster id (etcd's `--initial-cluster-token`): two clusters with the same
+    /// members but different tokens never take each other's connections or data.
+    public var clusterToken = "synod"
+    /// The cluster id, derived from `clusterToken` and `peers` unless given.
+    public var clusterID: UInt64?
+    /// Mutual TLS on the peer port; nil only when plain TCP was asked for (`--insecure-peers`).
+    public var peerTLS: TLSFiles?
 
     public init(id: NodeID, peers: [NodeID: PeerAddress], dataDirectory: String) {
         self.id = id
         self.peers = peers
         self.dataDirectory = dataDirectory
+    }
+
+    /// The cluster this node belongs to, running `protocolName`.
+    public func cluster(protocolName: String) -> ClusterIdentity {
+        ClusterIdentity(
+            clusterID: self.clusterID ?? ClusterIdentity.derive(token: self.clusterToken, members: self.peers),
+            protocolName: protocolName, members: self.peers)
     }
 }
 
@@ -109,6 +123,10 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     let logger: Logger
     let transport: PeerTransport<R.Message>
     let log: SendableBox<DurableRecordLog<R.Record>>
+    /// The locked data directory, held for the node's life.
+    let dataDirectory: DataDirectory
+    /// The cluster this node belongs to.
+    public let cluster: ClusterIdentity
 
     var core: R
     var machine = ExactlyOnce(KeyValueStore())
@@ -154,22 +172,50 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     /// Called once if the node must stop (its disk failed): the process should exit.
     public var onFatal: (@Sendable (String) -> Void)?
 
-    /// Opens the write-ahead log and restores the core; throws a readable error when the log
-    /// is corrupt or its records contradict each other.
+    /// Locks the data directory, opens the write-ahead log and restores the core; throws a
+    /// readable error when the directory cannot be used or holds another node's data, when the
+    /// log is corrupt or incomplete, or when its records contradict each other.
     public init(configuration: NodeConfiguration, options: R.Options = R.Options(), logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.loop = self.group.next()
-        self.threadPool = NIOThreadPool(numberOfThreads: 1)
-        self.snapshotPool = NIOThreadPool(numberOfThreads: 1)
-        let (log, recovered, recovery) = try DurableRecordLog<R.Record>.open(directory: configuration.dataDirectory + "/wal")
-        if recovery.truncatedBytes > 0 {
-            logger.warning("repaired a torn write at the end of the log", metadata: ["bytes": "\(recovery.truncatedBytes)"])
+        let cluster = configuration.cluster(protocolName: R.protocolName)
+        self.cluster = cluster
+        var tls: PeerTLS?
+        if let files = configuration.peerTLS {
+            do { tls = try PeerTLS(files: files, member: configuration.id) } catch { throw NodeStartError("peer TLS: \(error)") }
+        }
+        let dataDirectory: DataDirectory
+        do {
+            dataDirectory = try DataDirectory.open(
+                path: configuration.dataDirectory,
+                identity: DataDirectoryIdentity(protocolName: R.protocolName, clusterID: cluster.clusterID, node: configuration.id.rawValue))
+        } catch {
+            throw NodeStartError(error.description)
+        }
+        self.dataDirectory = dataDirectory
+        let opened: (DurableRecordLog<R.Record>, Recovered<R.Record>, WriteAheadLog.Recovery)
+        do {
+            opened = try DurableRecordLog<R.Record>.open(
+                directory: dataDirectory.writeAheadLogPath, requireExisting: dataDirectory.existingIdentity != nil)
+            try dataDirectory.recordIdentity()
+        } catch {
+            throw NodeStartError("cannot start on \(configuration.dataDirectory) (\(R.protocolName) node \(configuration.id.rawValue)): \(error)")
+        }
+        let (log, recovered, recovery) = opened
+        if let (file, offset) = recovery.truncatedAt {
+            logger.warning("repaired a torn write at the end of the log", metadata: [
+                "file": "\(file)", "offset": "\(offset)", "bytes": "\(recovery.truncatedBytes)",
+                "recordsDropped": "\(recovery.truncatedRecords)",
+                "why": "never synced before the crash, so never acknowledged",
+            ])
         }
         if let problem = R.problem(restoring: recovered) {
             throw NodeStartError("the write-ahead log in \(configuration.dataDirectory) holds records that contradict each other: \(problem)")
         }
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.loop = self.group.next()
+        self.threadPool = NIOThreadPool(numberOfThreads: 1)
+        self.snapshotPool = NIOThreadPool(numberOfThreads: 1)
         self.log = SendableBox(log)
         self.snapshots = log.snapshots
         if let snapshot = recovered.snapshot {
@@ -191,7 +237,12 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         // late reply to an earlier life's forwarded request must not match a new one).
         self.sessionBase = generator.next() & ~UInt64(0xF_FFFF)
         self.requestCounter = generator.next() >> 2
-        self.transport = PeerTransport(id: configuration.id, peers: configuration.peers, loop: self.loop, logger: logger)
+        self.transport = PeerTransport(id: configuration.id, cluster: self.cluster, tls: tls, loop: self.loop, logger: logger)
+        if tls == nil {
+            logger.warning("the peer port is plain TCP (--insecure-peers): anyone who can reach it can act as a member", metadata: [
+                "peer": "\(configuration.peers[configuration.id]!)",
+            ])
+        }
         logger.info("restored", metadata: [
             "records": "\(recovered.records.count)", "protocol": "\(R.protocolName)",
             "snapshot": "\(recovered.snapshot.map { "position \($0.position), \($0.data.count) bytes" } ?? "none")",
@@ -203,9 +254,8 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         self.threadPool.start()
         self.snapshotPool.start()
         let address = self.configuration.peers[self.configuration.id]!
-        let members = Set(self.configuration.peers.keys)
         try await self.loop.flatSubmit {
-            self.transport.listen(on: address, members: members) { frame, peer in self.receive(frame, from: peer) }
+            self.transport.listen(on: address) { frame, peer in self.receive(frame, from: peer) }
         }.get()
         try await self.loop.submit {
             self.transport.connectAll()
@@ -302,7 +352,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     func receive(_ frame: Frame, from peer: NodeID) {
         guard self.failed == nil else { return }
         switch frame {
-        case .hello, .fragment:
+        case .hello, .ping, .fragment:
             return  // the transport's business: a hello names the link, fragments are joined there
         case .message(let message):
             self.core.receive(message, from: peer)
@@ -489,7 +539,12 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 self.core.compact(through: position, state: data)
                 self.requestDrain()
             case .failure(let error):
-                self.fail("writing a snapshot failed: \(error)")
+                // The log still holds everything: nothing is lost, the log is only longer. The
+                // next attempt comes after another interval (`lastCompactedPosition` moved on
+                // above): a full disk or a lack of descriptors may pass.
+                self.logger.error("writing a snapshot failed; the log is kept and the snapshot retried later", metadata: [
+                    "position": "\(position)", "error": "\(error)",
+                ])
             }
         }
     }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SynodCore
 
 /// Where a peer listens.
@@ -41,6 +42,9 @@ enum TransportError: Error, CustomStringConvertible {
     case noHello
     case unknownPeer(NodeID)
     case shouldAccept(NodeID)
+    case unexpectedPeer(NodeID, expected: NodeID)
+    case otherCluster(NodeID, String)
+    case certificateMismatch(hello: NodeID, certificate: NodeID?)
     case messageTooLarge(limit: Int)
     case tooManyConnections
 
@@ -51,60 +55,93 @@ enum TransportError: Error, CustomStringConvertible {
         case .noHello: "the first frame was not a hello"
         case .unknownPeer(let node): "hello from \(node), which is not another member"
         case .shouldAccept(let node): "hello from \(node), which this node dials (one connection per pair: the lower id dials)"
+        case .unexpectedPeer(let node, let expected): "dialled \(expected), and \(node) answered"
+        case .otherCluster(let node, let difference): "hello from \(node) of another cluster (\(difference))"
+        case .certificateMismatch(let hello, let certificate):
+            "hello names \(hello), and the TLS certificate \(certificate.map { "names \($0)" } ?? "names no member")"
         case .messageTooLarge(let limit): "fragments of a frame exceed the limit of \(limit) bytes"
         case .tooManyConnections: "too many inbound peer connections"
         }
     }
 }
 
-/// The receiving end of one peer connection. On a connection this node accepted, the first
-/// frame must be a hello from a member with a lower id (the lower id of a pair dials), and
-/// `identified` then makes the connection that member's link; on a connection this node dialled
-/// the peer is known from the start. Every later frame goes to `deliver`. Anything malformed
-/// closes the connection with a logged reason.
+/// Logs refused peer connections with a budget (a burst of 50, then 5 a second), counting
+/// those not logged: a flood of bad connections cannot flood the log.
+/// `@unchecked Sendable`: used only on the node's event loop.
+final class RefusalLog: @unchecked Sendable {
+    let logger: Logger
+    var tokens = 50.0
+    var refilled = NIODeadline.now()
+    var suppressed = 0
+
+    init(logger: Logger) { self.logger = logger }
+
+    func refused(remote: String, peer: NodeID?, reason: String) {
+        let now = NIODeadline.now()
+        self.tokens = min(50, self.tokens + Double((now - self.refilled).nanoseconds) / 200_000_000)
+        self.refilled = now
+        guard self.tokens >= 1 else {
+            self.suppressed += 1
+            return
+        }
+        self.tokens -= 1
+        var metadata: Logger.Metadata = ["remote": "\(remote)", "peer": "\(peer.map { "\($0)" } ?? "unknown")", "reason": "\(reason)"]
+        if self.suppressed > 0 { metadata["notLogged"] = "\(self.suppressed) refusals since the last one logged" }
+        self.logger.warning("closing peer connection", metadata: metadata)
+        self.suppressed = 0
+    }
+}
+
+/// The receiving end of one peer connection. Both sides open with a hello: on a connection
+/// this node accepted it must come from a member with a lower id (the lower id of a pair
+/// dials); on one it dialled, from the member it dialled. Either way the hello must describe
+/// the same cluster (id, protocol, members) and, with TLS, name the member the verified
+/// certificate names. Only then does `identified` make the connection that member's link;
+/// every later frame goes to `deliver`. Anything malformed or mismatched closes the connection
+/// with a logged reason.
 /// `@unchecked Sendable`: a channel handler lives on its channel's event loop, the node's, and
-/// `peer` is only touched there (the hello timer is scheduled on the same loop).
+/// its state is only touched there (the hello timer is scheduled on the same loop).
 final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
 
-    let members: Set<NodeID>
-    let localID: NodeID
-    let logger: Logger
+    let local: PeerHello
+    let requireCertificate: Bool
+    let refusals: RefusalLog
     let deliver: @Sendable (PeerFrame<Message>, NodeID) -> Void
     let identified: @Sendable (NodeID, any Channel) -> Void
     let maximumMessageBytes: Int
+    /// The member dialled (nil on an accepted connection).
+    let dialled: NodeID?
+    /// The member this connection speaks for, once its hello checked out.
     var peer: NodeID?
     /// The pieces of a fragmented frame received so far.
     var pieces: [UInt8] = []
 
     init(
-        members: Set<NodeID>, localID: NodeID, logger: Logger, peer: NodeID? = nil,
+        local: PeerHello, requireCertificate: Bool, refusals: RefusalLog, dialled: NodeID? = nil,
         maximumMessageBytes: Int = PeerTransport<Message>.defaultMaximumMessageBytes,
         deliver: @escaping @Sendable (PeerFrame<Message>, NodeID) -> Void,
-        identified: @escaping @Sendable (NodeID, any Channel) -> Void = { _, _ in }
+        identified: @escaping @Sendable (NodeID, any Channel) -> Void
     ) {
-        self.members = members
-        self.localID = localID
-        self.logger = logger
-        self.peer = peer
+        self.local = local
+        self.requireCertificate = requireCertificate
+        self.refusals = refusals
+        self.dialled = dialled
         self.maximumMessageBytes = maximumMessageBytes
         self.deliver = deliver
         self.identified = identified
     }
 
     /// A connection that has not named its peer within this time is closed (a stray client,
-    /// a half-open socket): inbound connections cannot pile up unnamed.
+    /// a half-open socket, a stalled handshake): connections cannot pile up unnamed.
     static var helloTimeout: TimeAmount { .seconds(5) }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard self.peer == nil else { return context.fireChannelActive() }
         let channel = context.channel
-        let logger = self.logger
+        let refusals = self.refusals
         context.eventLoop.scheduleTask(in: Self.helloTimeout) {
             guard self.peer == nil, channel.isActive else { return }
-            logger.warning("closing peer connection", metadata: [
-                "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "no hello within 5 s",
-            ])
+            refusals.refused(remote: channel.remoteAddress.map { "\($0)" } ?? "?", peer: self.dialled, reason: "no hello within 5 s")
             channel.close(promise: nil)
         }
         context.fireChannelActive()
@@ -128,18 +165,37 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
                 if case .fragment = frame { throw TransportError.undecodable("a fragment inside a fragmented frame") }
             }
             guard let peer = self.peer else {
-                guard case .hello(let node) = frame else { throw TransportError.noHello }
-                guard self.members.contains(node), node != self.localID else { throw TransportError.unknownPeer(node) }
-                guard node < self.localID else { throw TransportError.shouldAccept(node) }
-                self.peer = node
-                self.identified(node, context.channel)
+                guard case .hello(let hello) = frame else { throw TransportError.noHello }
+                try self.check(hello, channel: context.channel)
+                self.peer = hello.node
+                self.identified(hello.node, context.channel)
                 return
             }
-            self.deliver(frame, peer)
+            switch frame {
+            case .hello, .ping: return  // a repeated hello changes nothing; a ping only proves the link
+            default: self.deliver(frame, peer)
+            }
         } catch let error as TransportError {
             self.close(context, reason: error.description)
         } catch {
             self.close(context, reason: TransportError.undecodable("\(error)").description)
+        }
+    }
+
+    /// The hello must come from the right member, of this cluster, holding that member's
+    /// certificate.
+    func check(_ hello: PeerHello, channel: any Channel) throws(TransportError) {
+        let node = hello.node
+        if let dialled = self.dialled {
+            guard node == dialled else { throw .unexpectedPeer(node, expected: dialled) }
+        } else {
+            guard self.local.cluster.members[node] != nil, node != self.local.node else { throw .unknownPeer(node) }
+            guard node < self.local.node else { throw .shouldAccept(node) }
+        }
+        if let difference = self.local.cluster.mismatch(hello.cluster) { throw .otherCluster(node, difference) }
+        if self.requireCertificate {
+            let certified = PeerTLS.peerMember(of: channel)
+            guard certified == node else { throw .certificateMismatch(hello: node, certificate: certified) }
         }
     }
 
@@ -148,22 +204,21 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
     }
 
     func close(_ context: ChannelHandlerContext, reason: String) {
-        self.logger.warning("closing peer connection", metadata: [
-            "remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "peer": "\(self.peer.map { "\($0)" } ?? "unknown")",
-            "reason": "\(reason)",
-        ])
+        self.refusals.refused(remote: context.remoteAddress.map { "\($0)" } ?? "?", peer: self.peer ?? self.dialled, reason: reason)
         context.close(promise: nil)
     }
 }
 
 /// TCP links to the other replicas, one connection per pair used in both directions: a node
 /// dials every peer with a higher id (redialling with exponential backoff) and accepts the
-/// connections of the peers with lower ids, which name themselves with a hello. Sends never
-/// block: while a link is down, or its outbound buffer holds more than `maximumQueuedBytes`
-/// (the write-buffer high watermark), messages are dropped and counted; protocols retransmit.
-///
-/// Peers are trusted (crash faults, not Byzantine ones): the peer port belongs on a private
-/// network, since a hello naming a member makes that connection the member's link.
+/// connections of the peers with lower ids. Both sides open with a hello naming themselves and
+/// their cluster (`PeerInboundHandler` checks it), and with `tls` every connection is mutual
+/// TLS 1.3 whose certificate must name the member the hello names: only members speak on the
+/// peer port, and a connection speaks only for the member whose key it holds. A member holds
+/// one link at a time; a newer proven connection replaces the older (a restarted peer's).
+/// Sends never block: while a link is down, or its outbound buffer holds more than
+/// `maximumQueuedBytes` (the write-buffer high watermark), messages are dropped and counted;
+/// protocols retransmit.
 ///
 /// Everything runs on one event loop, the node's, so frames reach the core without a hop; that
 /// confinement (asserted with `preconditionInEventLoop` on the entry points) is why the class is
@@ -171,7 +226,9 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
 final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable {
     struct Link {
         var address: PeerAddress
+        /// The proven connection (hello and certificate checked), used for sends.
         var channel: (any Channel)?
+        /// A dial is in progress, or its connection is open (proven or not yet).
         var connecting = false
         var backoffMilliseconds: Int64 = 50
         /// The fragments of a message too large for one frame still to write, on the channel
@@ -179,18 +236,28 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         var fragments: (channel: ObjectIdentifier, message: UInt64, pieces: ArraySlice<[UInt8]>)?
     }
 
+    /// An accepted connection, until it closes.
+    struct Inbound {
+        var channel: any Channel
+        var opened: UInt64
+        var identified = false
+    }
+
     let id: NodeID
+    let hello: PeerHello
+    let tls: PeerTLS?
     let loop: any EventLoop
     let logger: Logger
+    let refusals: RefusalLog
     let maximumFrameBytes: Int
     let maximumQueuedBytes: Int
     let maximumMessageBytes: Int
     var links: [NodeID: Link]
     var server: (any Channel)?
     /// Open inbound connections, closed on `stop`.
-    var inbound: [ObjectIdentifier: any Channel] = [:]
+    var inbound: [ObjectIdentifier: Inbound] = [:]
+    var inboundOpened: UInt64 = 0
     var stopped = false
-    var members: Set<NodeID> = []
     var pingTask: RepeatedTask?
     /// Large messages sent in fragments so far (numbers them).
     var largeMessages: UInt64 = 0
@@ -203,26 +270,27 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     /// Largest message, once its fragments are joined (a snapshot of the whole state).
     static var defaultMaximumMessageBytes: Int { 512 << 20 }
 
-    init(id: NodeID, peers: [NodeID: PeerAddress], loop: any EventLoop, logger: Logger,
+    init(id: NodeID, cluster: ClusterIdentity, tls: PeerTLS?, loop: any EventLoop, logger: Logger,
          maximumFrameBytes: Int = 8 << 20, maximumQueuedBytes: Int = 16 << 20,
          maximumMessageBytes: Int = PeerTransport.defaultMaximumMessageBytes) {
         self.id = id
+        self.hello = PeerHello(node: id, cluster: cluster)
+        self.tls = tls
         self.loop = loop
         self.logger = logger
+        self.refusals = RefusalLog(logger: logger)
         self.maximumFrameBytes = maximumFrameBytes
         self.maximumQueuedBytes = maximumQueuedBytes
         self.maximumMessageBytes = maximumMessageBytes
-        self.links = peers.filter { $0.key != id }.mapValues { Link(address: $0) }
+        self.links = cluster.members.filter { $0.key != id }.mapValues { Link(address: $0) }
     }
 
+    /// Most inbound connections open at once: every lower-id member dials once (and again
+    /// after a failure); far more than that means someone else is connecting.
+    var maximumInbound: Int { 4 * (self.links.count + 1) + 4 }
+
     /// Listens on `address`; `deliver` runs on the node's loop for every frame from a peer.
-    func listen(on address: PeerAddress, members: Set<NodeID>, deliver: @escaping @Sendable (PeerFrame<Message>, NodeID) -> Void)
-        -> EventLoopFuture<Void>
-    {
-        let logger = self.logger
-        let localID = self.id
-        let maximumFrameBytes = self.maximumFrameBytes
-        self.members = members
+    func listen(on address: PeerAddress, deliver: @escaping @Sendable (PeerFrame<Message>, NodeID) -> Void) -> EventLoopFuture<Void> {
         self.deliver = deliver
         return ServerBootstrap(group: self.loop)
             .serverChannelOption(.backlog, value: 64)
@@ -231,36 +299,61 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
             .childChannelOption(.writeBufferWaterMark, value: self.watermark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Every member dials once (and again after a failure); far more inbound
-                    // connections than that means someone else is connecting: refuse them.
-                    guard self.inbound.count < 4 * members.count + 4 else {
-                        logger.warning("refusing a peer connection: too many open", metadata: ["open": "\(self.inbound.count)"])
-                        throw TransportError.tooManyConnections
+                    try self.admit(channel)
+                    if let tls = self.tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.serverContext))
                     }
-                    let key = ObjectIdentifier(channel)
-                    self.inbound[key] = channel
-                    channel.closeFuture.whenComplete { _ in self.inbound[key] = nil }
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)))
-                    try channel.pipeline.syncOperations.addHandler(
-                        PeerInboundHandler<Message>(
-                            members: members, localID: localID, logger: logger, maximumMessageBytes: self.maximumMessageBytes,
-                            deliver: deliver
-                        ) { peer, channel in self.accepted(channel, from: peer) })
+                    try self.addFrameHandlers(to: channel, dialled: nil)
                 }
             }
             .bind(host: address.host, port: address.port)
             .map { self.server = $0 }
     }
 
+    /// Counts an accepted connection. At the cap, the oldest connection that has not proven
+    /// itself yet makes room (a member's handshake takes milliseconds, so a flood of unproven
+    /// connections cannot keep a member out); with none such, the new one is refused.
+    func admit(_ channel: any Channel) throws {
+        if self.inbound.count >= self.maximumInbound {
+            guard let (key, oldest) = self.inbound.filter({ !$0.value.identified }).min(by: { $0.value.opened < $1.value.opened }) else {
+                self.refusals.refused(remote: channel.remoteAddress.map { "\($0)" } ?? "?", peer: nil, reason: "too many open")
+                throw TransportError.tooManyConnections
+            }
+            self.inbound[key] = nil
+            oldest.channel.close(promise: nil)
+        }
+        let key = ObjectIdentifier(channel)
+        self.inboundOpened += 1
+        self.inbound[key] = Inbound(channel: channel, opened: self.inboundOpened)
+        channel.closeFuture.whenComplete { _ in self.inbound[key] = nil }
+    }
+
+    func addFrameHandlers(to channel: any Channel, dialled: NodeID?) throws {
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameBytes: self.maximumFrameBytes)))
+        try channel.pipeline.syncOperations.addHandler(
+            PeerInboundHandler<Message>(
+                local: self.hello, requireCertificate: self.tls != nil, refusals: self.refusals, dialled: dialled,
+                maximumMessageBytes: self.maximumMessageBytes, deliver: self.deliver ?? { _, _ in }
+            ) { peer, channel in self.identified(channel, as: peer, dialled: dialled != nil) })
+    }
+
     var watermark: ChannelOptions.Types.WriteBufferWaterMark {
         ChannelOptions.Types.WriteBufferWaterMark(low: self.maximumQueuedBytes / 2, high: self.maximumQueuedBytes)
     }
 
-    /// A lower-id peer's connection, named by its hello: it becomes the link to that peer (a
-    /// newer connection replaces an older one, which a restarted peer left half open).
-    func accepted(_ channel: any Channel, from peer: NodeID) {
+    /// A connection whose hello (and certificate) checked out becomes the link to `peer`; a
+    /// newer one replaces an older one, which a restarted peer left half open. An accepted
+    /// connection answers with this node's hello.
+    func identified(_ channel: any Channel, as peer: NodeID, dialled: Bool) {
         self.loop.preconditionInEventLoop()
         guard !self.stopped, self.links[peer] != nil else { return }
+        if !dialled {
+            self.inbound[ObjectIdentifier(channel)]?.identified = true
+            self.write(.hello(self.hello), on: channel)
+            self.flush()
+        } else {
+            self.links[peer]!.backoffMilliseconds = 50
+        }
         if let old = self.links[peer]!.channel, old !== channel { old.close(promise: nil) }
         self.links[peer]!.channel = channel
         channel.closeFuture.whenComplete { _ in
@@ -269,7 +362,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     }
 
     /// Dials every peer with a higher id (and keeps redialling); the others dial this node.
-    /// A hello goes over every dialled link every `pingInterval`: a peer that restarted left
+    /// A ping goes over every dialled link every `pingInterval`: a peer that restarted left
     /// this end half open, and only a write finds that out (then the link is redialled).
     func connectAll() {
         for peer in self.links.keys.sorted() where peer > self.id { self.connect(peer) }
@@ -277,7 +370,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
             var pinged = false
             for (peer, link) in self.links where peer > self.id {
                 guard let channel = link.channel, channel.isActive, channel.isWritable else { continue }
-                pinged = self.write(.hello(self.id), on: channel) || pinged
+                pinged = self.write(.ping, on: channel) || pinged
             }
             if pinged { self.flush() }
         }
@@ -290,37 +383,33 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         guard !self.stopped, var link = self.links[peer], link.channel == nil, !link.connecting else { return }
         link.connecting = true
         self.links[peer] = link
-        let (members, localID, logger) = (self.members, self.id, self.logger)
-        let (maximumFrameBytes, maximumMessageBytes) = (self.maximumFrameBytes, self.maximumMessageBytes)
-        let deliver = self.deliver ?? { _, _ in }
         ClientBootstrap(group: self.loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: self.watermark)
             .connectTimeout(.seconds(1))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // The same connection carries the peer's frames back.
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)))
-                    try channel.pipeline.syncOperations.addHandler(
-                        PeerInboundHandler<Message>(
-                            members: members, localID: localID, logger: logger, peer: peer, maximumMessageBytes: maximumMessageBytes,
-                            deliver: deliver))
+                    if let tls = self.tls {
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls.clientContext, serverHostname: nil))
+                    }
+                    // The same connection carries the peer's frames back, after its hello.
+                    try self.addFrameHandlers(to: channel, dialled: peer)
                 }
             }
             .connect(host: link.address.host, port: link.address.port)
             .whenComplete { result in
-                self.links[peer]!.connecting = false
                 switch result {
                 case .success(let channel):
-                    self.links[peer]!.channel = channel
-                    self.links[peer]!.backoffMilliseconds = 50
-                    self.write(.hello(self.id), on: channel)
+                    // The link is used for sends only once the peer's hello has proven it.
+                    self.write(.hello(self.hello), on: channel)
                     self.flush()
                     channel.closeFuture.whenComplete { _ in
-                        self.links[peer]!.channel = nil
+                        if self.links[peer]?.channel === channel { self.links[peer]!.channel = nil }
+                        self.links[peer]?.connecting = false
                         self.scheduleReconnect(peer)
                     }
                 case .failure:
+                    self.links[peer]?.connecting = false
                     self.scheduleReconnect(peer)
                 }
             }
@@ -436,7 +525,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         self.pingTask?.cancel()
         var closing: [EventLoopFuture<Void>] = []
         if let server = self.server { closing.append(server.close()) }
-        for channel in self.inbound.values { closing.append(channel.close()) }
+        for connection in self.inbound.values { closing.append(connection.channel.close()) }
         for link in self.links.values { if let channel = link.channel { closing.append(channel.close()) } }
         return EventLoopFuture.andAllComplete(closing, on: self.loop)
     }

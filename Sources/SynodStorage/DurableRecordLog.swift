@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SynodCore
 
 /// A protocol's durable records on a write-ahead log: what a driver writes from `Ready.records`
@@ -15,12 +20,17 @@ public final class DurableRecordLog<Record: WireCodable> {
     }
 
     /// Opens the log in `directory`, recovering its snapshot (if any) and its records.
-    /// - Throws: `StorageError.corrupt` for damage before the tail, `.undecodable` for a record
-    ///   that passes its checksum but does not decode (a bug or a format change: refuse to start).
+    /// - Parameter requireExisting: the node has run before, so the log must have segments
+    ///   (a snapshot file beside no segments is refused in any case: the records were deleted).
+    /// - Throws: `StorageError.corrupt` for damage before the tail or a missing segment,
+    ///   `.undecodable` for a record that passes its checksum but does not decode (a bug or a
+    ///   format change: refuse to start).
     public static func open(
-        directory: String, options: WriteAheadLog.Options = WriteAheadLog.Options()
+        directory: String, options: WriteAheadLog.Options = WriteAheadLog.Options(), requireExisting: Bool = false
     ) throws(StorageError) -> (DurableRecordLog, Recovered<Record>, WriteAheadLog.Recovery) {
-        let (log, recovery) = try WriteAheadLog.open(directory: directory, options: options)
+        let hasSnapshot = access(directory + "/" + SnapshotFile.fileName, F_OK) == 0
+        let (log, recovery) = try WriteAheadLog.open(
+            directory: directory, options: options, requireExisting: requireExisting || hasSnapshot)
         var records: [Record] = []
         records.reserveCapacity(recovery.records.count)
         for (index, bytes) in recovery.records.enumerated() {

@@ -60,7 +60,7 @@ public final class WriteAheadLog {
         public init() {}
 
         func validate() throws(StorageError) {
-            guard self.segmentBytes >= 4096, self.maximumRecordBytes >= 1, self.maximumRecordBytes <= Int(UInt32.max) else {
+            guard self.segmentBytes >= 4096, self.maximumRecordBytes >= 1, self.maximumRecordBytes < Int(WriteAheadLog.sealLength) else {
                 throw .io(path: "", operation: "validate options", errno: EINVAL)
             }
         }
@@ -72,6 +72,11 @@ public final class WriteAheadLog {
         public var records: [[UInt8]]
         /// Bytes cut from a torn tail (0 when the log ended cleanly).
         public var truncatedBytes: Int
+        /// Records in the bytes cut (each cut short by the crash): never synced, so never
+        /// acknowledged.
+        public var truncatedRecords: Int
+        /// Where the cut was made (file and byte offset), when there was one.
+        public var truncatedAt: (file: String, offset: Int)?
         /// Segment files read.
         public var segments: Int
     }
@@ -90,7 +95,12 @@ public final class WriteAheadLog {
 
     /// Opens (creating if needed) the log in `directory`, recovering what is there.
     /// - Returns: the log, ready to append after the last whole record, and what was recovered.
-    public static func open(directory: String, options: Options = Options()) throws(StorageError) -> (WriteAheadLog, Recovery) {
+    /// - Parameter requireExisting: the log must hold at least one segment (the node has run
+    ///   before): an empty folder means its segments were deleted, and is refused rather than
+    ///   started afresh without the node's promises and acknowledged records.
+    public static func open(
+        directory: String, options: Options = Options(), requireExisting: Bool = false
+    ) throws(StorageError) -> (WriteAheadLog, Recovery) {
         try options.validate()
         if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw .io(path: directory, operation: "mkdir", errno: errno) }
         // Segments before the start marker were discarded (log compaction); a crash may have
@@ -101,9 +111,24 @@ public final class WriteAheadLog {
             if unlink(directory + "/" + name) != 0 { throw .io(path: directory + "/" + name, operation: "unlink", errno: errno) }
         }
         segments.removeAll { $0 < Self.segmentName(start) }
+        if segments.isEmpty && requireExisting {
+            throw .corrupt(
+                file: directory, offset: 0,
+                reason: "no log segments, but this node has run before: its records (its votes, promises and acknowledged entries) were deleted")
+        }
         var records: [[UInt8]] = []
         var truncated = 0
+        var truncatedRecords = 0
+        var truncatedAt: (file: String, offset: Int)?
         var lastSize = 0
+        // A segment is the tail when every segment after it is empty: a crash between creating
+        // the next segment and sealing this one leaves a torn seal here and an empty file after.
+        var sizes: [Int] = []
+        for name in segments {
+            var status = stat()
+            guard stat(directory + "/" + name, &status) == 0 else { throw .io(path: directory + "/" + name, operation: "stat", errno: errno) }
+            sizes.append(Int(status.st_size))
+        }
         for (position, name) in segments.enumerated() {
             let path = directory + "/" + name
             // Segments are named by their first record's index: a gap means a lost segment.
@@ -112,16 +137,26 @@ public final class WriteAheadLog {
                 throw .corrupt(file: path, offset: 0, reason: "expected segment \(expected) here: a segment is missing")
             }
             let bytes = try Self.readFile(path)
-            let isLast = position == segments.count - 1
-            let (found, end) = try Self.parse(bytes, file: path, isLast: isLast, options: options)
-            records += found
-            if isLast {
-                if end < bytes.count {
-                    truncated = bytes.count - end
-                    try Self.truncateDurably(path, to: end)
+            let isTail = sizes[(position + 1)...].allSatisfy { $0 == 0 }
+            let parsed = try Self.parse(bytes, file: path, isLast: isTail, options: options)
+            records += parsed.records
+            if let next = parsed.sealedNext {
+                guard next == start + UInt64(records.count) else {
+                    throw .corrupt(file: path, offset: parsed.end, reason: "the seal names segment \(Self.segmentName(next)), after \(records.count) records")
                 }
-                lastSize = end
+                if position == segments.count - 1 {
+                    throw .corrupt(
+                        file: directory + "/" + Self.segmentName(next), offset: 0,
+                        reason: "missing: \(name) was sealed with this segment as its successor, so the log's last segment was deleted")
+                }
             }
+            if parsed.end < bytes.count {
+                truncated += bytes.count - parsed.end
+                truncatedRecords += Self.recordsBegun(in: bytes[parsed.end...])
+                truncatedAt = (path, parsed.end)
+                try Self.truncateDurably(path, to: parsed.end)
+            }
+            if position == segments.count - 1 { lastSize = parsed.end }
         }
         if segments.isEmpty {
             segments = [Self.segmentName(start)]
@@ -140,7 +175,9 @@ public final class WriteAheadLog {
         let log = WriteAheadLog(
             directory: directory, options: options, descriptor: descriptor, segmentPath: path, segmentSize: lastSize,
             nextIndex: start + UInt64(records.count))
-        return (log, Recovery(records: records, truncatedBytes: truncated, segments: segments.count))
+        return (log, Recovery(
+            records: records, truncatedBytes: truncated, truncatedRecords: truncatedRecords, truncatedAt: truncatedAt,
+            segments: segments.count))
     }
 
     /// The name of the file holding the index of the first record kept.
@@ -285,25 +322,75 @@ public final class WriteAheadLog {
         buffer.append(contentsOf: record)
     }
 
-    /// Parses a segment's records; returns them and the offset after the last whole one.
-    /// `isLast`: torn tails are allowed (see the type's documentation); elsewhere every
-    /// failure is corruption.
-    static func parse(_ bytes: [UInt8], file: String, isLast: Bool, options: Options) throws(StorageError) -> ([[UInt8]], Int) {
+    /// What one segment holds.
+    struct ParsedSegment {
+        /// Its whole records.
+        var records: [[UInt8]]
+        /// The offset after the last whole record (or the seal).
+        var end: Int
+        /// The index its seal names as the next segment's first record, if it was sealed.
+        var sealedNext: UInt64?
+    }
+
+    /// The length field of a seal frame: no record is this long (`maximumRecordBytes` is
+    /// below it), so a seal is never taken for a record.
+    static let sealLength = UInt32.max
+
+    /// Appends the seal frame that ends a segment: the index of the next segment's first record.
+    static func seal(next index: UInt64, into buffer: inout [UInt8]) {
+        let start = buffer.count
+        Self.appendWord(Self.sealLength, to: &buffer)
+        Self.appendWord(Self.masked(CRC32C.checksum(buffer[start..<(start + 4)])), to: &buffer)
+        var payload: [UInt8] = []
+        for shift in stride(from: 0, to: 64, by: 8) { payload.append(UInt8(truncatingIfNeeded: index >> UInt64(shift))) }
+        Self.appendWord(Self.masked(CRC32C.checksum(payload)), to: &buffer)
+        buffer.append(contentsOf: payload)
+    }
+
+    /// How many records a torn tail held: one cut short (or ending in a bad checksum), or none
+    /// when the tail is a seal cut short or zeros (space the file system allocated). A tail
+    /// never holds more: parsing stops at the first record that is not whole, and nothing is
+    /// written after a record until it is.
+    static func recordsBegun(in tail: ArraySlice<UInt8>) -> Int {
+        if tail.allSatisfy({ $0 == 0 }) { return 0 }
+        guard tail.count >= 4 else { return 1 }
+        var length: UInt32 = 0
+        for (shift, byte) in tail.prefix(4).enumerated() { length |= UInt32(byte) << UInt32(8 * shift) }
+        return length == Self.sealLength ? 0 : 1
+    }
+
+    /// Parses a segment's records and seal. `isLast`: torn tails are allowed (see the type's
+    /// documentation); elsewhere every failure is corruption.
+    static func parse(_ bytes: [UInt8], file: String, isLast: Bool, options: Options) throws(StorageError) -> ParsedSegment {
         var records: [[UInt8]] = []
         var offset = 0
         func word(_ at: Int) -> UInt32 {
             UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
         }
-        func torn(_ reason: String) throws(StorageError) -> ([[UInt8]], Int) {
+        func torn(_ reason: String) throws(StorageError) -> ParsedSegment {
             guard isLast else { throw .corrupt(file: file, offset: offset, reason: reason) }
-            return (records, offset)
+            return ParsedSegment(records: records, end: offset)
         }
         while offset < bytes.count {
             guard bytes.count - offset >= Self.headerBytes else { return try torn("a record header cut short") }
             guard Self.masked(CRC32C.checksum(bytes[offset..<(offset + 4)])) == word(offset + 4) else {
                 // A damaged header: torn only if nothing but zeros follows it.
-                if isLast && bytes[offset...].allSatisfy({ $0 == 0 }) { return (records, offset) }
+                if isLast && bytes[offset...].allSatisfy({ $0 == 0 }) { return ParsedSegment(records: records, end: offset) }
                 throw .corrupt(file: file, offset: offset, reason: "record header checksum mismatch")
+            }
+            if word(offset) == Self.sealLength {
+                // The seal: eight bytes of the next index, then nothing.
+                let end = offset + Self.headerBytes + 8
+                guard end <= bytes.count else { return try torn("a segment seal cut short") }
+                let payload = Array(bytes[(offset + Self.headerBytes)..<end])
+                guard Self.masked(CRC32C.checksum(payload)) == word(offset + 8) else {
+                    if isLast && end == bytes.count { return ParsedSegment(records: records, end: offset) }
+                    throw .corrupt(file: file, offset: offset, reason: "segment seal checksum mismatch")
+                }
+                guard end == bytes.count else { throw .corrupt(file: file, offset: end, reason: "bytes after the segment's seal") }
+                var next: UInt64 = 0
+                for (shift, byte) in payload.enumerated() { next |= UInt64(byte) << UInt64(8 * shift) }
+                return ParsedSegment(records: records, end: end, sealedNext: next)
             }
             let length = Int(word(offset))
             guard length <= options.maximumRecordBytes else {
@@ -313,13 +400,13 @@ public final class WriteAheadLog {
             guard end <= bytes.count else { return try torn("a record of \(length) bytes runs past the end of the segment") }
             let payload = Array(bytes[(offset + Self.headerBytes)..<end])
             guard Self.masked(CRC32C.checksum(payload)) == word(offset + 8) else {
-                if isLast && end == bytes.count { return (records, offset) }
+                if isLast && end == bytes.count { return ParsedSegment(records: records, end: offset) }
                 throw .corrupt(file: file, offset: offset, reason: "record checksum mismatch")
             }
             records.append(payload)
             offset = end
         }
-        return (records, offset)
+        return ParsedSegment(records: records, end: offset)
     }
 
     static func segmentName(_ index: UInt64) -> String {
@@ -382,18 +469,31 @@ public final class WriteAheadLog {
         if !buffer.isEmpty { self.unsynced = true }
     }
 
-    /// Seals the current segment (durably) and starts the next.
+    /// Seals the current segment (durably) and starts the next. The next segment's file is
+    /// created (and its directory entry made durable) before the seal is written: a seal on
+    /// disk promises that its successor exists, so a deleted last segment is detected.
     private func startSegment() throws(StorageError) {
         try self.sync()
-        close(self.descriptor)
-        self.descriptor = -1
-        self.segmentPath = self.directory + "/" + Self.segmentName(self.nextIndex)
-        self.descriptor = Glibc.open(self.segmentPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard self.descriptor >= 0 else {
-            self.failed = .io(path: self.segmentPath, operation: "open", errno: errno)
+        let nextPath = self.directory + "/" + Self.segmentName(self.nextIndex)
+        let next = Glibc.open(nextPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard next >= 0 else {
+            self.failed = .io(path: nextPath, operation: "open", errno: errno)
             throw self.failed!
         }
-        try Self.syncDirectory(self.directory)
+        do {
+            try Self.syncDirectory(self.directory)
+        } catch {
+            close(next)
+            self.failed = error
+            throw error
+        }
+        var seal: [UInt8] = []
+        Self.seal(next: self.nextIndex, into: &seal)
+        try self.write(seal, records: 0)
+        try self.sync()
+        close(self.descriptor)
+        self.descriptor = next
+        self.segmentPath = nextPath
         self.segmentSize = 0
     }
 }

@@ -92,8 +92,8 @@ struct BenchCommand: AsyncParsableCommand {
                 let (count, errors) = shared.withLock { ($0.completed, $0.errors) }
                 let elapsed = clock.now - start
                 let phase = clock.now < measureFrom ? "warm-up" : "measuring"
-                FileHandle.standardError.write(Data(
-                    "\r[\(elapsed.components.seconds) s, \(phase)] \(count) ops measured, \(count - lastCount) in the last second, \(errors) errors   ".utf8))
+                Console.error(
+                    "\r[\(elapsed.components.seconds) s, \(phase)] \(count) ops measured, \(count - lastCount) in the last second, \(errors) errors   ")
                 lastCount = count
             }
         }
@@ -160,7 +160,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
         progress.cancel()
-        FileHandle.standardError.write(Data("\n".utf8))
+        Console.error("\n")
         let (histogram, errors, lastError) = shared.withLock { ($0.histogram, $0.errors, $0.lastError) }
         let count = Int(histogram.totalCount)
         let throughput = Double(count) / self.duration
@@ -179,7 +179,7 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(format: "throughput: %.0f ops/s (%d ops, %d errors)", throughput, count, errors))
             print(String(format: "latency ms: p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f", ms(50), ms(99), ms(99.9), Double(histogram.max) / 1000))
         }
-        if let error = lastError { FileHandle.standardError.write(Data("last error: \(error)\n".utf8)) }
+        if let error = lastError { Console.error("last error: \(error)\n") }
         if count == 0 { throw ExitCode(1) }
     }
 }

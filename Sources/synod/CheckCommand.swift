@@ -30,6 +30,13 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         let data: Data
+        var isDirectory: ObjCBool = false
+        if self.file != "-" {
+            guard FileManager.default.fileExists(atPath: self.file, isDirectory: &isDirectory) else {
+                self.fail("cannot read \(self.file): no such file")
+            }
+            guard !isDirectory.boolValue else { self.fail("cannot read \(self.file): it is a directory, not a history file") }
+        }
         do {
             data = self.file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: self.file))
         } catch {
@@ -60,7 +67,7 @@ struct CheckCommand: ParsableCommand {
         if self.json {
             print(Self.jsonString(["verdict": "bad-input", "error": message]))
         }
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        Console.error("error: \(message)\n")
         Foundation.exit(3)
     }
 

@@ -30,6 +30,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Keep the data directories and logs instead of removing them.")
     var keep = false
 
+    @Flag(name: .customLong("insecure-peers"), help: "Plain TCP between the nodes instead of mutual TLS.")
+    var insecurePeers = false
+
     func validate() throws {
         guard ServeCommand.protocols.contains(self.protocol) else {
             throw ValidationError("unknown protocol '\(self.protocol)'; known: \(ServeCommand.protocols.joined(separator: ", "))")
@@ -44,7 +47,7 @@ struct DemoCommand: AsyncParsableCommand {
         return Bundle.main.executablePath ?? CommandLine.arguments[0]
     }
 
-    func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+    func say(_ text: String) { Console.out((text + "\n")) }
 
     func elapsed(since start: ContinuousClock.Instant) -> String {
         let duration = ContinuousClock.now - start
@@ -53,12 +56,17 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let cluster = try LocalCluster(executable: Self.executablePath(), protocolName: self.protocol)
+        let cluster = try LocalCluster(executable: Self.executablePath(), protocolName: self.protocol, peerTLS: !self.insecurePeers)
         defer {
             cluster.shutdown(keepFiles: self.keep)
             if self.keep { self.say("data and logs kept in \(cluster.directory)") }
         }
         self.say("Synod demo: a three-node \(self.protocol) cluster on loopback, data in \(cluster.directory)")
+        if let certificates = cluster.certificates {
+            self.say("  peers speak mutual TLS 1.3 with certificates from `synod certs` in \(certificates) (CA, one per member)")
+        } else {
+            self.say("  peers speak plain TCP (--insecure-peers)")
+        }
         try cluster.startAll()
         for member in cluster.members {
             self.say("  n\(member.id): pid \(cluster.pid(member.id) ?? 0), peers on 127.0.0.1:\(member.peerPort), clients on http://127.0.0.1:\(member.clientPort)")

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOCore
+import NIOSSL
 import Logging
 import SynodCore
 import SynodPaxos
@@ -13,10 +17,12 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run one node of a cluster: a protocol over TCP, a durable log, the etcd-shaped HTTP API.",
         discussion: """
-            Example, three nodes on one machine (run each line in its own terminal):
-              synod serve --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --client 127.0.0.1:8001 --data-dir /tmp/synod/1
-              synod serve --id 2 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --client 127.0.0.1:8002 --data-dir /tmp/synod/2
-              synod serve --id 3 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --client 127.0.0.1:8003 --data-dir /tmp/synod/3
+            Example, three nodes on one machine: make the certificates once, then run each serve \
+            line in its own terminal:
+              synod certs --nodes 1,2,3 --out /tmp/synod/certs
+              synod serve --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --client 127.0.0.1:8001 --data-dir /tmp/synod/1 --certs /tmp/synod/certs
+              synod serve --id 2 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --client 127.0.0.1:8002 --data-dir /tmp/synod/2 --certs /tmp/synod/certs
+              synod serve --id 3 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --client 127.0.0.1:8003 --data-dir /tmp/synod/3 --certs /tmp/synod/certs
             then, against any node (requests are forwarded to the leader):
               curl -s localhost:8001/v3/kv/put -d '{"key":"Zm9v","value":"YmFy"}'
               curl -s localhost:8002/v3/kv/range -d '{"key":"Zm9v"}'
@@ -52,6 +58,51 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(help: ArgumentHelp(
+        "Mixed into the cluster id (as etcd's --initial-cluster-token).",
+        discussion: "Members refuse connections and data directories of another cluster id, protocol or member list."))
+    var clusterToken = "synod"
+
+    @Option(help: ArgumentHelp(
+        "Directory of `synod certs` output: mutual TLS on the peer port with DIR/node-ID.pem, DIR/node-ID-key.pem and DIR/ca.pem.",
+        valueName: "dir"))
+    var certs: String?
+
+    @Option(name: .customLong("peer-cert-file"), help: "This member's certificate for the peer port (PEM; its subject CN=synod-member-ID).")
+    var peerCertFile: String?
+
+    @Option(name: .customLong("peer-key-file"), help: "The key of --peer-cert-file (PEM).")
+    var peerKeyFile: String?
+
+    @Option(name: .customLong("peer-trusted-ca-file"), help: "The cluster CA that signs every member's certificate (PEM).")
+    var peerTrustedCAFile: String?
+
+    @Flag(name: .customLong("insecure-peers"), help: "Plain TCP on the peer port, without authentication: only on a network no one else can reach.")
+    var insecurePeers = false
+
+    @Flag(name: .customLong("client-tls"), help: "TLS on the client port with the --certs files (or give --cert-file and --key-file).")
+    var clientTLS = false
+
+    @Option(name: .customLong("cert-file"), help: "The client port's certificate (PEM); turns on TLS there.")
+    var certFile: String?
+
+    @Option(name: .customLong("key-file"), help: "The key of --cert-file (PEM).")
+    var keyFile: String?
+
+    @Option(name: .customLong("trusted-ca-file"), help: "The CA that signs client certificates, for --client-cert-auth (PEM).")
+    var trustedCAFile: String?
+
+    @Flag(name: .customLong("client-cert-auth"), help: "Clients must present a certificate signed by the trusted CA.")
+    var clientCertAuth = false
+
+    @Option(help: ArgumentHelp(
+        "Most client connections open at once (0: as many as the descriptor limit safely allows).",
+        discussion: "Connections beyond it wait in the listen queue until one closes."))
+    var maxClientConnections = 0
+
+    @Option(help: "Seconds an idle client connection stays open (0: forever).")
+    var clientIdleTimeout = 60
+
     func validate() throws {
         _ = try self.peerAddresses()
         _ = try Self.address(self.client, what: "--client")
@@ -60,6 +111,74 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (1...10_000).contains(self.tickMs) else { throw ValidationError("--tick-ms must lie in 1...10000") }
         guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level '\(self.logLevel)'") }
+        guard !self.dataDir.isEmpty else { throw ValidationError("--data-dir is empty; give the directory of this node's log") }
+        _ = try self.peerTLSFiles()
+        _ = try self.clientTLSSetting()
+        guard self.maxClientConnections >= 0 else { throw ValidationError("--max-client-connections must be 0 (automatic) or more") }
+        guard (0...86_400).contains(self.clientIdleTimeout) else { throw ValidationError("--client-idle-timeout must lie in 0...86400 seconds") }
+    }
+
+    /// The peer port's TLS files, or nil with `--insecure-peers`.
+    func peerTLSFiles() throws -> TLSFiles? {
+        let explicit = [self.peerCertFile, self.peerKeyFile, self.peerTrustedCAFile]
+        if self.insecurePeers {
+            guard self.certs == nil && explicit.allSatisfy({ $0 == nil }) else {
+                throw ValidationError("--insecure-peers turns peer TLS off; drop it, or drop --certs and the --peer-*-file options")
+            }
+            return nil
+        }
+        if explicit.contains(where: { $0 != nil }) {
+            guard let certificate = self.peerCertFile, let key = self.peerKeyFile, let ca = self.peerTrustedCAFile else {
+                throw ValidationError("peer TLS needs all three of --peer-cert-file, --peer-key-file and --peer-trusted-ca-file")
+            }
+            return TLSFiles(certificate: certificate, key: key, trustedCA: ca)
+        }
+        guard let certs = self.certs else {
+            throw ValidationError(
+                "the peer port needs TLS: give --certs DIR (made by `synod certs --nodes 1,2,3 --out DIR`), or the "
+                    + "--peer-cert-file, --peer-key-file and --peer-trusted-ca-file options; or --insecure-peers for plain TCP "
+                    + "on a network no one else can reach")
+        }
+        return TLSFiles.member(NodeID(self.id), in: certs)
+    }
+
+    /// The client port's TLS, or nil for plain HTTP.
+    func clientTLSSetting() throws -> ClientTLS? {
+        var files: TLSFiles?
+        if self.certFile != nil || self.keyFile != nil {
+            guard let certificate = self.certFile, let key = self.keyFile else {
+                throw ValidationError("client TLS needs both --cert-file and --key-file")
+            }
+            files = TLSFiles(certificate: certificate, key: key, trustedCA: self.trustedCAFile ?? self.certs.map { "\($0)/ca.pem" } ?? "")
+        } else if self.clientTLS {
+            guard let certs = self.certs else { throw ValidationError("--client-tls uses the --certs files; give --certs DIR") }
+            files = TLSFiles.member(NodeID(self.id), in: certs)
+            if let ca = self.trustedCAFile { files!.trustedCA = ca }
+        }
+        guard let files else {
+            guard !self.clientCertAuth else { throw ValidationError("--client-cert-auth needs TLS on the client port (--client-tls or --cert-file)") }
+            return nil
+        }
+        if self.clientCertAuth && files.trustedCA.isEmpty {
+            throw ValidationError("--client-cert-auth needs --trusted-ca-file (or --certs) to verify client certificates")
+        }
+        return ClientTLS(files: files, requireClientCertificates: self.clientCertAuth)
+    }
+
+    /// Raises the soft descriptor limit to the hard one (as Go does for etcd), and returns how
+    /// many client connections fit under it with room left for the log, snapshots and peers.
+    static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 256 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let available = Int(min(limit.rlim_cur, 1 << 20))  // RLIM_INFINITY is the largest value
+        // Reserved: standard streams, the log segment and directory, snapshot files, event
+        // loops and thread pools, peer links and their redials.
+        return max(16, min(available - 128, (available * 7) / 8))
     }
 
     static func address(_ text: String, what: String) throws -> PeerAddress {
@@ -85,6 +204,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        signal(SIGPIPE, SIG_IGN)
         switch self.protocol {
         case "multipaxos": try await self.serve(MultiPaxosReplica.self)
         case "paxos": try await self.serve(PaxosLogReplica.self)
@@ -98,38 +218,65 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = NodeConfiguration(id: NodeID(self.id), peers: try self.peerAddresses(), dataDirectory: self.dataDir)
         configuration.tickMilliseconds = Int64(self.tickMs)
         configuration.snapshotInterval = self.snapshotEvery
+        configuration.clusterToken = self.clusterToken
+        configuration.peerTLS = try self.peerTLSFiles()
+        let connectionLimit = Self.raiseDescriptorLimit()
+        let maximumConnections = self.maxClientConnections == 0 ? connectionLimit : self.maxClientConnections
+        let clientTLS: TLSConfiguration?
+        do {
+            clientTLS = try self.clientTLSSetting()?.serverConfiguration()
+        } catch {
+            Console.error("error: cannot start node \(self.id): client TLS: \(error)\n")
+            throw ExitCode(1)
+        }
         let node: ReplicaNode<R>
         do {
-            try FileManager.default.createDirectory(atPath: self.dataDir + "/wal", withIntermediateDirectories: true)
             node = try ReplicaNode<R>(configuration: configuration, logger: logger)
         } catch {
-            FileHandle.standardError.write(Data("error: cannot start node \(self.id): \(error)\n".utf8))
+            Console.error("error: cannot start node \(self.id): \(error)\n")
             throw ExitCode(1)
         }
         let id = self.id
         node.onFatal = { reason in
-            FileHandle.standardError.write(Data("error: node \(id) stopped: \(reason)\n".utf8))
+            Console.error("error: node \(id) stopped: \(reason)\n")
             Foundation.exit(1)
         }
         do {
             try await node.start()
         } catch {
-            FileHandle.standardError.write(Data("error: cannot listen for peers on \(configuration.peers[NodeID(self.id)]!): \(error)\n".utf8))
+            Console.error("error: cannot listen for peers on \(configuration.peers[NodeID(self.id)]!): \(error)\n")
             throw ExitCode(1)
         }
         let client = try Self.address(self.client, what: "--client")
         let serving = logger
+        let http = HTTP1Channel.Configuration(idleTimeout: self.clientIdleTimeout == 0 ? nil : .seconds(Int64(self.clientIdleTimeout)))
+        let server: HTTPServerBuilder
+        do {
+            server = try clientTLS.map { try .tls(.http1(configuration: http), tlsConfiguration: $0) } ?? .http1(configuration: http)
+        } catch {
+            Console.error("error: cannot start node \(self.id): client TLS: \(error)\n")
+            await node.stop()
+            throw ExitCode(1)
+        }
+        let scheme = clientTLS == nil ? "http" : "https"
         let app = Application(
             router: ClientAPI(node: node).router(),
-            configuration: .init(address: .hostname(client.host, port: client.port), serverName: "synod"),
-            onServerRunning: { _ in serving.info("serving", metadata: ["client": "\(client)", "protocol": "\(R.protocolName)"]) },
+            server: server,
+            configuration: .init(
+                address: .hostname(client.host, port: client.port), serverName: "synod",
+                availableConnectionsDelegate: MaximumAvailableConnections(maximumConnections, logger: logger)),
+            onServerRunning: { _ in
+                serving.info("serving", metadata: [
+                    "client": "\(scheme)://\(client)", "protocol": "\(R.protocolName)", "maxClientConnections": "\(maximumConnections)",
+                ])
+            },
             // The node's own thread serves HTTP too: no thread hop between a request and the core.
             eventLoopGroupProvider: .shared(node.eventLoopGroup),
             logger: logger)
         do {
             try await app.runService()
         } catch {
-            FileHandle.standardError.write(Data("error: the client API on \(client) failed: \(error)\n".utf8))
+            Console.error("error: the client API on \(client) failed: \(error)\n")
             await node.stop()
             throw ExitCode(1)
         }

@@ -155,9 +155,9 @@ struct SimCommand: ParsableCommand {
         if let path = self.history, let chosen = failed.first ?? reports.last {
             do {
                 try HistoryCodec.encode(chosen.history).write(toFile: path, atomically: true, encoding: .utf8)
-                FileHandle.standardError.write(Data("history of seed \(chosen.seed) written to \(path)\n".utf8))
+                Console.error("history of seed \(chosen.seed) written to \(path)\n")
             } catch {
-                FileHandle.standardError.write(Data("error: cannot write the history to \(path): \(error.localizedDescription)\n".utf8))
+                Console.error("error: cannot write the history to \(path): \(error.localizedDescription)\n")
                 throw ExitCode(1)
             }
         }
@@ -167,7 +167,7 @@ struct SimCommand: ParsableCommand {
             print(self.humanSummary(reports, seconds: seconds))
         }
         if !failed.isEmpty {
-            FileHandle.standardError.write(Data("\(failed.count) seed(s) failed; replay the first with:\n  \(self.replayCommand(seed: failed[0].seed))\n".utf8))
+            Console.error("\(failed.count) seed(s) failed; replay the first with:\n  \(self.replayCommand(seed: failed[0].seed))\n")
             throw ExitCode(1)
         }
     }
@@ -183,12 +183,12 @@ struct SimCommand: ParsableCommand {
             done += 1
             if let problem = report.firstProblem {
                 failures += 1
-                FileHandle.standardError.write(Data("seed \(report.seed): \(problem)\n  replay: \(self.replayCommand(seed: report.seed))\n".utf8))
+                Console.error("seed \(report.seed): \(problem)\n  replay: \(self.replayCommand(seed: report.seed))\n")
             }
             if ContinuousClock.now - lastPrinted > .milliseconds(500) || done == total {
                 lastPrinted = ContinuousClock.now
-                FileHandle.standardError.write(Data("\r[\(done)/\(total)] seeds, \(failures) failing   ".utf8))
-                if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+                Console.error("\r[\(done)/\(total)] seeds, \(failures) failing   ")
+                if done == total { Console.error("\n") }
             }
         }
     }
@@ -198,7 +198,7 @@ struct SimCommand: ParsableCommand {
         let options = try self.simulationOptions()
         var rows: [ProtocolFigures] = []
         for name in names {
-            FileHandle.standardError.write(Data("running \(name) on seeds \(self.seeds)...\n".utf8))
+            Console.error("running \(name) on seeds \(self.seeds)...\n")
             switch name {
             case "multipaxos": rows.append(try .measure(MultiPaxosReplica.self, options: options, seeds: self.seeds.range))
             case "paxos": rows.append(try .measure(PaxosLogReplica.self, options: options, seeds: self.seeds.range))
@@ -228,7 +228,7 @@ struct SimCommand: ParsableCommand {
             print("ops/sim-s: completed operations per simulated second; p50/p99: simulated latency with the faults.")
         }
         if rows.contains(where: { $0.failingSeeds > 0 }) {
-            FileHandle.standardError.write(Data("some seeds failed; run the protocol alone to see which\n".utf8))
+            Console.error("some seeds failed; run the protocol alone to see which\n")
             throw ExitCode(1)
         }
     }

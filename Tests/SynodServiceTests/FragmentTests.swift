@@ -26,10 +26,14 @@ struct FragmentTests {
 
     static func receiver(maximumMessageBytes: Int) throws -> (EmbeddedChannel, Delivered) {
         let delivered = Delivered()
+        let members = [1, 2, 3].map { (NodeID(UInt16($0)), PeerAddress(host: "127.0.0.1", port: 7000 + $0)) }
+        let cluster = ClusterIdentity(clusterID: 1, protocolName: "raft", members: Dictionary(uniqueKeysWithValues: members))
         let handler = PeerInboundHandler<RaftMessage>(
-            members: [NodeID(1), NodeID(2), NodeID(3)], localID: NodeID(2), logger: Logger(label: "test"), peer: NodeID(1),
+            local: PeerHello(node: NodeID(2), cluster: cluster), requireCertificate: false, refusals: RefusalLog(logger: Logger(label: "test")),
             maximumMessageBytes: maximumMessageBytes,
-            deliver: { frame, _ in delivered.frames.withLock { $0.append(frame.encoded()) } })
+            deliver: { frame, _ in delivered.frames.withLock { $0.append(frame.encoded()) } },
+            identified: { _, _ in })
+        handler.peer = NodeID(1)  // as after node 1's hello
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

@@ -10,7 +10,10 @@ struct RuntimeUnitTests {
     typealias Frame = PeerFrame<RaftMessage>
 
     static let frames: [Frame] = [
-        .hello(NodeID(3)),
+        .hello(PeerHello(node: NodeID(3), cluster: ClusterIdentity(
+            clusterID: 0xFEED, protocolName: "raft",
+            members: [NodeID(1): PeerAddress(host: "10.0.0.1", port: 7001), NodeID(3): PeerAddress(host: "node3.example", port: 7003)]))),
+        .ping,
         .message(.voteResponse(VoteResponse(term: Term(4), granted: true))),
         .forward(id: 9, .write(Command(client: 77, sequence: 2, payload: [1, 2, 3]))),
         .forward(id: 10, .read([4, 5])),
@@ -88,6 +91,21 @@ struct RuntimeUnitTests {
         #expect(throws: API.BadRequest.self) { try API.request(.put, ["key": key, "lease": "7"]) }
         #expect(try API.request(.range, ["key": key, "revision": "0", "count_only": false]).0
             == .range(KeyRange(key: Array("foo".utf8)), limit: 0))
+    }
+
+    @Test("a body's shape is bounded before parsing: list lengths and nesting; strings cannot hide brackets or commas")
+    func requestShape() {
+        func check(_ text: String) -> RequestShape.Problem? {
+            Array(text.utf8).withUnsafeBytes { RequestShape.check($0, maximumDepth: 4, maximumArrayElements: 3) }
+        }
+        #expect(check(#"{"success":[1,2,3]}"#) == nil)
+        #expect(check(#"{"success":[1,2,3,4]}"#) == .tooManyElements(limit: 3))
+        #expect(check(#"{"success":[]}"#) == nil)
+        #expect(check(#"{"a":[{"b":[1]}]}"#) == nil)
+        #expect(check(#"{"a":[{"b":[[1]]}]}"#) == .tooDeep(limit: 4))
+        #expect(check(#"{"s":"[[[[[,,,,,\"]]]]","t":[1,2]}"#) == nil, "brackets, commas and escaped quotes inside a string")
+        #expect(check(#"{"a":[[1,2,3],[4,5,6],[7,8,9]]}"#) == nil, "each list counted on its own")
+        #expect(check("not json at all ,,,, ]]]") == nil, "malformed input is the parser's to refuse")
     }
 
     @Test("the JSON writer escapes strings and sorts keys")

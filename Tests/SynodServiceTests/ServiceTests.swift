@@ -1,6 +1,8 @@
 import Foundation
 import SynodCheck
 import SynodCluster
+import SynodCore
+import SynodRaft
 import SynodRuntime
 import Testing
 #if canImport(Glibc)
@@ -322,9 +324,9 @@ struct ServiceTests {
         #expect(sizes.contains { $0 > 8 << 20 }, "a snapshot above the 8 MiB frame limit was installed: \(installed)")
     }
 
-    @Test("garbage on the peer port and on the HTTP port is refused without harm")
+    @Test("garbage on the peer port and on the HTTP port is refused without harm (plain TCP peers: the hello checks alone)")
     func garbage() async throws {
-        let cluster = try LocalCluster(executable: synodExecutable(), protocolName: "raft")
+        let cluster = try LocalCluster(executable: synodExecutable(), protocolName: "raft", peerTLS: false)
         defer { cluster.shutdown() }
         try cluster.startAll()
         let leader = try await cluster.waitForLeader()
@@ -339,14 +341,19 @@ struct ServiceTests {
             sendGarbage(port: member.clientPort, bytes: bytes)
         }
         // A frame header claiming 2 GiB, and a hello from a stranger.
+        let identity = HardeningTests.identity(cluster)
+        func hello(_ node: Int) -> [UInt8] {
+            let frame = PeerFrame<RaftMessage>.hello(PeerHello(node: NodeID(UInt16(node)), cluster: identity)).encoded()
+            return withUnsafeBytes(of: UInt32(frame.count).bigEndian) { Array($0) } + frame
+        }
         sendGarbage(port: cluster.member(leader).peerPort, bytes: [0x7F, 0xFF, 0xFF, 0xFF, 1, 2, 3])
-        sendGarbage(port: cluster.member(leader).peerPort, bytes: [0, 0, 0, 2, 1, 99])
+        sendGarbage(port: cluster.member(leader).peerPort, bytes: hello(99))
         // A hello from a member that this node dials itself (one connection per pair).
         let lowest = cluster.members.map(\.id).min()!
-        sendGarbage(port: cluster.member(lowest).peerPort, bytes: [0, 0, 0, 2, 1, UInt8(lowest + 1)])
+        sendGarbage(port: cluster.member(lowest).peerPort, bytes: hello(lowest + 1))
         // A hello claiming to be the node itself (two processes started with one --id): its
         // frames could pass for the node's own sync acknowledgements, so it is refused.
-        sendGarbage(port: cluster.member(leader).peerPort, bytes: [0, 0, 0, 2, 1, UInt8(leader)])
+        sendGarbage(port: cluster.member(leader).peerPort, bytes: hello(leader))
         for member in cluster.members { #expect(cluster.isRunning(member.id), "n\(member.id) survived") }
         let connection = try await cluster.connect(leader)
         #expect(try await put(connection, "after", "garbage") == 200)
