@@ -71,14 +71,13 @@ let package = Package(
         .target(
             name: "SynodCluster",
             dependencies: ["SynodCore", "SynodRuntime", "SynodCheck", .product(name: "NIOSSL", package: "swift-nio-ssl")]),
-        // Deterministic simulator, generic over Replica.
+        // Deterministic simulator, generic over Replica; it depends on no protocol module.
         .target(
             name: "SynodSim",
             dependencies: [
                 "SynodCore",
                 "SynodCheck",
                 "SynodKV",
-                "SynodPaxos",
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: optimized

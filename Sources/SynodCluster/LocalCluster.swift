@@ -218,6 +218,26 @@ public final class LocalCluster: Sendable {
         return try? await connection.request(.GET, "/v3/status", timeout: .seconds(2)).json
     }
 
+    /// Waits until the cluster can serve, as its protocol defines it: a member reports itself
+    /// leader (leader-based protocols), or a member reports itself healthy, reaching a majority
+    /// (leaderless ones). Returns that member's id: the leader, or the lowest healthy member.
+    public func waitForService(timeout: TimeInterval = 20, excluding: Set<Int> = []) async throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        var seen: [Int: String] = [:]
+        while Date() < deadline {
+            for member in self.members where !excluding.contains(member.id) {
+                let status = await self.status(member.id)
+                seen[member.id] = status.map { "\($0["role"] ?? "?") in epoch \($0["epoch"] ?? "?"), \($0["reachable"] ?? "?") reachable" }
+                    ?? (self.isRunning(member.id) ? "not answering" : "not running")
+                if status?["role"] as? String == "leader" { return member.id }
+                if status?["coordination"] as? String == "leaderless" && status?["healthy"] as? Bool == true { return member.id }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let states = seen.sorted { $0.key < $1.key }.map { "n\($0.key): \($0.value)" }.joined(separator: ", ")
+        throw ClusterError("the cluster could not serve within \(Int(timeout)) s (\(states))")
+    }
+
     /// Waits until a running member reports itself leader; returns its id.
     public func waitForLeader(timeout: TimeInterval = 20, excluding: Set<Int> = []) async throws -> Int {
         let deadline = Date().addingTimeInterval(timeout)

@@ -21,6 +21,9 @@ public protocol Replica: Sendable {
     static var protocolName: String { get }
     /// What replicas agree on about the order of committed commands (default: `.total`).
     static var executionOrder: ExecutionOrder { get }
+    /// Whether clients go through a leader, and so what makes a replica able to serve them
+    /// (its health): every protocol states it.
+    static var coordination: Coordination { get }
 
     /// Why `recovered` cannot be restored (records that contradict each other: damage that
     /// passed the storage checksums, or a bug), or `nil` when it can. A driver calls this before
@@ -91,6 +94,16 @@ public enum ExecutionOrder: Sendable, Equatable {
     /// the same key); non-conflicting commands may execute in different orders, and
     /// `Committed.position` is local to the replica (it only increases).
     case conflicting
+}
+
+/// How a protocol orders clients' commands, which decides when a replica can serve them.
+public enum Coordination: String, Sendable, Equatable {
+    /// One replica leads (Raft's leader, Multi-Paxos's distinguished proposer, PBFT's primary):
+    /// a replica can serve once it knows a leader, to which it forwards.
+    case leader
+    /// Any replica orders commands itself (the Paxos log, EPaxos): a replica can serve once it
+    /// reaches a quorum of the members, itself included.
+    case leaderless
 }
 
 /// Protocol-specific options: every field has a sensible default and `validate()` checks bounds.

@@ -26,6 +26,7 @@ public struct MultiPaxosReplica: Replica {
     public typealias Monitor = MultiPaxosMonitor
 
     public static let protocolName = "multipaxos"
+    public static let coordination = Coordination.leader
 
     /// The role of a replica.
     public enum Role: String, Sendable {

@@ -23,6 +23,7 @@ public struct PaxosLogReplica: Replica {
     public typealias Monitor = PaxosLogMonitor
 
     public static let protocolName = "paxos"
+    public static let coordination = Coordination.leaderless
 
     public let id: NodeID
     public let members: [NodeID]

@@ -19,6 +19,7 @@ public struct RaftReplica: Replica {
     public typealias Monitor = RaftMonitor
 
     public static let protocolName = "raft"
+    public static let coordination = Coordination.leader
 
     /// This replica.
     public let id: NodeID

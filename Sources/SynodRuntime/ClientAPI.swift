@@ -36,10 +36,13 @@ public struct ClientAPI<R: Replica>: Sendable {
                     return api.error(.contentTooLarge, "request body exceeds \(bodyLimit) bytes")
                 }
                 let problem = body.withUnsafeReadableBytes {
-                    RequestShape.check($0, maximumDepth: 8, maximumArrayElements: api.limits.maximumTransactionOperations)
+                    RequestShape.check(
+                        $0, maximumDepth: RequestShape.clientAPI.maximumDepth, maximumArrayElements: api.limits.maximumTransactionOperations,
+                        maximumValues: RequestShape.clientAPI.maximumValues)
                 }
                 if let problem {
-                    return api.error(problem == .tooDeep(limit: 8) ? .badRequest : .contentTooLarge, problem.description)
+                    if case .tooDeep = problem { return api.error(.badRequest, problem.description) }
+                    return api.error(.contentTooLarge, problem.description)
                 }
                 return await api.handle(operation, body: Data(buffer: body))
             }
@@ -47,9 +50,13 @@ public struct ClientAPI<R: Replica>: Sendable {
         router.get("/health") { _, _ -> Response in
             do {
                 let status = try await api.node.status()
-                let healthy = status.leader != nil
+                let healthy = status.healthy
+                let reason = switch R.coordination {
+                case .leader: "no leader"
+                case .leaderless: "\(status.reachable) of \(api.node.configuration.peers.count) members reachable, no majority"
+                }
                 return api.json(healthy ? .ok : .serviceUnavailable,
-                                .object([("health", .string(healthy ? "true" : "false")), ("reason", .string(healthy ? "" : "no leader"))]))
+                                .object([("health", .string(healthy ? "true" : "false")), ("reason", .string(healthy ? "" : reason))]))
             } catch {
                 return api.error(.serviceUnavailable, "\(error)")
             }
@@ -271,6 +278,8 @@ public struct ClientAPI<R: Replica>: Sendable {
             ("commitPosition", .integer(Int64(clamping: status.commitPosition))),
             ("appliedPosition", .integer(Int64(clamping: status.appliedPosition))), ("revision", .integer(status.revision)),
             ("framesSent", .integer(Int64(status.framesSent))), ("framesDropped", .integer(Int64(status.framesDropped))),
+            ("reachable", .integer(Int64(status.reachable))), ("healthy", .bool(status.healthy)),
+            ("coordination", .string(R.coordination.rawValue)),
         ] + extra
         if let leader = status.leader { fields.append(("leader", .integer(Int64(leader)))) }
         return .object(fields)

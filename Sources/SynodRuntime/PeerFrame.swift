@@ -175,6 +175,8 @@ extension PeerFrame: WireCodable {
             writer.signed(status.revision)
             writer.varint(UInt64(status.framesSent))
             writer.varint(UInt64(status.framesDropped))
+            writer.varint(UInt64(status.reachable))
+            writer.bool(status.healthy)
         case .forwardReply(let id, let reply):
             writer.byte(4)
             writer.varint(id)
@@ -248,7 +250,8 @@ extension PeerFrame: WireCodable {
             let status = NodeStatus(
                 id: node, role: role, leader: leader == 0 ? nil : leader, epoch: try reader.varint(),
                 commitPosition: try reader.varint(), appliedPosition: try reader.varint(), revision: try reader.signed(),
-                framesSent: try small(try reader.varint(), "count"), framesDropped: try small(try reader.varint(), "count"))
+                framesSent: try small(try reader.varint(), "count"), framesDropped: try small(try reader.varint(), "count"),
+                reachable: try small(try reader.varint(), "count"), healthy: try reader.bool())
             return .statusReply(id: id, status)
         case let tag:
             throw .malformed("unknown peer frame tag \(tag)")

@@ -76,9 +76,9 @@ public struct PeerTLS: Sendable {
         }
     }
 
-    /// Reads a certificate chain, its key and the trusted CA, with a message naming the file
-    /// that is missing or unreadable.
-    static func load(_ files: TLSFiles) throws(TLSSetupError) -> ([NIOSSLCertificate], NIOSSLPrivateKey, [NIOSSLCertificate]) {
+    /// Reads a certificate chain, its key and (unless `withCA` is false) the trusted CA, with a
+    /// message naming the file that is missing or unreadable.
+    static func load(_ files: TLSFiles, withCA: Bool = true) throws(TLSSetupError) -> ([NIOSSLCertificate], NIOSSLPrivateKey, [NIOSSLCertificate]) {
         func read(_ path: String, _ what: String) throws(TLSSetupError) -> [UInt8] {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw TLSSetupError("cannot read the \(what) \(path)\(FileManager.default.fileExists(atPath: path) ? "" : ": no such file")")
@@ -91,14 +91,18 @@ public struct PeerTLS: Sendable {
         do { chain = try NIOSSLCertificate.fromPEMBytes(try read(files.certificate, "certificate")) } catch let error as TLSSetupError {
             throw error
         } catch { throw TLSSetupError("the certificate \(files.certificate) is not PEM: \(error)") }
-        do { roots = try NIOSSLCertificate.fromPEMBytes(try read(files.trustedCA, "trusted CA")) } catch let error as TLSSetupError {
-            throw error
-        } catch { throw TLSSetupError("the trusted CA \(files.trustedCA) is not PEM: \(error)") }
+        if withCA {
+            do { roots = try NIOSSLCertificate.fromPEMBytes(try read(files.trustedCA, "trusted CA")) } catch let error as TLSSetupError {
+                throw error
+            } catch { throw TLSSetupError("the trusted CA \(files.trustedCA) is not PEM: \(error)") }
+            guard !roots.isEmpty else { throw TLSSetupError("the trusted CA file \(files.trustedCA) holds no certificate") }
+        } else {
+            roots = []
+        }
         do { key = try NIOSSLPrivateKey(bytes: try read(files.key, "private key"), format: .pem) } catch let error as TLSSetupError {
             throw error
         } catch { throw TLSSetupError("the private key \(files.key) is not a PEM key: \(error)") }
         guard !chain.isEmpty else { throw TLSSetupError("the certificate file \(files.certificate) holds no certificate") }
-        guard !roots.isEmpty else { throw TLSSetupError("the trusted CA file \(files.trustedCA) holds no certificate") }
         return (chain, key, roots)
     }
 
@@ -128,7 +132,7 @@ public struct ClientTLS: Sendable {
 
     /// The server configuration (TLS 1.2 or later, so common clients such as curl connect).
     public func serverConfiguration() throws(TLSSetupError) -> TLSConfiguration {
-        let (chain, key, roots) = try PeerTLS.load(self.files)
+        let (chain, key, roots) = try PeerTLS.load(self.files, withCA: self.requireClientCertificates)
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         if self.requireClientCertificates {
             configuration.certificateVerification = .noHostnameVerification

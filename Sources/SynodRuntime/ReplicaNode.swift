@@ -30,6 +30,8 @@ public struct NodeConfiguration: Sendable {
     public var clusterID: UInt64?
     /// Mutual TLS on the peer port; nil only when plain TCP was asked for (`--insecure-peers`).
     public var peerTLS: TLSFiles?
+    /// A new write-ahead log segment starts once the current one holds this many bytes.
+    public var walSegmentBytes = WriteAheadLog.Options().segmentBytes
 
     public init(id: NodeID, peers: [NodeID: PeerAddress], dataDirectory: String) {
         self.id = id
@@ -75,6 +77,11 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var revision: Int64
     public var framesSent: Int
     public var framesDropped: Int
+    /// Members this node reaches over proven peer links, itself included.
+    public var reachable: Int = 1
+    /// Able to serve clients, as the protocol defines it (`Coordination`): a leader is known,
+    /// or (leaderless) a majority of the members is reachable.
+    public var healthy: Bool = false
 }
 
 /// One replica of protocol `R` as a live server: the pure core driven on one event loop, its
@@ -137,7 +144,8 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     var syncing = false
     var failed: String?
 
-    var role = "follower"
+    /// A leaderless protocol's replicas are all alike; a leader-based one starts as follower.
+    var role = R.coordination == .leaderless ? "replica" : "follower"
     var leader: NodeID?
     var epoch: UInt64 = 0 {
         didSet { self.publishedEpoch.store(self.epoch, ordering: .relaxed) }
@@ -195,8 +203,10 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         self.dataDirectory = dataDirectory
         let opened: (DurableRecordLog<R.Record>, Recovered<R.Record>, WriteAheadLog.Recovery)
         do {
+            var walOptions = WriteAheadLog.Options()
+            walOptions.segmentBytes = configuration.walSegmentBytes
             opened = try DurableRecordLog<R.Record>.open(
-                directory: dataDirectory.writeAheadLogPath, requireExisting: dataDirectory.existingIdentity != nil)
+                directory: dataDirectory.writeAheadLogPath, options: walOptions, requireExisting: dataDirectory.existingIdentity != nil)
             try dataDirectory.recordIdentity()
         } catch {
             throw NodeStartError("cannot start on \(configuration.dataDirectory) (\(R.protocolName) node \(configuration.id.rawValue)): \(error)")
@@ -312,10 +322,15 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     }
 
     func localStatus() -> NodeStatus {
-        NodeStatus(
+        let reachable = 1 + self.transport.provenLinks
+        let healthy = switch R.coordination {
+        case .leader: self.leader != nil
+        case .leaderless: 2 * reachable > self.configuration.peers.count
+        }
+        return NodeStatus(
             id: Int(self.configuration.id.rawValue), role: self.role, leader: self.leader.map { Int($0.rawValue) },
             epoch: self.epoch, commitPosition: self.core.committedThrough, appliedPosition: self.appliedPosition, revision: self.machine.machine.revision,
-            framesSent: self.transport.sentFrames, framesDropped: self.transport.droppedFrames)
+            framesSent: self.transport.sentFrames, framesDropped: self.transport.droppedFrames, reachable: reachable, healthy: healthy)
     }
 
     /// Every member's status, asked over the peer links in parallel; a member that does not

@@ -116,6 +116,8 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
     var peer: NodeID?
     /// The pieces of a fragmented frame received so far.
     var pieces: [UInt8] = []
+    /// Closes the connection if no hello arrives in time; cancelled once it closes.
+    var helloTimer: Scheduled<Void>?
 
     init(
         local: PeerHello, requireCertificate: Bool, refusals: RefusalLog, dialled: NodeID? = nil,
@@ -139,12 +141,19 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
     func channelActive(context: ChannelHandlerContext) {
         let channel = context.channel
         let refusals = self.refusals
-        context.eventLoop.scheduleTask(in: Self.helloTimeout) {
-            guard self.peer == nil, channel.isActive else { return }
+        self.helloTimer = context.eventLoop.scheduleTask(in: Self.helloTimeout) { [weak self] in
+            guard let self, self.peer == nil, channel.isActive else { return }
             refusals.refused(remote: channel.remoteAddress.map { "\($0)" } ?? "?", peer: self.dialled, reason: "no hello within 5 s")
             channel.close(promise: nil)
         }
         context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // A flood of short connections must not keep handlers alive until their timers fire.
+        self.helloTimer?.cancel()
+        self.helloTimer = nil
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -167,6 +176,8 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
             guard let peer = self.peer else {
                 guard case .hello(let hello) = frame else { throw TransportError.noHello }
                 try self.check(hello, channel: context.channel)
+                self.helloTimer?.cancel()
+                self.helloTimer = nil
                 self.peer = hello.node
                 self.identified(hello.node, context.channel)
                 return
@@ -285,6 +296,9 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         self.links = cluster.members.filter { $0.key != id }.mapValues { Link(address: $0) }
     }
 
+    /// Peers with a proven, open link now.
+    var provenLinks: Int { self.links.values.filter { $0.channel?.isActive == true }.count }
+
     /// Most inbound connections open at once: every lower-id member dials once (and again
     /// after a failure); far more than that means someone else is connecting.
     var maximumInbound: Int { 4 * (self.links.count + 1) + 4 }
@@ -310,12 +324,20 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
             .map { self.server = $0 }
     }
 
-    /// Counts an accepted connection. At the cap, the oldest connection that has not proven
-    /// itself yet makes room (a member's handshake takes milliseconds, so a flood of unproven
-    /// connections cannot keep a member out); with none such, the new one is refused.
+    /// Counts an accepted connection. At the cap, a connection that has not proven itself yet
+    /// makes room: first the oldest from an address no member is configured at, then the
+    /// oldest from a member's address (a member's handshake takes milliseconds, so a flood of
+    /// unproven connections from elsewhere cannot keep a member out); with none such, the new
+    /// one is refused.
     func admit(_ channel: any Channel) throws {
         if self.inbound.count >= self.maximumInbound {
-            guard let (key, oldest) = self.inbound.filter({ !$0.value.identified }).min(by: { $0.value.opened < $1.value.opened }) else {
+            let unproven = self.inbound.filter { !$0.value.identified }
+            let memberHosts = Set(self.hello.cluster.members.values.map(\.host))
+            func fromMember(_ connection: Inbound) -> Bool {
+                connection.channel.remoteAddress?.ipAddress.map { memberHosts.contains($0) } ?? false
+            }
+            let candidates = unproven.filter { !fromMember($0.value) }.isEmpty ? unproven : unproven.filter { !fromMember($0.value) }
+            guard let (key, oldest) = candidates.min(by: { $0.value.opened < $1.value.opened }) else {
                 self.refusals.refused(remote: channel.remoteAddress.map { "\($0)" } ?? "?", peer: nil, reason: "too many open")
                 throw TransportError.tooManyConnections
             }

@@ -155,10 +155,10 @@ public final class DataDirectory: @unchecked Sendable {
         }
         if found.clusterID != wanted.clusterID {
             differences.append(
-                "it belongs to cluster \(String(found.clusterID, radix: 16)), and this node's configuration (--peers, --cluster-token) makes cluster \(String(wanted.clusterID, radix: 16))")
+                "it belongs to cluster \(String(found.clusterID, radix: 16)), and this node's configuration (--peers, --cluster-token) makes cluster \(String(wanted.clusterID, radix: 16)) (after changing addresses, keep the old id with --cluster-id \(String(found.clusterID, radix: 16)))")
         }
         if found.node != wanted.node { differences.append("it is node \(found.node)'s, and this node is \(wanted.node)") }
-        return "the data directory \(path) holds another node's data: " + differences.joined(separator: "; ")
+        return "the data directory \(path) does not match this node: " + differences.joined(separator: "; ")
             + ". Start with the same --protocol, --peers and --id as before, or give a new --data-dir."
     }
 

@@ -152,9 +152,16 @@ public final class WriteAheadLog {
             }
             if parsed.end < bytes.count {
                 truncated += bytes.count - parsed.end
-                truncatedRecords += Self.recordsBegun(in: bytes[parsed.end...])
+                // Before an (empty) later segment only the seal can have been torn.
+                let isFinal = position == segments.count - 1
+                truncatedRecords += isFinal ? Self.recordsBegun(in: bytes[parsed.end...]) : 0
                 truncatedAt = (path, parsed.end)
                 try Self.truncateDurably(path, to: parsed.end)
+            }
+            if parsed.sealedNext == nil && position < segments.count - 1 {
+                // Its seal was torn (or the log predates seals): seal it now, so a later
+                // deletion of the segments after it is still detected.
+                try Self.appendSeal(next: start + UInt64(records.count), to: path)
             }
             if position == segments.count - 1 { lastSize = parsed.end }
         }
@@ -244,6 +251,18 @@ public final class WriteAheadLog {
         if rename(temporary, path) != 0 { throw .io(path: path, operation: "rename", errno: errno) }
         let slash = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         try Self.syncDirectory(slash)
+    }
+
+    /// Appends a seal naming `next` to a closed segment, durably.
+    static func appendSeal(next: UInt64, to path: String) throws(StorageError) {
+        var seal: [UInt8] = []
+        Self.seal(next: next, into: &seal)
+        let descriptor = Glibc.open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
+        defer { close(descriptor) }
+        let count = seal.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        guard count == seal.count else { throw .io(path: path, operation: "write", errno: count < 0 ? errno : EIO) }
+        if fdatasync(descriptor) != 0 { throw .io(path: path, operation: "fdatasync", errno: errno) }
     }
 
     /// Cuts a torn tail and makes the cut durable before anything is appended after it.
@@ -489,8 +508,13 @@ public final class WriteAheadLog {
         }
         var seal: [UInt8] = []
         Self.seal(next: self.nextIndex, into: &seal)
-        try self.write(seal, records: 0)
-        try self.sync()
+        do {
+            try self.write(seal, records: 0)
+            try self.sync()
+        } catch {
+            close(next)
+            throw error
+        }
         close(self.descriptor)
         self.descriptor = next
         self.segmentPath = nextPath

@@ -18,7 +18,7 @@ struct DemoCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Protocol: raft, multipaxos or paxos.")
+    @Option(help: "Protocol: \(ProtocolRegistry.names.joined(separator: ", ")).")
     var `protocol` = "raft"
 
     @Option(help: "Concurrent clients.")
@@ -34,9 +34,7 @@ struct DemoCommand: AsyncParsableCommand {
     var insecurePeers = false
 
     func validate() throws {
-        guard ServeCommand.protocols.contains(self.protocol) else {
-            throw ValidationError("unknown protocol '\(self.protocol)'; known: \(ServeCommand.protocols.joined(separator: ", "))")
-        }
+        _ = try ProtocolRegistry.lookUp(self.protocol)
         guard (1...64).contains(self.clients) else { throw ValidationError("--clients must lie in 1...64") }
         guard self.seconds > 0 && self.seconds <= 60 else { throw ValidationError("--seconds must lie in (0, 60]") }
     }
@@ -71,10 +69,19 @@ struct DemoCommand: AsyncParsableCommand {
         for member in cluster.members {
             self.say("  n\(member.id): pid \(cluster.pid(member.id) ?? 0), peers on 127.0.0.1:\(member.peerPort), clients on http://127.0.0.1:\(member.clientPort)")
         }
+        // A leader-based protocol's victim is its leader; a leaderless one's, the member that
+        // first reaches a majority (every member orders writes there).
+        let leaderless = try ProtocolRegistry.lookUp(self.protocol).coordination == .leaderless
+        func serving(_ id: Int, since: ContinuousClock.Instant) async -> String {
+            let status = await cluster.status(id)
+            if leaderless {
+                return "n\(id) serves (no leader: every member orders writes; \(status?["reachable"] as? Int ?? 0) of 3 members reachable) \(self.elapsed(since: since))"
+            }
+            return "n\(id) was elected leader (epoch \(status?["epoch"] as? Int ?? 0)) \(self.elapsed(since: since))"
+        }
         var start = ContinuousClock.now
-        let leader = try await cluster.waitForLeader()
-        let epoch = (await cluster.status(leader))?["epoch"] as? Int ?? 0
-        self.say("1. n\(leader) was elected leader (epoch \(epoch)) \(self.elapsed(since: start)) after start.")
+        let leader = try await cluster.waitForService()
+        self.say("1. \(await serving(leader, since: start)) after start.")
 
         let workload = KVWorkload(endpoints: cluster.members.map { ("127.0.0.1", $0.clientPort) })
         let load = Task { await workload.run(clients: self.clients) }
@@ -84,10 +91,9 @@ struct DemoCommand: AsyncParsableCommand {
         start = ContinuousClock.now
         let pid = cluster.pid(leader) ?? 0
         cluster.stop(leader, signal: SIGKILL)
-        self.say("3. Killed the leader n\(leader) (pid \(pid)) with SIGKILL, under load.")
-        let newLeader = try await cluster.waitForLeader(excluding: [leader])
-        let newEpoch = (await cluster.status(newLeader))?["epoch"] as? Int ?? 0
-        self.say("4. n\(newLeader) was elected leader (epoch \(newEpoch)) \(self.elapsed(since: start)) after the crash; clients carried on.")
+        self.say("3. Killed \(leaderless ? "" : "the leader ")n\(leader) (pid \(pid)) with SIGKILL, under load.")
+        let newLeader = try await cluster.waitForService(excluding: [leader])
+        self.say("4. \(await serving(newLeader, since: start)) after the crash; clients carried on.")
 
         try await Task.sleep(for: .seconds(self.seconds))
         start = ContinuousClock.now

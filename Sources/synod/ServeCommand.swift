@@ -7,8 +7,6 @@ import NIOCore
 import NIOSSL
 import Logging
 import SynodCore
-import SynodPaxos
-import SynodRaft
 import SynodRuntime
 import SynodStorage
 
@@ -30,7 +28,6 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    static let protocols = ["raft", "multipaxos", "paxos"]
 
     @Option(help: "This node's id (1 to 65535).")
     var id: UInt16
@@ -44,7 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Directory of this node's write-ahead log (created if missing).")
     var dataDir: String
 
-    @Option(help: "Protocol: \(ServeCommand.protocols.joined(separator: ", ")).")
+    @Option(help: "Protocol: \(ProtocolRegistry.names.joined(separator: ", ")).")
     var `protocol` = "raft"
 
     @Option(name: .customLong("tick-ms"), help: "Milliseconds per protocol tick (timeouts are counted in ticks).")
@@ -62,6 +59,14 @@ struct ServeCommand: AsyncParsableCommand {
         "Mixed into the cluster id (as etcd's --initial-cluster-token).",
         discussion: "Members refuse connections and data directories of another cluster id, protocol or member list."))
     var clusterToken = "synod"
+
+    @Option(help: ArgumentHelp(
+        "The cluster id in hexadecimal, instead of one derived from --cluster-token and --peers.",
+        discussion: "To keep a cluster's data after changing its members' addresses, restart every member with the new --peers and the old id (which a refusal names)."))
+    var clusterID: String?
+
+    @Option(help: "Bytes after which the write-ahead log starts a new segment file (at least 4096).")
+    var walSegmentBytes = 64 << 20
 
     @Option(help: ArgumentHelp(
         "Directory of `synod certs` output: mutual TLS on the peer port with DIR/node-ID.pem, DIR/node-ID-key.pem and DIR/ca.pem.",
@@ -106,14 +111,16 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try self.peerAddresses()
         _ = try Self.address(self.client, what: "--client")
-        guard Self.protocols.contains(self.protocol) else {
-            throw ValidationError("unknown protocol '\(self.protocol)'; known: \(Self.protocols.joined(separator: ", "))")
-        }
+        _ = try ProtocolRegistry.lookUp(self.protocol)
         guard (1...10_000).contains(self.tickMs) else { throw ValidationError("--tick-ms must lie in 1...10000") }
         guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level '\(self.logLevel)'") }
         guard !self.dataDir.isEmpty else { throw ValidationError("--data-dir is empty; give the directory of this node's log") }
         _ = try self.peerTLSFiles()
         _ = try self.clientTLSSetting()
+        if let clusterID = self.clusterID, UInt64(clusterID, radix: 16) == nil {
+            throw ValidationError("--cluster-id '\(clusterID)' is not a hexadecimal number of at most 16 digits")
+        }
+        guard self.walSegmentBytes >= 4096 else { throw ValidationError("--wal-segment-bytes must be at least 4096") }
         guard self.maxClientConnections >= 0 else { throw ValidationError("--max-client-connections must be 0 (automatic) or more") }
         guard (0...86_400).contains(self.clientIdleTimeout) else { throw ValidationError("--client-idle-timeout must lie in 0...86400 seconds") }
     }
@@ -122,8 +129,8 @@ struct ServeCommand: AsyncParsableCommand {
     func peerTLSFiles() throws -> TLSFiles? {
         let explicit = [self.peerCertFile, self.peerKeyFile, self.peerTrustedCAFile]
         if self.insecurePeers {
-            guard self.certs == nil && explicit.allSatisfy({ $0 == nil }) else {
-                throw ValidationError("--insecure-peers turns peer TLS off; drop it, or drop --certs and the --peer-*-file options")
+            guard explicit.allSatisfy({ $0 == nil }), self.certs == nil || self.clientTLS else {
+                throw ValidationError("--insecure-peers turns peer TLS off; drop it, or drop the --peer-*-file options (and --certs, unless it serves --client-tls)")
             }
             return nil
         }
@@ -205,11 +212,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         signal(SIGPIPE, SIG_IGN)
-        switch self.protocol {
-        case "multipaxos": try await self.serve(MultiPaxosReplica.self)
-        case "paxos": try await self.serve(PaxosLogReplica.self)
-        default: try await self.serve(RaftReplica.self)
-        }
+        try await self.serve(try ProtocolRegistry.lookUp(self.protocol))
     }
 
     func serve<R: Replica>(_ type: R.Type) async throws {
@@ -219,6 +222,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.tickMilliseconds = Int64(self.tickMs)
         configuration.snapshotInterval = self.snapshotEvery
         configuration.clusterToken = self.clusterToken
+        configuration.clusterID = self.clusterID.flatMap { UInt64($0, radix: 16) }
+        configuration.walSegmentBytes = self.walSegmentBytes
         configuration.peerTLS = try self.peerTLSFiles()
         let connectionLimit = Self.raiseDescriptorLimit()
         let maximumConnections = self.maxClientConnections == 0 ? connectionLimit : self.maxClientConnections

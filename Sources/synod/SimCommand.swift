@@ -36,9 +36,7 @@ struct SimCommand: ParsableCommand {
             """
     )
 
-    static let protocols = ["raft", "multipaxos", "paxos"]
-
-    @Option(help: "Protocol to simulate: \(SimCommand.protocols.joined(separator: ", ")).")
+    @Option(help: "Protocol to simulate: \(ProtocolRegistry.names.joined(separator: ", ")).")
     var `protocol` = "raft"
 
     @Option(help: "Replicas in the cluster.")
@@ -93,13 +91,13 @@ struct SimCommand: ParsableCommand {
     var failFast = false
 
     func validate() throws {
-        guard self.listFaults || Self.protocols.contains(self.protocol) else {
-            throw ValidationError("unknown protocol '\(self.protocol)'; known: \(Self.protocols.joined(separator: ", "))")
+        guard self.listFaults || ProtocolRegistry.named(self.protocol) != nil else {
+            throw ValidationError("unknown protocol '\(self.protocol)'; known: \(ProtocolRegistry.names.joined(separator: ", "))")
         }
         if let compare = self.compare {
             let names = compare.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard !names.isEmpty, names.allSatisfy({ Self.protocols.contains($0) }) else {
-                throw ValidationError("--compare takes protocols from: \(Self.protocols.joined(separator: ", ")), separated by commas; got '\(compare)'")
+            guard !names.isEmpty, names.allSatisfy({ ProtocolRegistry.named($0) != nil }) else {
+                throw ValidationError("--compare takes protocols from: \(ProtocolRegistry.names.joined(separator: ", ")), separated by commas; got '\(compare)'")
             }
         }
         if let scenario = self.scenario, scenario != "dueling-proposers" {
@@ -141,14 +139,7 @@ struct SimCommand: ParsableCommand {
         let options = try self.simulationOptions()
         let reports: [SimulationReport]
         let started = ContinuousClock.now
-        switch self.protocol {
-        case "multipaxos":
-            reports = try self.sweep(MultiPaxosReplica.self, options: options)
-        case "paxos":
-            reports = try self.sweep(PaxosLogReplica.self, options: options)
-        default:
-            reports = try self.sweep(RaftReplica.self, options: options)
-        }
+        reports = try self.sweep(try ProtocolRegistry.lookUp(self.protocol), options: options)
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         let failed = reports.filter { !$0.isClean }
@@ -193,17 +184,18 @@ struct SimCommand: ParsableCommand {
         }
     }
 
+    /// One protocol's row of the comparison.
+    func measure<R: Replica>(_ type: R.Type, options: SimulationOptions) throws -> ProtocolFigures {
+        try ProtocolFigures.measure(type, options: options, seeds: self.seeds.range)
+    }
+
     /// One row per protocol, same seeds and options; exits 1 if any seed failed.
     func runComparison(_ names: [String]) throws {
         let options = try self.simulationOptions()
         var rows: [ProtocolFigures] = []
         for name in names {
             Console.error("running \(name) on seeds \(self.seeds)...\n")
-            switch name {
-            case "multipaxos": rows.append(try .measure(MultiPaxosReplica.self, options: options, seeds: self.seeds.range))
-            case "paxos": rows.append(try .measure(PaxosLogReplica.self, options: options, seeds: self.seeds.range))
-            default: rows.append(try .measure(RaftReplica.self, options: options, seeds: self.seeds.range))
-            }
+            rows.append(try self.measure(try ProtocolRegistry.lookUp(name, option: "--compare"), options: options))
         }
         if self.json {
             let objects: [[String: Any]] = rows.map { row in

@@ -106,6 +106,23 @@ struct RuntimeUnitTests {
         #expect(check(#"{"s":"[[[[[,,,,,\"]]]]","t":[1,2]}"#) == nil, "brackets, commas and escaped quotes inside a string")
         #expect(check(#"{"a":[[1,2,3],[4,5,6],[7,8,9]]}"#) == nil, "each list counted on its own")
         #expect(check("not json at all ,,,, ]]]") == nil, "malformed input is the parser's to refuse")
+        // Values and keys in the whole body: lists within the limit nested, or a wide object.
+        func values(_ text: String) -> RequestShape.Problem? {
+            Array(text.utf8).withUnsafeBytes { RequestShape.check($0, maximumDepth: 8, maximumArrayElements: 128, maximumValues: 10) }
+        }
+        #expect(values(#"{"a":1,"b":[true,false,null],"c":"x"}"#) == nil, "9 values and keys")
+        #expect(values(#"{"a":1,"b":[true,false,null],"c":"x","d":-12.5e3}"#) == .tooManyValues(limit: 10))
+        #expect(values(#"[[1,2,3],[4,5,6],[7,8,9]]"#) == .tooManyValues(limit: 10), "1 + 3 + 9 values")
+        #expect(values(#"{"k1":0,"k2":0,"k3":0,"k4":0,"k5":0,"k6":0}"#) == .tooManyValues(limit: 10), "object members count")
+        // An etcd transaction of three full lists stays far within the client API's bound.
+        let operation = #"{"request_put":{"key":"a2V5","value":"dg==","prev_kv":false}}"#
+        let compare = #"{"key":"a2V5","target":"VERSION","result":"EQUAL","version":"0"}"#
+        let list = { (item: String) in "[" + Array(repeating: item, count: 128).joined(separator: ",") + "]" }
+        let full = #"{"compare":"# + list(compare) + #","success":"# + list(operation) + #","failure":"# + list(operation) + "}"
+        #expect(Array(full.utf8).withUnsafeBytes {
+            RequestShape.check($0, maximumDepth: RequestShape.clientAPI.maximumDepth, maximumArrayElements: 128,
+                               maximumValues: RequestShape.clientAPI.maximumValues)
+        } == nil)
     }
 
     @Test("the JSON writer escapes strings and sorts keys")

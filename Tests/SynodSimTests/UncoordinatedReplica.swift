@@ -66,6 +66,7 @@ struct UncoordinatedReplica<Order: DeclaredOrder>: Replica {
     typealias Session = LeaderFollowingSession
     typealias Monitor = SilentMonitor<Self>
     static var protocolName: String { "uncoordinated" }
+    static var coordination: Coordination { .leaderless }
     static var executionOrder: ExecutionOrder { Order.order }
     var core: UncoordinatedCore
     init(config: ReplicaConfig<UncoordinatedCore.Options>, restoring: Recovered<Command>, randomSeed: UInt64) {

@@ -120,6 +120,9 @@ struct DataDirectoryTests {
         #expect(recovery.truncatedRecords == 0, "a seal is not a record")
         #expect(kept == recovery.records)
         #expect(records.starts(with: kept) && kept.count < records.count)
+        // Recovery sealed it again: deleting the (empty) last segment now is detected too.
+        try FileManager.default.removeItem(atPath: directory.path + "/" + segments.last!)
+        #expect(throws: StorageError.self) { try WriteAheadLog.open(directory: directory.path, options: options) }
     }
 
     @Test("no segments where the node has run before (the identity file, or a snapshot, says so) is refused")

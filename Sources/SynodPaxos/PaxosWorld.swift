@@ -1,5 +1,4 @@
 import SynodCore
-import SynodPaxos
 
 /// A deterministic little world for single-decree Paxos: a network that delays, reorders,
 /// loses and duplicates; disks where records become durable only at a sync and unsynced ones
