@@ -140,7 +140,7 @@ struct HardeningTests {
         // A flood of forged hellos on every member's peer port (plain TCP, as the probe sent them).
         let hello = PeerFrame<RaftMessage>.hello(PeerHello(node: NodeID(1), cluster: identity)).encoded()
         let frame = withUnsafeBytes(of: UInt32(hello.count).bigEndian) { Array($0) } + hello
-        for round in 0..<60 { sendGarbageQuickly(port: cluster.members[round % 3].peerPort, bytes: frame) }
+        for round in 0..<60 { sendGarbage(port: cluster.members[round % 3].peerPort, bytes: frame, pausing: false) }
         let connection = try await cluster.connect(leader)
         for index in 0..<20 { #expect(try await put(connection, "auth\(index)", "v\(index)") == 200) }
         #expect(try await get(connection, "auth19") == "v19")
@@ -257,7 +257,7 @@ struct HardeningTests {
         // More idle connections than the node has descriptors.
         var idle: [Int32] = []
         defer { for fd in idle { close(fd) } }
-        for _ in 0..<300 { idle.append(connectWithoutWaiting(port: cluster.member(victim).clientPort)) }
+        for _ in 0..<300 { idle.append(loopbackConnection(port: cluster.member(victim).clientPort, blocking: false).fd) }
         let connection = try await cluster.connect(leader)
         for index in 0..<60 { #expect(try await put(connection, "fd\(index)", "v\(index)") == 200) }
         await connection.close()
@@ -324,32 +324,3 @@ struct HardeningTests {
     }
 }
 
-/// Starts a TCP connection to a loopback port without waiting for it (a full accept queue
-/// must not block the test); returns the descriptor.
-func connectWithoutWaiting(port: Int) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    return fd
-}
-
-/// Sends bytes to a loopback port and closes at once (no pause).
-func sendGarbageQuickly(port: Int, bytes: [UInt8]) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { return }
-    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-}

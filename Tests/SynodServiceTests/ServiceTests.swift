@@ -24,34 +24,34 @@ func synodExecutable() -> String {
     return testBinary.deletingLastPathComponent().appendingPathComponent("synod").path
 }
 
-/// Opens a TCP connection to a loopback port and sends nothing; returns the descriptor.
-func connectSilently(port: Int) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+/// Opens a TCP connection to a loopback port; returns the descriptor and whether `connect`
+/// succeeded. Without `blocking` the connection is only started (a full accept queue must not
+/// block the test).
+func loopbackConnection(port: Int, blocking: Bool = true) -> (fd: Int32, connected: Bool) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | (blocking ? 0 : Int32(SOCK_NONBLOCK.rawValue)), 0)
+    guard fd >= 0 else { return (fd, false) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &address) {
+    let result = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    return fd
+    return (fd, result == 0)
 }
 
-/// Sends raw bytes to a loopback port, then closes the connection.
-func sendGarbage(port: Int, bytes: [UInt8]) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+/// Opens a TCP connection to a loopback port and sends nothing; returns the descriptor.
+func connectSilently(port: Int) -> Int32 { loopbackConnection(port: port).fd }
+
+/// Sends raw bytes to a loopback port, then closes the connection (after a pause, unless not
+/// `pausing`).
+func sendGarbage(port: Int, bytes: [UInt8], pausing: Bool = true) {
+    let (fd, connected) = loopbackConnection(port: port)
     guard fd >= 0 else { return }
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { return }
+    guard connected else { return }
     _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    usleep(100_000)
+    if pausing { usleep(100_000) }
 }
 
 /// Established TCP connections (IPv4, from `/proc/net/tcp`) whose local port is one of `ports`:
