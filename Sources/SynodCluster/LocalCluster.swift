@@ -64,7 +64,7 @@ public final class LocalCluster: Sendable {
         self.certificates = certificates
         if clientTLS {
             guard let certificates else { throw ClusterError("client TLS uses the cluster's certificates: keep peerTLS") }
-            self.clientTLSContext = try Self.clientContext(TLSFiles.client(in: certificates))
+            self.clientTLSContext = try TLSFiles.client(in: certificates).clientContext()
             extraArguments += ["--client-tls", "--client-cert-auth"]
         } else {
             self.clientTLSContext = nil
@@ -199,17 +199,6 @@ public final class LocalCluster: Sendable {
         try await HTTPConnection.connect(host: "127.0.0.1", port: self.member(id).clientPort, tls: self.clientTLSContext)
     }
 
-    /// A TLS client context presenting `files`' certificate and trusting their CA (nil
-    /// certificate path: present none).
-    public static func clientContext(_ files: TLSFiles, presentCertificate: Bool = true) throws -> NIOSSLContext {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(files.trustedCA))
-        if presentCertificate {
-            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(files.certificate).map { .certificate($0) }
-            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: files.key, format: .pem))
-        }
-        return try NIOSSLContext(configuration: configuration)
-    }
 
     /// Member `id`'s status, or nil if it does not answer.
     public func status(_ id: Int) async -> [String: Any]? {

@@ -31,6 +31,21 @@ public struct TLSFiles: Sendable, Equatable {
     public static func client(in directory: String) -> TLSFiles {
         TLSFiles(certificate: "\(directory)/client.pem", key: "\(directory)/client-key.pem", trustedCA: "\(directory)/ca.pem")
     }
+
+    /// A context for the client end of a TLS connection: it presents this certificate (unless
+    /// not `presentCertificate`) and verifies the server against the trusted CA (unless not
+    /// `verifyServer`).
+    public func clientContext(presentCertificate: Bool = true, verifyServer: Bool = true) throws -> NIOSSLContext {
+        let (chain, key, roots) = try PeerTLS.load(self)
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates(roots)
+        if !verifyServer { configuration.certificateVerification = .none }
+        if presentCertificate {
+            configuration.certificateChain = chain.map { .certificate($0) }
+            configuration.privateKey = .privateKey(key)
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
 }
 
 /// Why TLS could not be set up: which file, and what is wrong with it.

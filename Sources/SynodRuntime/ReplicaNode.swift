@@ -325,7 +325,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         let reachable = 1 + self.transport.provenLinks
         let healthy = switch R.coordination {
         case .leader: self.leader != nil
-        case .leaderless: 2 * reachable > self.configuration.peers.count
+        case .leaderless: QuorumSystem.majority(of: self.configuration.peers.count).isPhase2Quorum(reachable)
         }
         return NodeStatus(
             id: Int(self.configuration.id.rawValue), role: self.role, leader: self.leader.map { Int($0.rawValue) },

@@ -331,13 +331,14 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     /// one is refused.
     func admit(_ channel: any Channel) throws {
         if self.inbound.count >= self.maximumInbound {
-            let unproven = self.inbound.filter { !$0.value.identified }
             let memberHosts = Set(self.hello.cluster.members.values.map(\.host))
-            func fromMember(_ connection: Inbound) -> Bool {
-                connection.channel.remoteAddress?.ipAddress.map { memberHosts.contains($0) } ?? false
+            // Ordered: not from a member's address before from one, then oldest first.
+            func rank(_ connection: Inbound) -> (Int, UInt64) {
+                let fromMember = connection.channel.remoteAddress?.ipAddress.map { memberHosts.contains($0) } ?? false
+                return (fromMember ? 1 : 0, connection.opened)
             }
-            let candidates = unproven.filter { !fromMember($0.value) }.isEmpty ? unproven : unproven.filter { !fromMember($0.value) }
-            guard let (key, oldest) = candidates.min(by: { $0.value.opened < $1.value.opened }) else {
+            let unproven = self.inbound.filter { !$0.value.identified }
+            guard let (key, oldest) = unproven.min(by: { rank($0.value) < rank($1.value) }) else {
                 self.refusals.refused(remote: channel.remoteAddress.map { "\($0)" } ?? "?", peer: nil, reason: "too many open")
                 throw TransportError.tooManyConnections
             }

@@ -328,8 +328,16 @@ public final class WriteAheadLog {
     /// longer trivially valid.
     static func masked(_ crc: UInt32) -> UInt32 { ((crc >> 15) | (crc << 17)) &+ 0xA282_EAD8 }
 
-    static func appendWord(_ value: UInt32, to buffer: inout [UInt8]) {
-        for shift in stride(from: 0, to: 32, by: 8) { buffer.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+    /// Appends `value` little-endian (a 32-bit framing word, or the seal's 64-bit index).
+    static func appendWord(_ value: some FixedWidthInteger, to buffer: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    }
+
+    /// The little-endian integer in `bytes[offset...]`.
+    static func word<Integer: FixedWidthInteger>(_ bytes: [UInt8], at offset: Int, as: Integer.Type = UInt32.self) -> Integer {
+        var value: Integer = 0
+        for index in 0..<MemoryLayout<Integer>.size { value |= Integer(bytes[offset + index]) << (8 * index) }
+        return value
     }
 
     /// Appends the framing of one record to `buffer`.
@@ -361,21 +369,18 @@ public final class WriteAheadLog {
         Self.appendWord(Self.sealLength, to: &buffer)
         Self.appendWord(Self.masked(CRC32C.checksum(buffer[start..<(start + 4)])), to: &buffer)
         var payload: [UInt8] = []
-        for shift in stride(from: 0, to: 64, by: 8) { payload.append(UInt8(truncatingIfNeeded: index >> UInt64(shift))) }
+        Self.appendWord(index, to: &payload)
         Self.appendWord(Self.masked(CRC32C.checksum(payload)), to: &buffer)
         buffer.append(contentsOf: payload)
     }
 
-    /// How many records a torn tail held: one cut short (or ending in a bad checksum), or none
-    /// when the tail is a seal cut short or zeros (space the file system allocated). A tail
-    /// never holds more: parsing stops at the first record that is not whole, and nothing is
-    /// written after a record until it is.
+    /// How many records the torn tail of the final segment held: one cut short (or ending in a
+    /// bad checksum), or none when it is zeros (space the file system allocated). A tail never
+    /// holds more: parsing stops at the first record that is not whole, and nothing is written
+    /// after a record until it is. (A torn seal is never in the final segment: its successor is
+    /// created first.)
     static func recordsBegun(in tail: ArraySlice<UInt8>) -> Int {
-        if tail.allSatisfy({ $0 == 0 }) { return 0 }
-        guard tail.count >= 4 else { return 1 }
-        var length: UInt32 = 0
-        for (shift, byte) in tail.prefix(4).enumerated() { length |= UInt32(byte) << UInt32(8 * shift) }
-        return length == Self.sealLength ? 0 : 1
+        tail.allSatisfy { $0 == 0 } ? 0 : 1
     }
 
     /// Parses a segment's records and seal. `isLast`: torn tails are allowed (see the type's
@@ -383,9 +388,7 @@ public final class WriteAheadLog {
     static func parse(_ bytes: [UInt8], file: String, isLast: Bool, options: Options) throws(StorageError) -> ParsedSegment {
         var records: [[UInt8]] = []
         var offset = 0
-        func word(_ at: Int) -> UInt32 {
-            UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
-        }
+        func word(_ at: Int) -> UInt32 { Self.word(bytes, at: at) }
         func torn(_ reason: String) throws(StorageError) -> ParsedSegment {
             guard isLast else { throw .corrupt(file: file, offset: offset, reason: reason) }
             return ParsedSegment(records: records, end: offset)
@@ -407,9 +410,7 @@ public final class WriteAheadLog {
                     throw .corrupt(file: file, offset: offset, reason: "segment seal checksum mismatch")
                 }
                 guard end == bytes.count else { throw .corrupt(file: file, offset: end, reason: "bytes after the segment's seal") }
-                var next: UInt64 = 0
-                for (shift, byte) in payload.enumerated() { next |= UInt64(byte) << UInt64(8 * shift) }
-                return ParsedSegment(records: records, end: end, sealedNext: next)
+                return ParsedSegment(records: records, end: end, sealedNext: Self.word(payload, at: 0, as: UInt64.self))
             }
             let length = Int(word(offset))
             guard length <= options.maximumRecordBytes else {

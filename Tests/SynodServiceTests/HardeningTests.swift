@@ -47,16 +47,8 @@ final class Listener: ChannelInboundHandler, Sendable {
 func impersonate(port: Int, claim: NodeID, cluster: ClusterIdentity, certificate: TLSFiles?,
                  wait: TimeAmount = .milliseconds(700)) async throws -> ImpersonationOutcome {
     let listener = Listener()
-    var tlsContext: NIOSSLContext?
-    if let certificate {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate.certificate).map { .certificate($0) }
-        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: certificate.key, format: .pem))
-        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certificate.trustedCA))
-        configuration.certificateVerification = .none  // the impostor does not care who answers
-        tlsContext = try NIOSSLContext(configuration: configuration)
-    }
-    let context = tlsContext
+    // The impostor does not care who answers.
+    let context = try certificate?.clientContext(verifyServer: false)
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -107,8 +99,8 @@ struct HardeningTests {
     /// The cluster identity a LocalCluster's members run with.
     static func identity(_ cluster: LocalCluster) -> ClusterIdentity {
         let members = Dictionary(uniqueKeysWithValues: cluster.members.map { (NodeID(UInt16($0.id)), PeerAddress(host: "127.0.0.1", port: $0.peerPort)) })
-        return ClusterIdentity(
-            clusterID: ClusterIdentity.derive(token: "synod", members: members), protocolName: cluster.protocolName, members: members)
+        // As the members' own configuration derives it (default token).
+        return NodeConfiguration(id: NodeID(1), peers: members, dataDirectory: "").cluster(protocolName: cluster.protocolName)
     }
 
     @Test("finding 1: without a member's certificate no one becomes a member's link; a flood of forged hellos changes nothing")
@@ -308,7 +300,7 @@ struct HardeningTests {
         #expect(try await get(connection, "tls") == "on")
         await connection.close()
         let certificates = try #require(cluster.certificates)
-        let anonymous = try LocalCluster.clientContext(TLSFiles.client(in: certificates), presentCertificate: false)
+        let anonymous = try TLSFiles.client(in: certificates).clientContext(presentCertificate: false)
         var refused = false
         do {
             let stranger = try await HTTPConnection.connect(host: "127.0.0.1", port: cluster.member(leader).clientPort, tls: anonymous)
