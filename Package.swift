@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "SynodStorage", targets: ["SynodStorage"]),
         .library(name: "SynodPaxos", targets: ["SynodPaxos"]),
         .library(name: "SynodRuntime", targets: ["SynodRuntime"]),
+        .library(name: "SynodDriver", targets: ["SynodDriver"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
@@ -45,6 +46,9 @@ let package = Package(
         .target(name: "SynodKV", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Paxos: single-decree Basic Paxos, Multi-Paxos, and a log of independent Basic Paxos decrees.
         .target(name: "SynodPaxos", dependencies: ["SynodCore"], swiftSettings: optimized),
+        // The pure node driver: one node's whole Ready contract (requests and their sessions,
+        // routing, sync ordering, apply, replies, snapshots), run by the simulator and the server.
+        .target(name: "SynodDriver", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Durable storage: the write-ahead log (segments, CRC-32C, torn-tail recovery).
         .target(name: "SynodStorage", dependencies: ["SynodCore"], swiftSettings: optimized),
         // The server runtime: one node of any protocol over TCP with a durable log, and the
@@ -52,7 +56,7 @@ let package = Package(
         .target(
             name: "SynodRuntime",
             dependencies: [
-                "SynodCore", "SynodKV", "SynodStorage",
+                "SynodCore", "SynodDriver", "SynodKV", "SynodStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -76,6 +80,7 @@ let package = Package(
             name: "SynodSim",
             dependencies: [
                 "SynodCore",
+                "SynodDriver",
                 "SynodCheck",
                 "SynodKV",
                 .product(name: "HeapModule", package: "swift-collections"),
@@ -96,7 +101,7 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
-        .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
+        .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore", "SynodDriver"]),
         .testTarget(
             name: "SynodServiceTests",
             dependencies: [

@@ -30,7 +30,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-synod="$(swift build -c release --show-bin-path)/synod"
+# SYNOD_BIN runs another build (for example the previous release, to compare before and after).
+synod="${SYNOD_BIN:-$(swift build -c release --show-bin-path)/synod}"
 [ -x "$synod" ] || { echo "build first: swift build -c release" >&2; exit 2; }
 work=$(mktemp -d /tmp/synod-bench.XXXXXX)
 pids=()

@@ -28,11 +28,14 @@ public enum ClientReply: Sendable, Equatable {
     case notLeader(CommandID, hint: NodeID?)
     /// The replica is overloaded; try again later.
     case overloaded(CommandID)
+    /// The replica will not serve this request, for a reason no retry changes (a reply too
+    /// large for the link it would travel on): the operation fails.
+    case refused(CommandID, reason: String)
 
     /// The request this reply answers.
     public var commandID: CommandID {
         switch self {
-        case .ok(let id, _), .notLeader(let id, _), .overloaded(let id): return id
+        case .ok(let id, _), .notLeader(let id, _), .overloaded(let id), .refused(let id, _): return id
         }
     }
 }
@@ -43,11 +46,14 @@ public struct SessionReady: Sendable {
     public var sends: [(to: NodeID, request: ClientRequest)]
     /// The operation that completed, with its result, if one did.
     public var completed: (id: CommandID, result: [UInt8])?
+    /// The operation that failed for good (a replica refused it), with the reason, if one did.
+    public var refused: (id: CommandID, reason: String)?
 
     /// Nothing to do.
     public init() {
         self.sends = []
         self.completed = nil
+        self.refused = nil
     }
 }
 
@@ -68,6 +74,14 @@ public protocol ClientSession: Sendable {
     mutating func tick()
     /// Drains what the session wants done.
     mutating func ready() -> SessionReady
+    /// The replica that runs this session (a node's gateway) suggests where requests should
+    /// go now: the leader it knows of, or itself for a leaderless protocol. A session may
+    /// follow the hint (and re-send an outstanding request there) or ignore it (the default).
+    mutating func prefer(_ replica: NodeID)
+}
+
+extension ClientSession {
+    public mutating func prefer(_ replica: NodeID) {}
 }
 
 /// The session of leader-based protocols (Raft, Multi-Paxos): send to the presumed leader,
@@ -121,6 +135,21 @@ public struct LeaderFollowingSession: ClientSession {
             }
         case .overloaded:
             self.resendAtNextTick = true
+        case .refused(let id, let reason):
+            self.outstanding = nil
+            self.resendAtNextTick = false
+            self.pending.refused = (id, reason)
+        }
+    }
+
+    /// Follows the gateway's hint: later requests go to `replica`, and an outstanding request
+    /// sent elsewhere is sent there at once (a new leader is known).
+    public mutating func prefer(_ replica: NodeID) {
+        guard let index = self.members.firstIndex(of: replica), index != self.leaderIndex else { return }
+        self.leaderIndex = index
+        if self.outstanding != nil {
+            self.redirectsInARow = 0
+            self.send()
         }
     }
 

@@ -133,7 +133,7 @@ public struct ClientAPI<R: Replica>: Sendable {
         } catch let error as RequestError {
             switch error {
             case .timeout: return self.error(.gatewayTimeout, error.description)
-            case .noLeader, .unavailable: return self.error(.serviceUnavailable, error.description)
+            case .unavailable: return self.error(.serviceUnavailable, error.description)
             }
         } catch {
             return self.error(.internalServerError, "\(error)")

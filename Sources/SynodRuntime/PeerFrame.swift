@@ -1,24 +1,5 @@
 import SynodCore
 
-/// A client request that a replica forwards to the leader it knows of.
-public enum ForwardedRequest: Sendable, Equatable {
-    /// A command to order and apply, with its exactly-once identity (client session and
-    /// sequence), kept across retries through different leaders.
-    case write(Command)
-    /// A linearizable read-only query payload.
-    case read([UInt8])
-}
-
-/// The leader's answer to a forwarded request.
-public enum ForwardedReply: Sendable, Equatable {
-    /// Applied (or read); the state machine's reply.
-    case ok([UInt8])
-    /// The receiver does not lead; `hint` is the leader it knows of, if any.
-    case notLeader(hint: NodeID?)
-    /// Refused: overloaded or timed out.
-    case unavailable(String)
-}
-
 /// What a cluster is: every node of it must agree on all of this, or they are not one cluster.
 public struct ClusterIdentity: Sendable, Equatable {
     /// Derived from the initial configuration and the cluster token (`derive`), or given.
@@ -116,7 +97,8 @@ public struct PeerHello: Sendable, Equatable {
 }
 
 /// One frame between two replicas' runtimes. The protocol's own messages travel inside
-/// `.message`; the rest is the runtime's business (who is calling, forwarded client requests).
+/// `.message`; client requests and replies travel between one node's gateway and another's
+/// replica; the rest is the runtime's business (who is calling, status).
 public enum PeerFrame<Message: WireCodable & Sendable>: Sendable {
     /// The first frame on a connection, from each side: who it is and what cluster it is in.
     case hello(PeerHello)
@@ -124,10 +106,10 @@ public enum PeerFrame<Message: WireCodable & Sendable>: Sendable {
     case ping
     /// A protocol message.
     case message(Message)
-    /// A client request forwarded to the leader, with the sender's request number.
-    case forward(id: UInt64, ForwardedRequest)
-    /// The answer to a forwarded request.
-    case forwardReply(id: UInt64, ForwardedReply)
+    /// A client request from the sender's gateway (its session chose this replica).
+    case request(ClientRequest)
+    /// This replica's answer to a request of the receiver's gateway.
+    case reply(ClientReply)
     /// "How are you?", for the cluster status.
     case statusRequest(id: UInt64)
     /// The answer: role, leader, epoch and progress.
@@ -149,17 +131,10 @@ extension PeerFrame: WireCodable {
         case .message(let message):
             writer.byte(2)
             message.encode(into: &writer)
-        case .forward(let id, let request):
+        case .request(let request):
             writer.byte(3)
-            writer.varint(id)
-            switch request {
-            case .write(let command):
-                writer.byte(1)
-                command.encode(into: &writer)
-            case .read(let payload):
-                writer.byte(2)
-                writer.data(payload)
-            }
+            writer.byte(request.kind == .write ? 1 : 2)
+            request.command.encode(into: &writer)
         case .statusRequest(let id):
             writer.byte(5)
             writer.varint(id)
@@ -177,19 +152,22 @@ extension PeerFrame: WireCodable {
             writer.varint(UInt64(status.framesDropped))
             writer.varint(UInt64(status.reachable))
             writer.bool(status.healthy)
-        case .forwardReply(let id, let reply):
+        case .reply(let reply):
             writer.byte(4)
-            writer.varint(id)
+            writer.varint(reply.commandID.client)
+            writer.varint(reply.commandID.sequence)
             switch reply {
-            case .ok(let payload):
+            case .ok(_, let result):
                 writer.byte(1)
-                writer.data(payload)
-            case .notLeader(let hint):
+                writer.data(result)
+            case .notLeader(_, let hint):
                 writer.byte(2)
                 writer.varint(UInt64(hint?.rawValue ?? 0))
-            case .unavailable(let reason):
+            case .overloaded:
                 writer.byte(3)
-                writer.data(Array(reason.utf8))
+            case .refused(_, let reason):
+                writer.byte(4)
+                writer.data(Array(reason.utf8.prefix(Self.maximumReasonBytes)))
             }
         case .fragment(let last, let bytes):
             writer.byte(7)
@@ -198,9 +176,12 @@ extension PeerFrame: WireCodable {
         }
     }
 
-    /// Largest forwarded payload or reply (a client request is bounded far below this; a
-    /// larger reply is refused with a reason). Below the transport's 8 MiB frame limit.
+    /// Largest reply a replica sends another node's gateway (a client request is bounded far
+    /// below this; a larger reply is refused with a reason). Below the transport's 8 MiB
+    /// frame limit.
     public static var maximumPayloadBytes: Int { 4 << 20 }
+    /// Longest reason a refusal carries.
+    static var maximumReasonBytes: Int { 4096 }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> PeerFrame {
         switch try reader.byte() {
@@ -214,24 +195,26 @@ extension PeerFrame: WireCodable {
             reader.epochLimit = WireReader.peerEpochLimit
             return .message(try Message.decode(from: &reader))
         case 3:
-            let id = try reader.varint()
+            let kind: ClientRequest.Kind
             switch try reader.byte() {
-            case 1: return .forward(id: id, .write(try Command.decode(from: &reader)))
-            case 2: return .forward(id: id, .read(try reader.data(limit: Self.maximumPayloadBytes, what: "payload")))
-            case let tag: throw .malformed("unknown forwarded request tag \(tag)")
+            case 1: kind = .write
+            case 2: kind = .read
+            case let tag: throw .malformed("unknown client request kind \(tag)")
             }
+            return .request(ClientRequest(kind: kind, command: try Command.decode(from: &reader)))
         case 4:
-            let id = try reader.varint()
+            let id = CommandID(client: try reader.varint(), sequence: try reader.varint())
             switch try reader.byte() {
-            case 1: return .forwardReply(id: id, .ok(try reader.data(limit: Self.maximumPayloadBytes, what: "payload")))
+            case 1: return .reply(.ok(id, result: try reader.data(limit: Self.maximumPayloadBytes, what: "reply")))
             case 2:
                 let hint = try reader.varint()
                 guard hint <= UInt64(UInt16.max) else { throw .malformed("leader hint \(hint) out of range") }
-                return .forwardReply(id: id, .notLeader(hint: hint == 0 ? nil : NodeID(UInt16(hint))))
-            case 3:
-                let reason = try reader.data(limit: 4096, what: "reason")
-                return .forwardReply(id: id, .unavailable(String(decoding: reason, as: UTF8.self)))
-            case let tag: throw .malformed("unknown forwarded reply tag \(tag)")
+                return .reply(.notLeader(id, hint: hint == 0 ? nil : NodeID(UInt16(hint))))
+            case 3: return .reply(.overloaded(id))
+            case 4:
+                let reason = try reader.data(limit: Self.maximumReasonBytes, what: "reason")
+                return .reply(.refused(id, reason: String(decoding: reason, as: UTF8.self)))
+            case let tag: throw .malformed("unknown client reply tag \(tag)")
             }
         case 5:
             return .statusRequest(id: try reader.varint())

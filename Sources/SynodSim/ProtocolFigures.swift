@@ -25,9 +25,13 @@ public struct ProtocolFigures: Sendable {
     public var p99Milliseconds: Double
 
     /// Runs `seeds` under `options`, plus a fault-free single-client probe for the delays.
+    /// Every client runs the protocol's session itself (`gatewayFraction` 0): the figures
+    /// compare protocols, not a gateway's extra hop or the operations lost with it.
     public static func measure<R: Replica>(
         _ type: R.Type, options: SimulationOptions, seeds: ClosedRange<UInt64>, replicaOptions: R.Options = R.Options()
     ) throws -> ProtocolFigures {
+        var options = options
+        options.gatewayFraction = 0
         let reports = try SimulationSweep<R>(options: options, replicaOptions: replicaOptions).run(seeds: seeds)
         var latencies: [UInt64] = []
         var messages = 0

@@ -35,12 +35,12 @@ extension Simulation {
     }
 
     func allReplicasCaughtUp() -> Bool {
-        self.nodes.allSatisfy { $0.replica != nil && $0.lastAppliedPosition >= self.highestAckedPosition }
+        self.nodes.allSatisfy { $0.driver != nil && $0.lastAppliedPosition >= self.highestAckedPosition }
     }
 
     /// Every acknowledged write is applied on every live replica.
     func finalChecks() {
-        for position in self.nodes.indices where self.nodes[position].replica != nil {
+        for position in self.nodes.indices where self.nodes[position].driver != nil {
             let missing = self.ackedWrites.subtracting(self.nodes[position].appliedCommands)
             if let first = missing.min() {
                 self.violations.append(InvariantViolation(

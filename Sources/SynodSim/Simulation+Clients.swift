@@ -1,13 +1,21 @@
 import SynodCheck
 import SynodCore
+import SynodDriver
 
 extension Simulation {
     // MARK: Client side
 
+    /// Starts the client's next operation at a random live node's gateway (as an HTTP client
+    /// picks any endpoint); with every node down, tries again a tick later.
     func startNextOperation(client: Int) {
         guard self.clients[client].remainingOperations > 0 else {
             self.clients[client].currentOperation = nil
-            self.clients[client].currentCommand = nil
+            return
+        }
+        let live = self.nodes.indices.filter { self.nodes[$0].driver != nil }
+        guard !live.isEmpty || self.clients[client].session != nil else {
+            self.clients[client].currentOperation = nil
+            self.schedule(after: self.options.tickNanoseconds, .clientStart(client: client))
             return
         }
         self.clients[client].remainingOperations -= 1
@@ -17,115 +25,150 @@ extension Simulation {
         let key = UInt8(self.random.integer(in: 0..<self.options.keys))
         let operation = self.options.workload.makeOperation(
             key: key, client: clientID, sequence: sequence, options: self.options,
-            recentValues: self.recentValues[key, default: []], random: &self.random, now: self.now)
+            recentValues: self.recentValues[key, default: []], random: &self.random, now: self.now,
+            // A gateway's client loses an operation with every crash of its gateway; an append
+            // of unknown outcome can land anywhere among the others, the checker's hardest
+            // case, so these clients put instead.
+            appends: self.clients[client].session != nil)
         if let value = operation.record.value {
             self.recentValues[key, default: []].append(value)
             if self.recentValues[key]!.count > 3 { self.recentValues[key]!.removeFirst() }
         }
-        let command = Command(client: clientID, sequence: sequence, payload: operation.payload)
         self.history.append(operation.record)
+        if self.clients[client].session != nil {
+            let command = Command(client: clientID, sequence: sequence, payload: operation.payload)
+            self.clients[client].currentOperation = self.history.count - 1
+            self.clients[client].currentCommand = command.id
+            self.clients[client].session!.submit(ClientRequest(kind: operation.kind, command: command))
+            self.drainClient(client)
+            return
+        }
+        let gateway = live[self.random.integer(in: 0..<live.count)]
+        self.tokenCounter += 1
+        let token = UInt64(client) << 40 | self.tokenCounter
         self.clients[client].currentOperation = self.history.count - 1
-        self.clients[client].currentCommand = command.id
-        self.clients[client].session.submit(ClientRequest(kind: operation.kind, command: command))
-        self.drainClient(client)
+        self.clients[client].token = token
+        self.clients[client].gateway = gateway
+        self.clients[client].gatewayIncarnation = self.nodes[gateway].incarnation
+        self.schedule(after: self.latency([]), .submit(
+            client: client, node: gateway, incarnation: self.nodes[gateway].incarnation, token: token,
+            kind: operation.kind, payload: operation.payload))
     }
 
     /// Starts the client's next operation, at once or after a think time.
     func operationEnded(client: Int) {
+        self.clients[client].currentOperation = nil
+        self.clients[client].currentCommand = nil
+        self.clients[client].token = 0
         guard self.options.thinkTimeNanoseconds.upperBound > 0 else {
             self.startNextOperation(client: client)
             return
         }
-        self.clients[client].currentOperation = nil
-        self.clients[client].currentCommand = nil
         self.schedule(after: self.random.uniform(self.options.thinkTimeNanoseconds), .clientStart(client: client))
+    }
+
+    /// The client's operation ends without an answer: a write may or may not take effect,
+    /// now or later.
+    func abandon(_ client: Int) {
+        guard let operation = self.clients[client].currentOperation else { return }
+        self.history[operation].unknown = true
+        self.statistics.unknownOperations += 1
+        self.operationEnded(client: client)
     }
 
     func clientTick(_ client: Int) {
         if let operation = self.clients[client].currentOperation, self.faultPhaseEnd == nil,
             self.now - self.history[operation].call >= self.options.operationTimeoutNanoseconds
         {
-            // The client gives up: the write may or may not take effect, now or later.
-            self.history[operation].unknown = true
-            self.statistics.unknownOperations += 1
-            self.operationEnded(client: client)
+            // The client gives up (and hangs up: the gateway forgets the request).
+            let gateway = self.clients[client].gateway
+            if self.clients[client].session == nil && self.nodes[gateway].incarnation == self.clients[client].gatewayIncarnation {
+                self.nodes[gateway].driver?.cancel(token: self.clients[client].token)
+            }
+            self.abandon(client)
         }
-        self.clients[client].session.tick()
-        self.drainClient(client)
+        if self.clients[client].session != nil {
+            self.clients[client].session!.tick()
+            self.drainClient(client)
+        }
         self.schedule(after: self.options.tickNanoseconds, .clientTick(client: client))
     }
 
+    /// A client's request reaches a gateway: submitted, unless the node restarted or is down
+    /// since the client picked it (the connection is refused).
+    func gatewayReceives(client: Int, node position: Int, incarnation: UInt32, token: UInt64, kind: ClientRequest.Kind, payload: [UInt8]) {
+        guard self.clients[client].token == token else { return }
+        guard self.nodes[position].incarnation == incarnation, self.nodes[position].driver != nil else {
+            self.abandon(client)
+            return
+        }
+        self.nodes[position].driver!.submit(kind, payload: payload, token: token)
+        self.drain(position)
+    }
+
+    /// A gateway's answer reaches its client.
+    func clientReceives(_ client: Int, token: UInt64, command: CommandID, result: Result<[UInt8], RequestFailure>) {
+        guard self.clients[client].token == token, self.clients[client].currentOperation != nil else { return }
+        switch result {
+        case .success(let reply): self.operationReturned(client, command: command, reply: reply)
+        case .failure: self.abandon(client)
+        }
+    }
+
+    /// A replica's answer reaches a direct client's session.
+    func directClientReceives(_ client: Int, reply: ClientReply, from position: Int) {
+        self.clients[client].session?.receive(reply, from: self.members[position])
+        self.drainClient(client)
+    }
+
+    /// Sends what a direct client's session asks for, and ends its operation when it completes.
     func drainClient(_ client: Int) {
-        let ready = self.clients[client].session.ready()
+        guard let ready = self.clients[client].session?.ready() else { return }
         for (destination, request) in ready.sends {
             if self.clientLinkDrops() { continue }
             self.schedule(after: self.latency([]), .clientRequest(
                 client: client, node: Int(destination.rawValue) - 1, request: request))
         }
-        if let completed = ready.completed, completed.id == self.clients[client].currentCommand,
-            let operation = self.clients[client].currentOperation
-        {
-            self.history[operation].returnTime = self.now
-            let kind = self.history[operation].kind
-            guard let output = self.options.workload.output(of: kind, reply: completed.result) else {
-                self.violations.append(InvariantViolation(
-                    invariant: "state-machine-reply", node: nil,
-                    detail: "\(completed.id) (\(kind.rawValue)) got a reply that does not decode: \(completed.result)"))
-                return
-            }
-            self.history[operation].output = output
-            if kind != .get {
-                // An acknowledged write was applied somewhere first: it has a position.
-                self.ackedWrites.insert(completed.id)
-                if let position = self.writePositions[completed.id] {
-                    self.highestAckedPosition = max(self.highestAckedPosition, position)
-                } else {
-                    self.violations.append(InvariantViolation(
-                        invariant: "acknowledged-write-applied", node: nil,
-                        detail: "\(completed.id) was acknowledged but no replica applied it"))
-                }
-            }
-            self.completedOperations += 1
-            self.operationEnded(client: client)
+        if let completed = ready.completed, completed.id == self.clients[client].currentCommand {
+            self.operationReturned(client, command: completed.id, reply: completed.result)
+        } else if let refused = ready.refused, refused.id == self.clients[client].currentCommand {
+            self.abandon(client)
         }
     }
 
-    func clientReceives(_ client: Int, reply: ClientReply, from position: Int) {
-        self.clients[client].session.receive(reply, from: self.members[position])
-        self.drainClient(client)
+    /// The client's operation returned `reply`: the history records what it saw.
+    func operationReturned(_ client: Int, command: CommandID, reply: [UInt8]) {
+        guard let operation = self.clients[client].currentOperation else { return }
+        self.history[operation].returnTime = self.now
+        let kind = self.history[operation].kind
+        guard let output = self.options.workload.output(of: kind, reply: reply) else {
+            self.violations.append(InvariantViolation(
+                invariant: "state-machine-reply", node: nil,
+                detail: "\(command) (\(kind.rawValue)) got a reply that does not decode: \(reply)"))
+            return
+        }
+        self.history[operation].output = output
+        if kind != .get {
+            // An acknowledged write was applied somewhere first: it has a position.
+            self.ackedWrites.insert(command)
+            if let position = self.writePositions[command] {
+                self.highestAckedPosition = max(self.highestAckedPosition, position)
+            } else {
+                self.violations.append(InvariantViolation(
+                    invariant: "acknowledged-write-applied", node: nil,
+                    detail: "\(command) was acknowledged but no replica applied it"))
+            }
+        }
+        self.completedOperations += 1
+        self.operationEnded(client: client)
     }
 
     // MARK: Replica side
 
-    func nodeReceivesClientRequest(_ position: Int, client: Int, request: ClientRequest) {
-        guard self.nodes[position].replica != nil else { return }
-        let command = request.command
-        switch request.kind {
-        case .write:
-            if let reply = self.nodes[position].machine.cachedReply(for: command.id) {
-                self.reply(.ok(command.id, result: reply), to: client, from: position)
-                return
-            }
-            self.nodes[position].pendingWrites[command.client] = command.sequence
-            self.nodes[position].replica!.propose(command)
-        case .read:
-            let id = self.nodes[position].nextReadID
-            self.nodes[position].nextReadID += 1
-            self.nodes[position].pendingReads[id] = (client, command)
-            self.nodes[position].replica!.read(ReadRequest(id: id))
-        }
-        self.drain(position)
-    }
-
-    func reply(_ reply: ClientReply, to client: Int, from position: Int) {
-        if self.clientLinkDrops() { return }
-        self.schedule(after: self.latency([]), .clientReply(client: client, node: position, reply: reply))
-    }
-
-    /// Applies a committed command and checks state-machine safety: positions only increase on
-    /// each replica; conflicting commands (same key) execute in one order on every replica; and
-    /// with a total execution order, every replica executes the same command at each position.
-    func apply(_ committed: Committed, at position: Int) {
+    /// Checks a command a node's driver applied: positions only increase on each replica;
+    /// conflicting commands (same key) execute in one order on every replica; and with a total
+    /// execution order, every replica executes the same command at each position.
+    func applied(_ committed: Committed, _ outcome: ExactlyOnce<SimulatedMachine>.Outcome, at position: Int) {
         let id = committed.command.id
         if committed.position <= self.nodes[position].lastAppliedPosition {
             self.violations.append(InvariantViolation(
@@ -153,22 +196,8 @@ extension Simulation {
             }
         }
         self.nodes[position].appliedCommands.insert(id)
-        let outcome = self.nodes[position].machine.apply(committed.command)
-        if case .duplicate = outcome {
-            self.statistics.duplicateCommits += 1
-            if self.options.unsafeApplyRetriesAgain {
-                self.nodes[position].machine.applyAgainIgnoringSessions(committed.command.payload)
-            }
-        }
+        if case .duplicate = outcome { self.statistics.duplicateCommits += 1 }
         if case .applied = outcome, self.writePositions[id] == nil { self.writePositions[id] = committed.position }
-        guard self.nodes[position].pendingWrites[id.client] == id.sequence else { return }
-        self.nodes[position].pendingWrites[id.client] = nil
-        switch outcome {
-        case .applied(let result), .duplicate(let result):
-            self.reply(.ok(id, result: result), to: Int(id.client) - 1, from: position)
-        case .stale:
-            break
-        }
     }
 
     /// Notes the command at a position of the total order; returns the command first seen there.
@@ -180,32 +209,5 @@ extension Simulation {
         if let known = self.positionHistory[slot] { return known }
         self.positionHistory[slot] = id
         return id
-    }
-
-    func serveRead(_ read: ReadRequest, at position: Int) {
-        guard let pending = self.nodes[position].pendingReads.removeValue(forKey: read.id) else { return }
-        let result = self.nodes[position].machine.query(pending.command.payload)
-        self.reply(.ok(pending.command.id, result: result), to: pending.client, from: position)
-    }
-
-    func answerRejection(_ rejection: Rejection, at position: Int) {
-        let client: Int
-        let id: CommandID
-        switch rejection.request {
-        case .proposal(let command):
-            client = Int(command.client) - 1
-            id = command.id
-            if self.nodes[position].pendingWrites[command.client] == command.sequence {
-                self.nodes[position].pendingWrites[command.client] = nil
-            }
-        case .read(let read):
-            guard let pending = self.nodes[position].pendingReads.removeValue(forKey: read.id) else { return }
-            client = pending.client
-            id = pending.command.id
-        }
-        switch rejection.reason {
-        case .notLeader(let hint): self.reply(.notLeader(id, hint: hint), to: client, from: position)
-        case .overloaded: self.reply(.overloaded(id), to: client, from: position)
-        }
     }
 }

@@ -21,7 +21,7 @@ extension Simulation {
     /// fault point, as in FoundationDB's simulation) in the middle of its next disk write, while
     /// records are still unsynced.
     func crashRandomReplica() {
-        let live = self.nodes.indices.filter { self.nodes[$0].replica != nil && !self.nodes[$0].crashAtNextWrite }
+        let live = self.nodes.indices.filter { self.nodes[$0].driver != nil && !self.nodes[$0].crashAtNextWrite }
         guard !live.isEmpty else { return }
         var victim = live[self.random.integer(in: 0..<live.count)]
         if let leader = self.believedLeader, live.contains(leader), self.random.chance(0.5) { victim = leader }
@@ -84,7 +84,7 @@ extension Simulation {
         self.activePartition += 1
         self.healPartition()
         for position in self.nodes.indices { self.nodes[position].crashAtNextWrite = false }
-        for position in self.nodes.indices where self.nodes[position].replica == nil {
+        for position in self.nodes.indices where self.nodes[position].driver == nil {
             self.restart(position)
         }
     }

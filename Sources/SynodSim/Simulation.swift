@@ -1,6 +1,7 @@
 import HeapModule
 import SynodCheck
 import SynodCore
+import SynodDriver
 
 /// A deterministic, single-threaded simulation of one cluster running protocol `R`, driven
 /// through virtual time by one seeded event queue.
@@ -30,6 +31,7 @@ public final class Simulation<R: Replica> {
     var hasher = StableHasher()
     var nodes: [SimulatedNode<R>] = []
     var clients: [SimulatedClient<R.Session>] = []
+    var tokenCounter: UInt64 = 0
     var monitor: R.Monitor
     /// `blocked[from * n + to]`: the link from → to is cut.
     var blocked: [Bool]
@@ -97,18 +99,16 @@ public final class Simulation<R: Replica> {
     func start() {
         for position in self.members.indices {
             let drift = self.options.faults.contains(.clockDrift) ? self.random.integer(in: 80...120) : 100
-            var node = SimulatedNode<R>(
-                tickNanoseconds: self.options.tickNanoseconds * UInt64(drift) / 100, workload: self.options.workload)
-            node.replica = self.makeReplica(position: position, recovered: .empty)
-            self.nodes.append(node)
-            self.schedule(after: UInt64(self.random.integer(in: 0..<Int(node.tickNanoseconds))) + 1,
+            self.nodes.append(SimulatedNode<R>(tickNanoseconds: self.options.tickNanoseconds * UInt64(drift) / 100))
+            self.startDriver(position, recovered: .empty)
+            self.schedule(after: UInt64(self.random.integer(in: 0..<Int(self.nodes[position].tickNanoseconds))) + 1,
                           .nodeTick(node: position, incarnation: 0))
         }
         let perClient = self.options.operations / self.options.clients
         let extra = self.options.operations % self.options.clients
         for client in 0..<self.options.clients {
-            let session = R.Session(
-                client: ClientID(client + 1), members: self.members, randomSeed: self.random.fork())
+            let direct = Double(client) >= self.options.gatewayFraction * Double(self.options.clients)
+            let session = direct ? R.Session(client: ClientID(client + 1), members: self.members, randomSeed: self.random.fork()) : nil
             self.clients.append(SimulatedClient(session: session, remainingOperations: perClient + (client < extra ? 1 : 0)))
             self.schedule(after: self.options.tickNanoseconds, .clientTick(client: client))
             self.startNextOperation(client: client)
@@ -118,9 +118,34 @@ public final class Simulation<R: Replica> {
         }
     }
 
-    func makeReplica(position: Int, recovered: Recovered<R.Record>) -> R {
-        R(config: ReplicaConfig(id: self.members[position], members: self.members, options: self.replicaOptions),
-          restoring: recovered, randomSeed: self.random.fork())
+    /// The driver options every node runs with: the production defaults, with the checks'
+    /// observations on and the gateway's own timeout out of the way (the simulated client
+    /// gives up first, and cancels).
+    var driverOptions: NodeDriverOptions {
+        var options = NodeDriverOptions()
+        options.snapshotInterval = UInt64(self.options.snapshotInterval)
+        options.requestTimeoutTicks = 1 << 40
+        options.observe = true
+        options.unsafeSendBeforeSync = self.options.unsafeSendBeforeSync
+        options.unsafeApplyRetriesAgain = self.options.unsafeApplyRetriesAgain
+        return options
+    }
+
+    /// Starts (or restarts) the driver of node `position` from what its disk holds.
+    func startDriver(_ position: Int, recovered: Recovered<R.Record>) {
+        let incarnation = self.nodes[position].incarnation
+        do {
+            let driver = try NodeDriver<R, SimulatedMachine>(
+                config: ReplicaConfig(id: self.members[position], members: self.members, options: self.replicaOptions),
+                recovered: recovered, options: self.driverOptions,
+                clientBase: UInt64(position + 1) << 40 | UInt64(incarnation) << 20, randomSeed: self.random.fork(),
+                empty: SimulatedMachine(self.options.workload),
+                restore: { [unowned self] snapshot in try self.restoreMachine(snapshot) })
+            self.nodes[position].driver = driver
+        } catch {
+            self.violations.append(InvariantViolation(
+                invariant: "state-machine-safety", node: self.members[position], detail: "cannot restart: \(error)"))
+        }
     }
 
     func schedule(after delay: UInt64, _ kind: SimulationEventKind<R>) {
@@ -144,21 +169,31 @@ public final class Simulation<R: Replica> {
         case .nodeTick(let position, let incarnation):
             self.hasher.combine(1)
             self.hasher.combine(position)
-            guard self.nodes[position].incarnation == incarnation, self.nodes[position].replica != nil else { return }
-            self.nodes[position].replica!.tick()
+            guard self.nodes[position].incarnation == incarnation, self.nodes[position].driver != nil else { return }
+            self.nodes[position].driver!.tick()
             self.drain(position)
             self.schedule(after: self.nodes[position].tickNanoseconds, .nodeTick(node: position, incarnation: incarnation))
         case .deliver(let from, let to, let message):
             self.hasher.combine(2)
             self.hasher.combine(from)
             self.hasher.combine(to)
-            message.digest(into: &self.hasher)
-            guard self.nodes[to].replica != nil else { return }
+            switch message {
+            case .replica(let message): message.digest(into: &self.hasher)
+            case .request(let request):
+                self.hasher.combine(100)
+                self.hasher.combine(request.command.client)
+                self.hasher.combine(request.command.sequence)
+            case .reply(let reply):
+                self.hasher.combine(101)
+                self.hasher.combine(reply.commandID.client)
+                self.hasher.combine(reply.commandID.sequence)
+            }
+            guard self.nodes[to].driver != nil else { return }
             if from != to && self.blocked[from * self.options.nodes + to] {
                 self.statistics.messagesDropped += 1
                 return
             }
-            self.nodes[to].replica!.receive(message, from: self.members[from])
+            self.nodes[to].driver!.receive(message, from: self.members[from])
             self.drain(to)
         case .syncDone(let position, let incarnation):
             self.hasher.combine(3)
@@ -174,16 +209,29 @@ public final class Simulation<R: Replica> {
             self.hasher.combine(client)
             self.startNextOperation(client: client)
         case .clientRequest(let client, let position, let request):
-            self.hasher.combine(5)
+            self.hasher.combine(11)
             self.hasher.combine(client)
             self.hasher.combine(position)
             self.hasher.combine(request.command.sequence)
-            self.nodeReceivesClientRequest(position, client: client, request: request)
+            guard self.nodes[position].driver != nil else { return }
+            self.nodes[position].driver!.serve(request, connection: UInt64(client))
+            self.drain(position)
         case .clientReply(let client, let position, let reply):
-            self.hasher.combine(6)
+            self.hasher.combine(12)
             self.hasher.combine(client)
             self.hasher.combine(position)
-            self.clientReceives(client, reply: reply, from: position)
+            self.directClientReceives(client, reply: reply, from: position)
+        case .submit(let client, let position, let incarnation, let token, let kind, let payload):
+            self.hasher.combine(5)
+            self.hasher.combine(client)
+            self.hasher.combine(position)
+            self.hasher.combine(token)
+            self.gatewayReceives(client: client, node: position, incarnation: incarnation, token: token, kind: kind, payload: payload)
+        case .completed(let client, let token, let command, let result):
+            self.hasher.combine(6)
+            self.hasher.combine(client)
+            self.hasher.combine(token)
+            self.clientReceives(client, token: token, command: command, result: result)
         case .nemesis:
             self.hasher.combine(7)
             self.nemesis()
@@ -197,75 +245,89 @@ public final class Simulation<R: Replica> {
         }
     }
 
-    /// Handles everything a replica asked for after an input, then runs the safety monitor.
+    /// Drains node `position`'s driver and carries out its actions.
     func drain(_ position: Int) {
-        guard let ready = self.nodes[position].replica?.ready() else { return }
-        let firstRecord = self.nodes[position].disk.count
-        if !ready.records.isEmpty {
-            self.nodes[position].disk.append(contentsOf: ready.records)
-            self.statistics.recordsWritten += ready.records.count
-        }
-        if self.nodes[position].crashAtNextWrite && (!ready.records.isEmpty || ready.snapshot != nil) {
-            // The crash interrupts this write. The replica sends in parallel with writing, so
-            // some of the messages that need no sync may already be out: a random prefix.
-            let sent = self.random.integer(in: 0...ready.messages.count)
-            for envelope in ready.messages.prefix(sent) where !envelope.afterSync { self.send(envelope, from: position) }
-            if let snapshot = ready.snapshot {
-                // The snapshot file is renamed into place before the records are written:
-                // either it made it and some records may follow, or neither did.
-                if self.random.chance(0.5) {
-                    self.nodes[position].snapshot = snapshot
-                } else {
-                    self.nodes[position].disk.removeSubrange(firstRecord...)
-                }
-            }
-            self.observe(position, ready)
-            self.crash(position)
+        guard let actions = self.nodes[position].driver?.drain(), !actions.isEmpty else { return }
+        self.execute(actions, at: position)
+    }
+
+    /// The simulator's executor: carries out a driver's actions on the virtual disk and
+    /// network, and feeds the checks from its observations. It adds nothing to the `Ready`
+    /// contract, which is the driver's.
+    func execute(_ actions: [NodeDriver<R, SimulatedMachine>.Action], at position: Int) {
+        if self.nodes[position].crashAtNextWrite, let write = actions.firstIndex(where: { action in
+            if case .persist(let steps) = action { return steps.contains { if case .checkpoint = $0 { false } else { true } } }
+            return false
+        }) {
+            self.crashDuringWrite(actions, write: write, at: position)
             return
         }
-        if let snapshot = ready.snapshot {
-            self.nodes[position].snapshot = snapshot
-            self.statistics.snapshots += 1
-            if ready.installsSnapshot {
-                self.statistics.snapshotInstalls += 1
-                self.install(snapshot, at: position)
+        var fedBack = false
+        for action in actions {
+            switch action {
+            case .send(let to, let message): self.send(message, to: Int(to.rawValue) - 1, from: position)
+            case .persist(let steps): self.persist(steps, at: position)
+            case .saveSnapshot(let snapshotPosition, _, let machine):
+                let number = UInt64(self.snapshotStates.count)
+                let node = self.nodes[position]
+                self.snapshotStates.append(SnapshotState(
+                    position: snapshotPosition, machine: machine, appliedCommands: node.appliedCommands, appliedPerKey: node.appliedPerKey))
+                let data = (0..<8).map { UInt8(truncatingIfNeeded: number >> ($0 * 8)) }
+                self.nodes[position].driver!.snapshotSaved(position: snapshotPosition, data: data)
+                fedBack = true
+            case .answer(let connection, let reply):
+                if self.clientLinkDrops() { continue }
+                self.schedule(after: self.latency([]), .clientReply(client: Int(connection), node: position, reply: reply))
+            case .complete(let token, let command, let result):
+                // A lost answer is a broken connection: the client sees a failure, not silence.
+                let delivered = self.clientLinkDrops() ? .failure(.refused("the connection to the gateway broke")) : result
+                self.schedule(after: self.latency([]), .completed(client: Int(token >> 40), token: token, command: command, result: delivered))
+            case .stop(let reason):
+                self.violations.append(InvariantViolation(invariant: "state-machine-safety", node: self.members[position], detail: reason))
+            case .event(let event):
+                switch event {
+                case .becameLeader: self.believedLeader = position
+                case .becameFollower, .becameCandidate:
+                    if self.believedLeader == position { self.believedLeader = nil }
+                }
+            case .installed(let snapshot): self.installed(snapshot, at: position)
+            case .applied(let committed, let outcome): self.applied(committed, outcome, at: position)
+            case .observed(let ready): self.observe(position, ready)
             }
         }
-        if ready.checkpoint {
-            self.nodes[position].checkpoint = firstRecord..<self.nodes[position].disk.count
+        if fedBack { self.drain(position) }
+    }
+
+    /// The crash the nemesis armed interrupts this write. The node sends in parallel with
+    /// writing, so some of the messages before it may be out: a random prefix. The write
+    /// itself lands unsynced (a crash keeps a random part of it).
+    func crashDuringWrite(_ actions: [NodeDriver<R, SimulatedMachine>.Action], write: Int, at position: Int) {
+        let sends = actions[..<write].compactMap { action -> (Int, PeerMessage<R.Message>)? in
+            if case .send(let to, let message) = action { return (Int(to.rawValue) - 1, message) }
+            return nil
         }
-        var needsSync = !ready.records.isEmpty
-        for envelope in ready.messages {
-            if envelope.afterSync {
-                self.nodes[position].waitingMessages.append(envelope)
-                needsSync = true
-            } else {
-                self.send(envelope, from: position)
+        for (to, message) in sends.prefix(self.random.integer(in: 0...sends.count)) { self.send(message, to: to, from: position) }
+        if case .persist(let steps) = actions[write] { self.persist(steps, at: position) }
+        for action in actions {
+            switch action {
+            case .applied(let committed, let outcome): self.applied(committed, outcome, at: position)
+            case .installed(let snapshot): self.installed(snapshot, at: position)
+            case .observed(let ready): self.observe(position, ready)
+            default: break
             }
         }
-        if needsSync && !self.nodes[position].syncInFlight { self.startSync(position) }
-        for committed in ready.committed { self.apply(committed, at: position) }
-        for read in ready.reads { self.serveRead(read, at: position) }
-        for rejection in ready.rejected { self.answerRejection(rejection, at: position) }
-        self.observe(position, ready)
-        self.compactIfDue(position)
+        self.crash(position)
     }
 
     // MARK: Snapshots
 
-    /// Every `snapshotInterval` applied positions, hands the replica its state machine.
-    func compactIfDue(_ position: Int) {
-        let node = self.nodes[position]
-        guard self.options.snapshotInterval > 0, node.replica != nil,
-              node.lastAppliedPosition >= node.lastCompactedPosition + UInt64(self.options.snapshotInterval)
-        else { return }
-        self.nodes[position].lastCompactedPosition = node.lastAppliedPosition
-        let number = UInt64(self.snapshotStates.count)
-        self.snapshotStates.append(SnapshotState(
-            position: node.lastAppliedPosition, machine: node.machine, appliedCommands: node.appliedCommands, appliedPerKey: node.appliedPerKey))
-        let data = (0..<8).map { UInt8(truncatingIfNeeded: number >> ($0 * 8)) }
-        self.nodes[position].replica!.compact(through: node.lastAppliedPosition, state: data)
-        self.drain(position)
+    /// The driver's `restore`: the state a snapshot's bytes name, checked against its label.
+    func restoreMachine(_ snapshot: Snapshot) throws -> ExactlyOnce<SimulatedMachine> {
+        let state = self.snapshotState(snapshot)
+        guard snapshot.position == state.position else {
+            throw SimulationError("a snapshot labelled position \(snapshot.position) holds the state at position \(state.position)")
+        }
+        return state.machine
     }
 
     func snapshotState(_ snapshot: Snapshot) -> SnapshotState {
@@ -274,55 +336,51 @@ public final class Simulation<R: Replica> {
         return self.snapshotStates[Int(number)]
     }
 
-    /// Replaces a replica's state machine with a snapshot's (received from another replica,
-    /// or recovered), and answers the writes waiting here that it already holds.
-    func install(_ snapshot: Snapshot, at position: Int) {
-        let state = self.snapshotState(snapshot)
-        if snapshot.position != state.position {
-            self.violations.append(InvariantViolation(
-                invariant: "state-machine-safety", node: self.members[position],
-                detail: "a snapshot labelled position \(snapshot.position) holds the state at position \(state.position)"))
-            return
-        }
+    /// A node's state machine became a snapshot's (received from another replica, or
+    /// recovered): what the checks know of it follows.
+    func installed(_ snapshot: Snapshot, at position: Int) {
         if snapshot.position < self.nodes[position].lastAppliedPosition {
             self.violations.append(InvariantViolation(
                 invariant: "state-machine-safety", node: self.members[position],
                 detail: "installed a snapshot at position \(snapshot.position) after applying \(self.nodes[position].lastAppliedPosition)"))
             return
         }
-        self.nodes[position].machine = state.machine
+        let state = self.snapshotState(snapshot)
         self.nodes[position].appliedCommands = state.appliedCommands
         self.nodes[position].appliedPerKey = state.appliedPerKey
         self.nodes[position].lastAppliedPosition = snapshot.position
-        self.nodes[position].lastCompactedPosition = snapshot.position
-        for (client, sequence) in self.nodes[position].pendingWrites.sorted(by: { $0.key < $1.key }) {
-            let id = CommandID(client: client, sequence: sequence)
-            guard let reply = state.machine.cachedReply(for: id) else { continue }
-            self.nodes[position].pendingWrites[client] = nil
-            self.reply(.ok(id, result: reply), to: Int(client) - 1, from: position)
-        }
+        self.statistics.snapshotInstalls += 1
     }
 
     func observe(_ position: Int, _ ready: Ready<R.Message, R.Record>) {
-        for event in ready.events {
-            switch event {
-            case .becameLeader: self.believedLeader = position
-            case .becameFollower, .becameCandidate:
-                if self.believedLeader == position { self.believedLeader = nil }
-            }
-        }
-        let found = self.monitor.observe(node: self.members[position], replica: self.nodes[position].replica!, ready: ready)
+        guard let driver = self.nodes[position].driver else { return }
+        let found = self.monitor.observe(node: self.members[position], replica: driver.core, ready: ready)
         if !found.isEmpty { self.violations += found }
     }
 
     // MARK: Disk
 
-    func startSync(_ position: Int) {
+    /// Carries out a driver's storage steps on the virtual disk (unsynced) and starts their sync.
+    func persist(_ steps: [StorageStep<R.Record>], at position: Int) {
         var node = self.nodes[position]
+        var checkpointStart: Int?
+        node.syncingSnapshot = nil
+        for step in steps {
+            switch step {
+            case .snapshot(let snapshot):
+                node.syncingSnapshot = (node.snapshot, node.disk.count)
+                node.snapshot = snapshot
+                self.statistics.snapshots += 1
+            case .checkpoint:
+                checkpointStart = node.disk.count
+            case .records(let records):
+                node.disk.append(contentsOf: records)
+                self.statistics.recordsWritten += records.count
+            }
+        }
+        if let checkpointStart { node.checkpoint = checkpointStart..<node.disk.count }
         node.syncInFlight = true
         node.syncingCount = node.disk.count
-        node.syncingMessages = node.waitingMessages
-        node.waitingMessages = []
         // Syncs complete in order.
         let done = max(self.now + self.random.uniform(self.options.syncRangeNanoseconds), node.lastSyncDoneTime)
         node.lastSyncDoneTime = done
@@ -333,6 +391,7 @@ public final class Simulation<R: Replica> {
 
     func completeSync(_ position: Int) {
         self.nodes[position].syncInFlight = false
+        self.nodes[position].syncingSnapshot = nil
         self.nodes[position].syncedCount = self.nodes[position].syncingCount
         if let checkpoint = self.nodes[position].checkpoint, self.nodes[position].syncedCount >= checkpoint.upperBound {
             // The checkpoint is durable: discard the records before it, newest first, and
@@ -343,21 +402,21 @@ public final class Simulation<R: Replica> {
             self.nodes[position].syncedCount -= removed
             self.nodes[position].checkpoint = nil
         }
-        let messages = self.nodes[position].syncingMessages
-        self.nodes[position].syncingMessages = []
-        for envelope in messages { self.send(envelope, from: position) }
-        if !self.nodes[position].waitingMessages.isEmpty
-            || self.nodes[position].disk.count > self.nodes[position].syncedCount
-        {
-            self.startSync(position)
-        }
+        self.nodes[position].driver?.persisted()
+        self.drain(position)
     }
 
     /// Crashes a replica: its unsynced writes vanish, except a random prefix the disk happened
     /// to write; with torn writes the last of those may be torn and is discarded by recovery.
+    /// A snapshot written by the unfinished sync may not have made it (and then neither did
+    /// the records after it). The operations its gateway carried end without an answer.
     func crash(_ position: Int) {
         var node = self.nodes[position]
-        guard node.replica != nil else { return }
+        guard node.driver != nil else { return }
+        if let (previous, firstRecord) = node.syncingSnapshot, self.random.chance(0.5) {
+            node.snapshot = previous
+            node.disk.removeSubrange(max(firstRecord, node.syncedCount)...)
+        }
         let unsynced = node.disk.count - node.syncedCount
         var survivors = self.random.integer(in: 0...unsynced)
         if survivors > 0 && self.options.faults.contains(.tornWrite) && self.random.chance(0.5) {
@@ -367,17 +426,20 @@ public final class Simulation<R: Replica> {
         node.disk.removeSubrange((node.syncedCount + survivors)...)
         node.syncedCount = node.disk.count
         node.checkpoint = nil
-        node.replica = nil
+        node.driver = nil
         if self.believedLeader == position { self.believedLeader = nil }
         node.crashAtNextWrite = false
         node.incarnation += 1
         node.syncInFlight = false
-        node.syncingMessages = []
-        node.waitingMessages = []
-        node.pendingWrites = [:]
-        node.pendingReads = [:]
+        node.syncingSnapshot = nil
         self.nodes[position] = node
         self.statistics.crashes += 1
+        for client in self.clients.indices
+        where self.clients[client].session == nil && self.clients[client].currentOperation != nil
+            && self.clients[client].gateway == position
+        {
+            self.abandon(client)  // the connection to the gateway broke
+        }
         // Half the crashes are quick reboots (FoundationDB's "reboot" beside its "kill"): the
         // replica is back while the election or round it took part in is still running.
         let downtime = self.random.chance(0.5)
@@ -386,36 +448,37 @@ public final class Simulation<R: Replica> {
     }
 
     func restart(_ position: Int) {
-        guard self.nodes[position].replica == nil else { return }
+        guard self.nodes[position].driver == nil else { return }
         let recovered = Recovered(snapshot: self.nodes[position].snapshot, records: self.nodes[position].disk)
         if let problem = R.problem(restoring: recovered) {
             self.violations.append(InvariantViolation(
                 invariant: "recoverable-records", node: self.members[position], detail: problem))
             return
         }
-        let replica = self.makeReplica(position: position, recovered: recovered)
-        var node = self.nodes[position]
-        node.replica = replica
-        node.machine = SimulatedStore(self.options.workload)
-        node.lastAppliedPosition = 0
-        node.lastCompactedPosition = 0
-        node.appliedCommands = []
-        node.appliedPerKey = [:]
-        self.nodes[position] = node
-        if let snapshot = recovered.snapshot { self.install(snapshot, at: position) }
-        self.monitor.restarted(node: self.members[position], replica: replica, recovered: recovered)
-        self.schedule(after: node.tickNanoseconds, .nodeTick(node: position, incarnation: node.incarnation))
+        self.nodes[position].lastAppliedPosition = 0
+        self.nodes[position].appliedCommands = []
+        self.nodes[position].appliedPerKey = [:]
+        if let snapshot = recovered.snapshot {
+            let state = self.snapshotState(snapshot)
+            self.nodes[position].appliedCommands = state.appliedCommands
+            self.nodes[position].appliedPerKey = state.appliedPerKey
+            self.nodes[position].lastAppliedPosition = snapshot.position
+        }
+        self.startDriver(position, recovered: recovered)
+        guard let driver = self.nodes[position].driver else { return }
+        self.monitor.restarted(node: self.members[position], replica: driver.core, recovered: recovered)
+        self.schedule(after: self.nodes[position].tickNanoseconds,
+                      .nodeTick(node: position, incarnation: self.nodes[position].incarnation))
         self.statistics.restarts += 1
     }
 
     // MARK: Network
 
-    func send(_ envelope: Envelope<R.Message>, from position: Int) {
-        let destination = Int(envelope.to.rawValue) - 1
-        self.statistics.messagesSent += 1
+    func send(_ message: PeerMessage<R.Message>, to destination: Int, from position: Int) {
+        if case .replica = message { self.statistics.messagesSent += 1 }
         if destination == position {
-            // Loopback: a replica's note to itself after a sync; no network in between.
-            self.schedule(after: 0, .deliver(from: position, to: destination, message: envelope.message))
+            // Loopback: a node's note to itself (after a sync); no network in between.
+            self.schedule(after: 0, .deliver(from: position, to: destination, message: message))
             return
         }
         let faults = self.faultsActive ? self.options.faults : []
@@ -426,7 +489,7 @@ public final class Simulation<R: Replica> {
         var copies = 1
         if faults.contains(.duplication) && self.random.chance(self.options.duplicationProbability) { copies = 2 }
         for _ in 0..<copies {
-            self.schedule(after: self.latency(faults), .deliver(from: position, to: destination, message: envelope.message))
+            self.schedule(after: self.latency(faults), .deliver(from: position, to: destination, message: message))
         }
     }
 

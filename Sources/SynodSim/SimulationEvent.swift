@@ -1,14 +1,20 @@
 import SynodCore
+import SynodDriver
 
 /// What can happen in a simulation.
 enum SimulationEventKind<R: Replica> {
     case nodeTick(node: Int, incarnation: UInt32)
-    case deliver(from: Int, to: Int, message: R.Message)
+    case deliver(from: Int, to: Int, message: PeerMessage<R.Message>)
     case syncDone(node: Int, incarnation: UInt32)
     case clientTick(client: Int)
     case clientStart(client: Int)
+    /// A direct client's request reaches a replica, and the replica's answer the client.
     case clientRequest(client: Int, node: Int, request: ClientRequest)
     case clientReply(client: Int, node: Int, reply: ClientReply)
+    /// A client's request reaches the gateway of `node` (if it is still that incarnation).
+    case submit(client: Int, node: Int, incarnation: UInt32, token: UInt64, kind: ClientRequest.Kind, payload: [UInt8])
+    /// A gateway's answer reaches its client.
+    case completed(client: Int, token: UInt64, command: CommandID, result: Result<[UInt8], RequestFailure>)
     case nemesis
     case restart(node: Int)
     case heal(partition: UInt64)
@@ -31,44 +37,36 @@ struct ScheduledEvent: Comparable {
     }
 }
 
-/// One simulated replica: the core (absent while crashed), its disk and its state machine.
+/// One simulated node: its driver (absent while crashed), its disk, and what the checks know
+/// of its state machine.
 struct SimulatedNode<R: Replica> {
-    var replica: R?
+    var driver: NodeDriver<R, SimulatedMachine>?
     var incarnation: UInt32 = 0
     /// Every record written, synced or not; `syncedCount` of them are durable.
     var disk: [R.Record] = []
     var syncedCount = 0
     var syncInFlight = false
-    /// Messages that leave when the sync in flight completes.
-    var syncingMessages: [Envelope<R.Message>] = []
     /// The record count the sync in flight covers.
     var syncingCount = 0
-    /// Messages waiting for the next sync.
-    var waitingMessages: [Envelope<R.Message>] = []
+    /// The sync in flight wrote a snapshot: the one it replaced, and where its records begin
+    /// (a crash before the sync completes may leave the old snapshot and none of them).
+    var syncingSnapshot: (previous: Snapshot?, firstRecord: Int)?
     var lastSyncDoneTime: UInt64 = 0
     /// The nemesis armed a crash in the middle of the next write.
     var crashAtNextWrite = false
     var tickNanoseconds: UInt64
-    /// The durable snapshot (written atomically, before the records of its `Ready`).
+    /// The durable snapshot (written atomically, before the records of its step).
     var snapshot: Snapshot?
     /// Disk positions of the newest checkpoint's records: once they are synced, the records
     /// before them are discarded.
     var checkpoint: Range<Int>?
-    /// The applied position of this incarnation's last compaction.
-    var lastCompactedPosition: UInt64 = 0
-    var machine: SimulatedStore
     var lastAppliedPosition: UInt64 = 0
     var appliedCommands: Set<CommandID> = []
     /// How many committed commands on each key this incarnation applied.
     var appliedPerKey: [String: Int] = [:]
-    /// The latest write each client is waiting for at this replica.
-    var pendingWrites: [ClientID: UInt64] = [:]
-    var pendingReads: [UInt64: (client: Int, command: Command)] = [:]
-    var nextReadID: UInt64 = 1
 
-    init(tickNanoseconds: UInt64, workload: SimulationWorkload) {
+    init(tickNanoseconds: UInt64) {
         self.tickNanoseconds = tickNanoseconds
-        self.machine = SimulatedStore(workload)
     }
 }
 
@@ -77,17 +75,25 @@ struct SimulatedNode<R: Replica> {
 struct SnapshotState {
     /// The applied position the state was taken at.
     var position: UInt64
-    var machine: SimulatedStore
+    var machine: ExactlyOnce<SimulatedMachine>
     var appliedCommands: Set<CommandID>
     var appliedPerKey: [String: Int]
 }
 
-/// One simulated client: its session and its current operation.
+/// One simulated client: either a plain client of one node's gateway per operation (the
+/// protocol's session runs in the gateway's driver, as for HTTP clients in production), or a
+/// client that runs the session itself and talks to the replicas directly.
 struct SimulatedClient<Session: ClientSession> {
-    var session: Session
+    /// The session of a direct client; nil for a gateway's client.
+    var session: Session?
     var remainingOperations: Int
     var nextSequence: UInt64 = 1
     /// Index into the history of the operation in flight.
     var currentOperation: Int?
+    /// The gateway request of that operation: its token, node and the node's incarnation.
+    var token: UInt64 = 0
+    var gateway = 0
+    var gatewayIncarnation: UInt32 = 0
+    /// The command of a direct client's operation in flight.
     var currentCommand: CommandID?
 }

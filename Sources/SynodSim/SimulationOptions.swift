@@ -12,6 +12,11 @@ public struct SimulationOptions: Sendable, Equatable {
     public var readFraction = 0.3
     /// What the clients do and which state machine the replicas run.
     public var workload: SimulationWorkload = .register
+    /// Fraction of the clients that are plain clients of a node's gateway (an HTTP client:
+    /// the protocol's session runs in the node's driver, and an operation whose gateway
+    /// crashes ends with an unknown outcome); the others run the session themselves (a client
+    /// library) and talk to the replicas directly.
+    public var gatewayFraction = 0.2
     /// Fraction of writes that are appends (the rest are puts). Appends are not idempotent,
     /// so a retry applied twice shows up in the history.
     public var appendFraction = 0.5
@@ -19,6 +24,9 @@ public struct SimulationOptions: Sendable, Equatable {
     /// exactly-once session table (a deliberately broken driver, for tests that show the
     /// linearizability checker catches it).
     @_spi(Testing) public var unsafeApplyRetriesAgain = false
+    /// Test-only: the node driver sends messages that must wait for a sync before it is done
+    /// (a deliberately broken driver, for the test that shows the simulator catches it).
+    @_spi(Testing) public var unsafeSendBeforeSync = false
     /// Pause between one operation's end and the client's next (0...0: none). Pauses leave
     /// leaders idle, the state in which some bugs (committing old-term entries) show.
     public var thinkTimeNanoseconds: ClosedRange<UInt64> = 0...0
@@ -73,6 +81,7 @@ public struct SimulationOptions: Sendable, Equatable {
         guard self.operations >= 0 else { throw SimulationError("operations must not be negative") }
         guard (1...256).contains(self.keys) else { throw SimulationError("keys must lie in 1...256, got \(self.keys)") }
         guard (0...1).contains(self.readFraction) else { throw SimulationError("readFraction must lie in 0...1") }
+        guard (0...1).contains(self.gatewayFraction) else { throw SimulationError("gatewayFraction must lie in 0...1") }
         guard (0...1).contains(self.appendFraction) else { throw SimulationError("appendFraction must lie in 0...1") }
         for (name, value) in [
             ("lossProbability", self.lossProbability), ("duplicationProbability", self.duplicationProbability),
@@ -89,10 +98,12 @@ public struct SimulationOptions: Sendable, Equatable {
 extension SimulationOptions {
     /// The mutation tests' fault mix: faults every 5 to 100 ms, lasting 5 to 500 ms (half the
     /// crashes quick reboots), 200 operations: denser than the default, so that unsafe variants
-    /// show within a few hundred seeds.
+    /// show within a few hundred seeds. Clients run their own sessions: at this crash rate
+    /// most operations of a gateway's clients would end unknown with their gateway.
     public static func harsh(nodes: Int) -> SimulationOptions {
         var options = SimulationOptions()
         options.nodes = nodes
+        options.gatewayFraction = 0
         options.operations = 200
         options.nemesisIntervalNanoseconds = 5_000_000...100_000_000
         options.faultDurationNanoseconds = 5_000_000...500_000_000

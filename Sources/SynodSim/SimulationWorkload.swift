@@ -22,7 +22,7 @@ public enum SimulationWorkload: String, Sendable, CaseIterable {
     /// lately (cas candidates for the expected value).
     func makeOperation(
         key: UInt8, client: ClientID, sequence: UInt64, options: SimulationOptions, recentValues: [String],
-        random: inout DeterministicRandom, now: UInt64
+        random: inout DeterministicRandom, now: UInt64, appends: Bool = true
     ) -> Operation {
         let keyName = "k\(key)"
         let value = "c\(client)s\(sequence)"
@@ -35,7 +35,7 @@ public enum SimulationWorkload: String, Sendable, CaseIterable {
         record.value = value
         switch self {
         case .register:
-            let append = random.chance(options.appendFraction)
+            let append = random.chance(options.appendFraction) && appends
             record.kind = append ? .append : .put
             let payload = append ? RegisterStore.append(key: key, value: Array(value.utf8)) : RegisterStore.put(key: key, value: Array(value.utf8))
             return Operation(kind: .write, payload: payload, record: record)
@@ -96,70 +96,39 @@ public enum SimulationWorkload: String, Sendable, CaseIterable {
     }
 }
 
-/// What applying a command did (`ExactlyOnce.Outcome`, whatever the machine).
-enum ApplyOutcome: Equatable {
-    case applied([UInt8])
-    case duplicate([UInt8])
-    case stale
-}
-
-/// The state machine a simulated replica runs, with its exactly-once session table.
-enum SimulatedStore {
-    case register(ExactlyOnce<RegisterStore>)
-    case kv(ExactlyOnce<KeyValueStore>)
+/// The state machine a simulated replica runs (the node driver wraps it in its exactly-once
+/// session table).
+enum SimulatedMachine: StateMachine {
+    case register(RegisterStore)
+    case kv(KeyValueStore)
 
     init(_ workload: SimulationWorkload) {
         switch workload {
-        case .register: self = .register(ExactlyOnce(RegisterStore()))
-        case .kv: self = .kv(ExactlyOnce(KeyValueStore()))
+        case .register: self = .register(RegisterStore())
+        case .kv: self = .kv(KeyValueStore())
         }
     }
 
-    mutating func apply(_ command: Command) -> ApplyOutcome {
-        func convert<M>(_ outcome: ExactlyOnce<M>.Outcome) -> ApplyOutcome {
-            switch outcome {
-            case .applied(let reply): .applied(reply)
-            case .duplicate(let reply): .duplicate(reply)
-            case .stale: .stale
-            }
-        }
+    mutating func apply(_ payload: [UInt8]) -> [UInt8] {
         switch self {
-        case .register(var service):
-            let outcome = service.apply(command)
-            self = .register(service)
-            return convert(outcome)
-        case .kv(var service):
-            let outcome = service.apply(command)
-            self = .kv(service)
-            return convert(outcome)
-        }
-    }
-
-    /// Test-only breakage: applies the payload again, bypassing the session table.
-    mutating func applyAgainIgnoringSessions(_ payload: [UInt8]) {
-        switch self {
-        case .register(let service):
-            var store = service.machine
-            _ = store.apply(payload)
-            self = .register(ExactlyOnce(store, sessions: service.sessions))
-        case .kv(let service):
-            var store = service.machine
-            _ = store.apply(payload)
-            self = .kv(ExactlyOnce(store, sessions: service.sessions))
-        }
-    }
-
-    func cachedReply(for id: CommandID) -> [UInt8]? {
-        switch self {
-        case .register(let service): service.cachedReply(for: id)
-        case .kv(let service): service.cachedReply(for: id)
+        // Each case lets go of its store before mutating it, so it is changed in place.
+        case .register(var store):
+            self = .register(RegisterStore())
+            let reply = store.apply(payload)
+            self = .register(store)
+            return reply
+        case .kv(var store):
+            self = .register(RegisterStore())
+            let reply = store.apply(payload)
+            self = .kv(store)
+            return reply
         }
     }
 
     func query(_ payload: [UInt8]) -> [UInt8] {
         switch self {
-        case .register(let service): service.machine.query(payload)
-        case .kv(let service): service.machine.query(payload)
+        case .register(let store): store.query(payload)
+        case .kv(let store): store.query(payload)
         }
     }
 }

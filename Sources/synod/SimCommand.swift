@@ -64,6 +64,11 @@ struct SimCommand: ParsableCommand {
     var clients = 5
 
     @Option(help: ArgumentHelp(
+        "Fraction of the clients that are plain clients of a node's gateway, 0 to 1.",
+        discussion: "A gateway's client sends each operation to one node, whose driver runs the protocol's session for it (as `synod serve` does for HTTP clients); when that node crashes, the operation's outcome is unknown. The other clients run the session themselves and talk to the replicas directly."))
+    var gatewayFraction = SimulationOptions().gatewayFraction
+
+    @Option(help: ArgumentHelp(
         "Log compaction: snapshot each replica's state machine every N applied positions (0: never).",
         discussion: "Protocols that compact then discard their log behind the snapshot and send it to replicas that fall behind."))
     var snapshotEvery = 0
@@ -117,6 +122,7 @@ struct SimCommand: ParsableCommand {
         options.operations = self.ops
         options.keys = self.keys
         options.readFraction = self.readFraction
+        options.gatewayFraction = self.gatewayFraction
         options.faults = try FaultSet(parsing: self.faults)
         options.workload = SimulationWorkload(rawValue: self.workload) ?? .register
         options.snapshotInterval = self.snapshotEvery
@@ -253,7 +259,7 @@ struct SimCommand: ParsableCommand {
     }
 
     func replayCommand(seed: UInt64) -> String {
-        "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients) --workload \(self.workload) --keys \(self.keys) --read-fraction \(self.readFraction) --snapshot-every \(self.snapshotEvery)"
+        "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients) --workload \(self.workload) --keys \(self.keys) --read-fraction \(self.readFraction) --gateway-fraction \(self.gatewayFraction) --snapshot-every \(self.snapshotEvery)"
     }
 
     func humanSummary(_ reports: [SimulationReport], seconds: Double) -> String {
