@@ -26,21 +26,6 @@ import SynodCore
 public struct NodeDriver<R: Replica, Machine: StateMachine> {
     public typealias Action = NodeAction<R.Message, R.Record, Machine>
 
-    /// One gateway client: a session and the request it carries, if any.
-    struct GatewayClient {
-        var session: R.Session
-        var nextSequence: UInt64 = 1
-        var token: UInt64?
-        var command: CommandID?
-        var deadline: UInt64 = 0
-    }
-
-    /// A read this replica serves once the core allows it.
-    struct ServedRead {
-        var endpoint: ClientEndpoint
-        var command: Command
-    }
-
     /// This node.
     public let id: NodeID
     /// Every member, sorted.
@@ -85,6 +70,7 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
     // Gateway side.
     let clientBase: UInt64
     var clients: [GatewayClient] = []
+    var sessions: [R.Session] = []
     var idleClients: [Int] = []
     var busyCount = 0
     var tokens: [UInt64: Int] = [:]
@@ -138,7 +124,7 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
                 self.finish(index, .failure(.timeout))
                 continue
             }
-            self.clients[index].session.tick()
+            self.sessions[index].tick()
             self.drainSession(index)
         }
     }
@@ -170,7 +156,8 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         } else {
             index = self.clients.count
             let client = self.clientBase | UInt64(index + 1)
-            self.clients.append(GatewayClient(session: R.Session(client: client, members: self.members, randomSeed: self.random.fork())))
+            self.clients.append(GatewayClient())
+            self.sessions.append(R.Session(client: client, members: self.members, randomSeed: self.random.fork()))
         }
         let client = self.clientBase | UInt64(index + 1)
         let command = Command(client: client, sequence: self.clients[index].nextSequence, payload: payload)
@@ -180,8 +167,8 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         self.clients[index].deadline = self.ticks + self.options.requestTimeoutTicks
         self.busyCount += 1
         self.tokens[token] = index
-        if let preferred = self.preferredReplica { self.clients[index].session.prefer(preferred) }
-        self.clients[index].session.submit(ClientRequest(kind: kind, command: command))
+        if let preferred = self.preferredReplica { self.sessions[index].prefer(preferred) }
+        self.sessions[index].submit(ClientRequest(kind: kind, command: command))
         self.drainSession(index)
     }
 
@@ -359,7 +346,7 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         // Requests waiting on a former leader go to the new one.
         guard previous != self.leader, let leader = self.leader, self.busyCount > 0 else { return }
         for index in self.clients.indices where self.clients[index].token != nil {
-            self.clients[index].session.prefer(leader)
+            self.sessions[index].prefer(leader)
             self.drainSession(index)
         }
     }
@@ -448,12 +435,12 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         guard id.client & ~0xF_FFFF == self.clientBase else { return }
         let index = Int(id.client & 0xF_FFFF) - 1
         guard self.clients.indices.contains(index), self.clients[index].command == id, self.clients[index].token != nil else { return }
-        self.clients[index].session.receive(reply, from: sender)
+        self.sessions[index].receive(reply, from: sender)
         self.drainSession(index)
     }
 
     mutating func drainSession(_ index: Int) {
-        let ready = self.clients[index].session.ready()
+        let ready = self.sessions[index].ready()
         for (to, request) in ready.sends {
             if to == self.id {
                 self.serve(request, from: .local)
@@ -484,4 +471,20 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         self.busyCount -= 1
         self.idleClients.append(index)
     }
+}
+
+/// One gateway client's request, if it carries one. Its session lives in `NodeDriver.sessions`
+/// at the same index, and the type sits outside `NodeDriver`: this bookkeeping does not depend
+/// on the protocol's types, so it stays cheap where the driver runs unspecialised.
+struct GatewayClient {
+    var nextSequence: UInt64 = 1
+    var token: UInt64?
+    var command: CommandID?
+    var deadline: UInt64 = 0
+}
+
+/// A read this replica serves once the core allows it.
+struct ServedRead {
+    var endpoint: ClientEndpoint
+    var command: Command
 }
