@@ -50,9 +50,7 @@ extension Simulation {
         self.clients[client].token = token
         self.clients[client].gateway = gateway
         self.clients[client].gatewayIncarnation = self.nodes[gateway].incarnation
-        self.schedule(after: self.latency([]), .submit(
-            client: client, node: gateway, incarnation: self.nodes[gateway].incarnation, token: token,
-            kind: operation.kind, payload: operation.payload))
+        self.schedule(after: self.latency([]), .submit(client: client, token: token, kind: operation.kind, payload: operation.payload))
     }
 
     /// Starts the client's next operation, at once or after a think time.
@@ -96,9 +94,10 @@ extension Simulation {
 
     /// A client's request reaches a gateway: submitted, unless the node restarted or is down
     /// since the client picked it (the connection is refused).
-    func gatewayReceives(client: Int, node position: Int, incarnation: UInt32, token: UInt64, kind: ClientRequest.Kind, payload: [UInt8]) {
+    func gatewayReceives(client: Int, token: UInt64, kind: ClientRequest.Kind, payload: [UInt8]) {
         guard self.clients[client].token == token else { return }
-        guard self.nodes[position].incarnation == incarnation, self.nodes[position].driver != nil else {
+        let position = self.clients[client].gateway
+        guard self.nodes[position].incarnation == self.clients[client].gatewayIncarnation, self.nodes[position].driver != nil else {
             self.abandon(client)
             return
         }

@@ -221,12 +221,11 @@ public final class Simulation<R: Replica> {
             self.hasher.combine(client)
             self.hasher.combine(position)
             self.directClientReceives(client, reply: reply, from: position)
-        case .submit(let client, let position, let incarnation, let token, let kind, let payload):
+        case .submit(let client, let token, let kind, let payload):
             self.hasher.combine(5)
             self.hasher.combine(client)
-            self.hasher.combine(position)
             self.hasher.combine(token)
-            self.gatewayReceives(client: client, node: position, incarnation: incarnation, token: token, kind: kind, payload: payload)
+            self.gatewayReceives(client: client, token: token, kind: kind, payload: payload)
         case .completed(let client, let token, let command, let result):
             self.hasher.combine(6)
             self.hasher.combine(client)
@@ -345,11 +344,16 @@ public final class Simulation<R: Replica> {
                 detail: "installed a snapshot at position \(snapshot.position) after applying \(self.nodes[position].lastAppliedPosition)"))
             return
         }
+        self.adoptSnapshotState(snapshot, at: position)
+        self.statistics.snapshotInstalls += 1
+    }
+
+    /// What the checks know of a node's state machine becomes what they knew at `snapshot`.
+    func adoptSnapshotState(_ snapshot: Snapshot, at position: Int) {
         let state = self.snapshotState(snapshot)
         self.nodes[position].appliedCommands = state.appliedCommands
         self.nodes[position].appliedPerKey = state.appliedPerKey
         self.nodes[position].lastAppliedPosition = snapshot.position
-        self.statistics.snapshotInstalls += 1
     }
 
     func observe(_ position: Int, _ ready: Ready<R.Message, R.Record>) {
@@ -458,12 +462,7 @@ public final class Simulation<R: Replica> {
         self.nodes[position].lastAppliedPosition = 0
         self.nodes[position].appliedCommands = []
         self.nodes[position].appliedPerKey = [:]
-        if let snapshot = recovered.snapshot {
-            let state = self.snapshotState(snapshot)
-            self.nodes[position].appliedCommands = state.appliedCommands
-            self.nodes[position].appliedPerKey = state.appliedPerKey
-            self.nodes[position].lastAppliedPosition = snapshot.position
-        }
+        if let snapshot = recovered.snapshot { self.adoptSnapshotState(snapshot, at: position) }
         self.startDriver(position, recovered: recovered)
         guard let driver = self.nodes[position].driver else { return }
         self.monitor.restarted(node: self.members[position], replica: driver.core, recovered: recovered)

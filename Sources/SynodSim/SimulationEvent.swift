@@ -11,8 +11,8 @@ enum SimulationEventKind<R: Replica> {
     /// A direct client's request reaches a replica, and the replica's answer the client.
     case clientRequest(client: Int, node: Int, request: ClientRequest)
     case clientReply(client: Int, node: Int, reply: ClientReply)
-    /// A client's request reaches the gateway of `node` (if it is still that incarnation).
-    case submit(client: Int, node: Int, incarnation: UInt32, token: UInt64, kind: ClientRequest.Kind, payload: [UInt8])
+    /// A client's request reaches the gateway it picked (`SimulatedClient.gateway`).
+    case submit(client: Int, token: UInt64, kind: ClientRequest.Kind, payload: [UInt8])
     /// A gateway's answer reaches its client.
     case completed(client: Int, token: UInt64, command: CommandID, result: Result<[UInt8], RequestFailure>)
     case nemesis
