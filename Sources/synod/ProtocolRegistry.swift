@@ -3,17 +3,36 @@ import SynodCore
 import SynodPaxos
 import SynodRaft
 
+/// Something the command line does with one protocol's core, given as a concrete type.
+///
+/// Commands reach a protocol through a visitor rather than an `any Replica.Type`: opening an
+/// existential calls the generic code unspecialised (every field of the node, the driver and
+/// the core then goes through generic metadata), while `ProtocolRegistry.forEach` calls
+/// `visit` with each concrete type, so the optimiser specialises everything below it.
+protocol ProtocolVisitor {
+    mutating func visit<R: Replica>(_ type: R.Type) throws
+}
+
 /// The one registry of the protocols the command line runs: `synod sim` (and `--compare`),
-/// `synod serve` and `synod demo` all look names up here, and everything after the lookup is
-/// generic over `Replica`. Adding a protocol is its own module and one line in `all`.
+/// `synod serve` and `synod demo` all look names up here. Adding a protocol is its own module
+/// and one line in `forEach`.
 enum ProtocolRegistry {
+    /// Calls `visitor` with every protocol's core, in the order `--help` lists them.
+    static func forEach<V: ProtocolVisitor>(_ visitor: inout V) throws {
+        try visitor.visit(RaftReplica.self)
+        try visitor.visit(MultiPaxosReplica.self)
+        try visitor.visit(PaxosLogReplica.self)
+    }
+
     /// Every protocol's core, in the order `--help` lists them.
     static var all: [any Replica.Type] {
-        [
-            RaftReplica.self,
-            MultiPaxosReplica.self,
-            PaxosLogReplica.self,
-        ]
+        struct Collect: ProtocolVisitor {
+            var types: [any Replica.Type] = []
+            mutating func visit<R: Replica>(_ type: R.Type) { self.types.append(type) }
+        }
+        var collect = Collect()
+        try! Self.forEach(&collect)  // Collect never throws.
+        return collect.types
     }
 
     /// The protocols' names (`Replica.protocolName`).
@@ -31,4 +50,31 @@ enum ProtocolRegistry {
         }
         return type
     }
+
+    /// Runs `body` with the core named `name` as a concrete type, and returns its result; a
+    /// validation error listing the known names if there is no such protocol.
+    static func with<Result>(
+        _ name: String, option: String = "--protocol", _ body: some ProtocolBody<Result>
+    ) throws -> Result {
+        _ = try Self.lookUp(name, option: option)
+        var matching = Matching(name: name, body: body, result: nil)
+        try Self.forEach(&matching)
+        return matching.result!  // lookUp found the name, so forEach visited it.
+    }
+}
+
+/// Runs `body` on the visited core whose name is `name`.
+private struct Matching<Body: ProtocolBody>: ProtocolVisitor {
+    let name: String
+    let body: Body
+    var result: Body.Result?
+    mutating func visit<R: Replica>(_ type: R.Type) throws {
+        if self.result == nil && R.protocolName == self.name { self.result = try self.body.run(type) }
+    }
+}
+
+/// A generic function of one protocol's core, for `ProtocolRegistry.with`.
+protocol ProtocolBody<Result> {
+    associatedtype Result
+    func run<R: Replica>(_ type: R.Type) throws -> Result
 }

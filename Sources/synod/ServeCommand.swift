@@ -212,7 +212,16 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         signal(SIGPIPE, SIG_IGN)
-        try await self.serve(try ProtocolRegistry.lookUp(self.protocol))
+        try await ProtocolRegistry.with(self.protocol, Serve(command: self))()
+    }
+
+    /// `serve` for the protocol `with` opens, as a concrete type (so the node is specialised).
+    struct Serve: ProtocolBody {
+        let command: ServeCommand
+        func run<R: Replica>(_ type: R.Type) -> @Sendable () async throws -> Void {
+            let command = self.command
+            return { try await command.serve(R.self) }
+        }
     }
 
     func serve<R: Replica>(_ type: R.Type) async throws {

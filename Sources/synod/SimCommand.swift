@@ -145,7 +145,7 @@ struct SimCommand: ParsableCommand {
         let options = try self.simulationOptions()
         let reports: [SimulationReport]
         let started = ContinuousClock.now
-        reports = try self.sweep(try ProtocolRegistry.lookUp(self.protocol), options: options)
+        reports = try ProtocolRegistry.with(self.protocol, Sweep(command: self, options: options))
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         let failed = reports.filter { !$0.isClean }
@@ -190,9 +190,20 @@ struct SimCommand: ParsableCommand {
         }
     }
 
+    /// The sweep of the protocol `with` opens.
+    struct Sweep: ProtocolBody {
+        let command: SimCommand
+        let options: SimulationOptions
+        func run<R: Replica>(_ type: R.Type) throws -> [SimulationReport] { try self.command.sweep(type, options: self.options) }
+    }
+
     /// One protocol's row of the comparison.
-    func measure<R: Replica>(_ type: R.Type, options: SimulationOptions) throws -> ProtocolFigures {
-        try ProtocolFigures.measure(type, options: options, seeds: self.seeds.range)
+    struct Measure: ProtocolBody {
+        let command: SimCommand
+        let options: SimulationOptions
+        func run<R: Replica>(_ type: R.Type) throws -> ProtocolFigures {
+            try ProtocolFigures.measure(type, options: self.options, seeds: self.command.seeds.range)
+        }
     }
 
     /// One row per protocol, same seeds and options; exits 1 if any seed failed.
@@ -201,7 +212,7 @@ struct SimCommand: ParsableCommand {
         var rows: [ProtocolFigures] = []
         for name in names {
             Console.error("running \(name) on seeds \(self.seeds)...\n")
-            rows.append(try self.measure(try ProtocolRegistry.lookUp(name, option: "--compare"), options: options))
+            rows.append(try ProtocolRegistry.with(name, option: "--compare", Measure(command: self, options: options)))
         }
         if self.json {
             let objects: [[String: Any]] = rows.map { row in
