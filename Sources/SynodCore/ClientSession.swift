@@ -12,11 +12,15 @@ public struct ClientRequest: Sendable, Equatable {
     public var kind: Kind
     /// The command (for a read, its payload is the query).
     public var command: Command
+    /// The sender's signature or MAC over the request, for protocols that authenticate their
+    /// clients (`Replica.authenticate(_:)`); `nil` otherwise.
+    public var authenticator: Authenticator?
 
     /// Creates a request.
-    public init(kind: Kind, command: Command) {
+    public init(kind: Kind, command: Command, authenticator: Authenticator? = nil) {
         self.kind = kind
         self.command = command
+        self.authenticator = authenticator
     }
 }
 

@@ -46,7 +46,13 @@ public struct CommandID: Hashable, Comparable, Sendable, CustomStringConvertible
 public struct ReadRequest: Hashable, Sendable {
     /// A driver-chosen identity, unique per replica incarnation.
     public var id: UInt64
+    /// What the read touches (the state machine's `footprint(of:)` of the query), for cores
+    /// that order reads only after the writes they conflict with.
+    public var footprint: Footprint
 
     /// Creates a read request.
-    public init(id: UInt64) { self.id = id }
+    public init(id: UInt64, footprint: Footprint = Footprint(spans: nil, writes: false)) {
+        self.id = id
+        self.footprint = footprint
+    }
 }

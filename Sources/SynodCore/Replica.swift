@@ -45,6 +45,20 @@ public protocol Replica: Sendable {
     mutating func receive(_ message: Message, from sender: NodeID)
     /// Proposes a client command. A replica that cannot order it answers with a `Rejection`.
     mutating func propose(_ command: Command)
+    /// Proposes a client command that arrived with `authenticator` (its sender's signature or
+    /// MAC, if any). A core that authenticates its clients (PBFT) checks it here and ignores a
+    /// command it cannot verify; the default proposes the command and ignores the authenticator.
+    mutating func propose(_ command: Command, authenticator: Authenticator?)
+    /// The authenticator for a request this node's gateway sends on behalf of its clients
+    /// (default: none).
+    func authenticate(_ request: ClientRequest) -> Authenticator?
+    /// The authenticator for a reply this replica sends to another node's gateway or to a
+    /// directly connected client (default: none).
+    func authenticate(_ reply: ClientReply) -> Authenticator?
+    /// Whether this node's gateway may believe `reply`, received from `sender` with
+    /// `authenticator`: the driver drops replies that fail, before the session sees them
+    /// (default: believe every reply; the transport authenticates its links).
+    func verify(_ reply: ClientReply, from sender: NodeID, authenticator: Authenticator?) -> Bool
     /// Asks for a linearizable read; the replica answers in `Ready.reads` or `Ready.rejected`.
     mutating func read(_ request: ReadRequest)
     /// Drains everything the replica wants done since the last call.
@@ -68,6 +82,10 @@ public protocol Replica: Sendable {
     /// that writes its snapshot before calling `compact(through:state:)` (off its event loop)
     /// stamps the file with it.
     func snapshotTag(at position: UInt64) -> UInt64?
+
+    /// The `Snapshot.identity` of a compaction through `position` (see `snapshotTag(at:)`):
+    /// what else the protocol identifies the checkpoint by. Default: nothing.
+    func snapshotIdentity(at position: UInt64) -> [UInt8]
 }
 
 extension Replica {
@@ -77,8 +95,23 @@ extension Replica {
     /// By default a core keeps its whole log.
     public mutating func compact(through position: UInt64, state: [UInt8]) {}
 
+    /// By default a command's authenticator is not checked.
+    public mutating func propose(_ command: Command, authenticator: Authenticator?) { self.propose(command) }
+
+    /// By default requests carry no authenticator.
+    public func authenticate(_ request: ClientRequest) -> Authenticator? { nil }
+
+    /// By default replies carry no authenticator.
+    public func authenticate(_ reply: ClientReply) -> Authenticator? { nil }
+
+    /// By default every reply is believed.
+    public func verify(_ reply: ClientReply, from sender: NodeID, authenticator: Authenticator?) -> Bool { true }
+
     /// By default a core does not compact.
     public func snapshotTag(at position: UInt64) -> UInt64? { nil }
+
+    /// By default a checkpoint is identified by its position and tag alone.
+    public func snapshotIdentity(at position: UInt64) -> [UInt8] { [] }
 
     /// By default every sequence of records can be restored.
     public static func problem(restoring recovered: Recovered<Record>) -> String? { nil }
@@ -122,12 +155,24 @@ public struct ReplicaConfig<Options: ReplicaOptions>: Sendable {
     public var members: [NodeID]
     /// Protocol-specific options.
     public var options: Options
+    /// What a command's payload touches, as the application state machine says (the driver
+    /// sets it from `StateMachine.footprint(of:)`): the conflict relation a core that orders
+    /// only conflicting commands (EPaxos) computes dependencies with. Default: everything.
+    public var footprint: @Sendable ([UInt8]) -> Footprint
+    /// The keys of a protocol that authenticates its messages or its clients (PBFT); empty
+    /// for crash-fault protocols, whose links are authenticated by the transport.
+    public var keys: KeyRing
 
     /// Creates a configuration; `members` is sorted and must contain `id` without duplicates.
-    public init(id: NodeID, members: [NodeID], options: Options = Options()) {
+    public init(
+        id: NodeID, members: [NodeID], options: Options = Options(),
+        footprint: @escaping @Sendable ([UInt8]) -> Footprint = { _ in .everything }, keys: KeyRing = KeyRing()
+    ) {
         self.id = id
         self.members = members.sorted()
         self.options = options
+        self.footprint = footprint
+        self.keys = keys
     }
 
     /// Checks membership and options.
@@ -138,6 +183,9 @@ public struct ReplicaConfig<Options: ReplicaOptions>: Sendable {
         }
         guard Set(self.members).count == self.members.count else {
             throw ConfigurationError("members \(self.members) contain a duplicate")
+        }
+        if let stranger = self.keys.verifying.keys.sorted().first(where: { !self.members.contains($0) }) {
+            throw ConfigurationError("keys name \(stranger), which is not a member")
         }
         try self.options.validate()
     }

@@ -5,6 +5,14 @@ public protocol StateMachine: Sendable {
     mutating func apply(_ payload: [UInt8]) -> [UInt8]
     /// Answers a query without changing state.
     func query(_ payload: [UInt8]) -> [UInt8]
+    /// What a command's (or a query's) payload touches, for cores that order only conflicting
+    /// commands. Computed from the payload alone; the default, `.everything`, conflicts with
+    /// every command and is always safe.
+    static func footprint(of payload: [UInt8]) -> Footprint
+}
+
+extension StateMachine {
+    public static func footprint(of payload: [UInt8]) -> Footprint { .everything }
 }
 
 /// Exactly-once application of client commands: a retried command (same client, same

@@ -92,6 +92,8 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         clientBase: UInt64, randomSeed: UInt64, empty: Machine,
         restore: @escaping (Snapshot) throws -> ExactlyOnce<Machine>
     ) throws {
+        var config = config
+        config.footprint = { Machine.footprint(of: $0) }
         try config.validate()
         try options.validate()
         precondition(clientBase & 0xF_FFFF == 0, "the low 20 bits of a client base are the gateway's")
@@ -135,7 +137,9 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         switch message {
         case .replica(let message): self.core.receive(message, from: sender)
         case .request(let request): self.serve(request, from: sender == self.id ? .local : .peer(sender))
-        case .reply(let reply): self.gatewayReceives(reply, from: sender)
+        case .reply(let reply, let authenticator):
+            guard self.core.verify(reply, from: sender, authenticator: authenticator) else { return }
+            self.gatewayReceives(reply, from: sender)
         }
     }
 
@@ -324,7 +328,8 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         self.lastCompactedPosition = position
         guard let tag = self.core.snapshotTag(at: position) else { return }
         self.savingSnapshot = true
-        self.actions.append(.saveSnapshot(position: position, tag: tag, machine: self.machine))
+        self.actions.append(.saveSnapshot(
+            position: position, tag: tag, identity: self.core.snapshotIdentity(at: position), machine: self.machine))
     }
 
     mutating func note(_ event: ReplicaEvent) {
@@ -376,7 +381,7 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
                 return
             }
             self.servedWrites[command.id] = endpoint
-            self.core.propose(command)
+            self.core.propose(command, authenticator: request.authenticator)
         case .read:
             guard self.servedWrites.count + self.servedReads.count < self.options.maximumServed else {
                 self.answer(.overloaded(command.id), to: endpoint)
@@ -385,7 +390,7 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
             let id = self.nextReadID
             self.nextReadID += 1
             self.servedReads[id] = ServedRead(endpoint: endpoint, command: command)
-            self.core.read(ReadRequest(id: id))
+            self.core.read(ReadRequest(id: id, footprint: Machine.footprint(of: command.payload)))
         }
     }
 
@@ -411,14 +416,13 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         case .local:
             self.gatewayReceives(reply, from: self.id)
         case .external(let connection):
-            self.actions.append(.answer(connection: connection, reply))
+            self.actions.append(.answer(connection: connection, reply, authenticator: self.core.authenticate(reply)))
         case .peer(let node):
+            var reply = reply
             if case .ok(let id, let result) = reply, result.count > self.options.maximumReplyBytes {
-                let reason = "the response (\(result.count) bytes) exceeds \(self.options.maximumReplyBytes) bytes; ask the leader directly or use a limit"
-                self.actions.append(.send(to: node, .reply(.refused(id, reason: reason))))
-            } else {
-                self.actions.append(.send(to: node, .reply(reply)))
+                reply = .refused(id, reason: "the response (\(result.count) bytes) exceeds \(self.options.maximumReplyBytes) bytes; ask the leader directly or use a limit")
             }
+            self.actions.append(.send(to: node, .reply(reply, authenticator: self.core.authenticate(reply))))
         }
     }
 
@@ -442,6 +446,8 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
     mutating func drainSession(_ index: Int) {
         let ready = self.sessions[index].ready()
         for (to, request) in ready.sends {
+            var request = request
+            if request.authenticator == nil { request.authenticator = self.core.authenticate(request) }
             if to == self.id {
                 self.serve(request, from: .local)
             } else {

@@ -7,8 +7,9 @@ public enum PeerMessage<Message: Sendable>: Sendable {
     case replica(Message)
     /// A client request, sent by a gateway's session to this replica.
     case request(ClientRequest)
-    /// A replica's answer to a request this node's gateway sent.
-    case reply(ClientReply)
+    /// A replica's answer to a request this node's gateway sent, with the replica's
+    /// authenticator if its protocol makes one (`Replica.authenticate(_:)`).
+    case reply(ClientReply, authenticator: Authenticator?)
 }
 
 /// One piece of storage work, in `Ready` order.
@@ -62,11 +63,13 @@ public enum NodeAction<Message: Sendable, Record: Sendable, Machine: StateMachin
     /// `NodeDriver.persisted()`. The driver never asks for a second before that call.
     case persist([StorageStep<Record>])
     /// Serialise `machine` (the state after applying everything through `position`), make it
-    /// durable as the snapshot (`position`, `tag`), then call `NodeDriver.snapshotSaved` with
-    /// the bytes, or `snapshotFailed` when it could not be written.
-    case saveSnapshot(position: UInt64, tag: UInt64, machine: ExactlyOnce<Machine>)
-    /// Answer the directly connected client `connection` (`NodeDriver.serve(_:connection:)`).
-    case answer(connection: UInt64, ClientReply)
+    /// durable as the snapshot (`position`, `tag`, `identity`), then call
+    /// `NodeDriver.snapshotSaved` with the bytes, or `snapshotFailed` when it could not be
+    /// written.
+    case saveSnapshot(position: UInt64, tag: UInt64, identity: [UInt8], machine: ExactlyOnce<Machine>)
+    /// Answer the directly connected client `connection` (`NodeDriver.serve(_:connection:)`),
+    /// with the replica's authenticator if its protocol makes one.
+    case answer(connection: UInt64, ClientReply, authenticator: Authenticator?)
     /// The gateway request `token` is over: its command identity and its result.
     case complete(token: UInt64, command: CommandID, Result<[UInt8], RequestFailure>)
     /// The node cannot go on (a snapshot received from a replica does not restore).

@@ -43,6 +43,15 @@ public struct KeyValueStore: StateMachine, Sendable, Equatable {
         }
     }
 
+    /// What a request touches, for cores that order only conflicting commands. With etcd's
+    /// semantics that is coarse: every write increments the one global revision, which every
+    /// reply and every key's mod revision record, so the order of any two writes shows (and
+    /// any read sees the revision of the writes before it). A range only reads; anything else
+    /// (a put, a delete, a transaction, a payload that does not decode) may write every key.
+    public static func footprint(of payload: [UInt8]) -> Footprint {
+        payload.first == 2 ? Footprint(spans: nil, writes: false) : .everything
+    }
+
     /// Applies one request. A request built in code (not decoded) is held to the same bounds
     /// as a decoded one.
     public mutating func apply(_ request: KVRequest) -> KVResponse {

@@ -108,8 +108,9 @@ public enum PeerFrame<Message: WireCodable & Sendable>: Sendable {
     case message(Message)
     /// A client request from the sender's gateway (its session chose this replica).
     case request(ClientRequest)
-    /// This replica's answer to a request of the receiver's gateway.
-    case reply(ClientReply)
+    /// This replica's answer to a request of the receiver's gateway, with its authenticator
+    /// if the protocol makes one.
+    case reply(ClientReply, authenticator: Authenticator?)
     /// "How are you?", for the cluster status.
     case statusRequest(id: UInt64)
     /// The answer: role, leader, epoch and progress.
@@ -135,6 +136,7 @@ extension PeerFrame: WireCodable {
             writer.byte(3)
             writer.byte(request.kind == .write ? 1 : 2)
             request.command.encode(into: &writer)
+            Self.encode(request.authenticator, into: &writer)
         case .statusRequest(let id):
             writer.byte(5)
             writer.varint(id)
@@ -152,8 +154,9 @@ extension PeerFrame: WireCodable {
             writer.varint(UInt64(status.framesDropped))
             writer.varint(UInt64(status.reachable))
             writer.bool(status.healthy)
-        case .reply(let reply):
+        case .reply(let reply, let authenticator):
             writer.byte(4)
+            Self.encode(authenticator, into: &writer)
             writer.varint(reply.commandID.client)
             writer.varint(reply.commandID.sequence)
             switch reply {
@@ -174,6 +177,16 @@ extension PeerFrame: WireCodable {
             writer.bool(last)
             writer.data(bytes)
         }
+    }
+
+    /// An optional authenticator: a presence byte, then the authenticator.
+    static func encode(_ authenticator: Authenticator?, into writer: inout WireWriter) {
+        writer.bool(authenticator != nil)
+        authenticator?.encode(into: &writer)
+    }
+
+    static func decodeAuthenticator(from reader: inout WireReader) throws(WireError) -> Authenticator? {
+        try reader.bool() ? try Authenticator.decode(from: &reader) : nil
     }
 
     /// Largest reply a replica sends another node's gateway (a client request is bounded far
@@ -201,21 +214,25 @@ extension PeerFrame: WireCodable {
             case 2: kind = .read
             case let tag: throw .malformed("unknown client request kind \(tag)")
             }
-            return .request(ClientRequest(kind: kind, command: try Command.decode(from: &reader)))
+            let command = try Command.decode(from: &reader)
+            return .request(ClientRequest(kind: kind, command: command, authenticator: try Self.decodeAuthenticator(from: &reader)))
         case 4:
+            let authenticator = try Self.decodeAuthenticator(from: &reader)
             let id = CommandID(client: try reader.varint(), sequence: try reader.varint())
+            let reply: ClientReply
             switch try reader.byte() {
-            case 1: return .reply(.ok(id, result: try reader.data(limit: Self.maximumPayloadBytes, what: "reply")))
+            case 1: reply = .ok(id, result: try reader.data(limit: Self.maximumPayloadBytes, what: "reply"))
             case 2:
                 let hint = try reader.varint()
                 guard hint <= UInt64(UInt16.max) else { throw .malformed("leader hint \(hint) out of range") }
-                return .reply(.notLeader(id, hint: hint == 0 ? nil : NodeID(UInt16(hint))))
-            case 3: return .reply(.overloaded(id))
+                reply = .notLeader(id, hint: hint == 0 ? nil : NodeID(UInt16(hint)))
+            case 3: reply = .overloaded(id)
             case 4:
                 let reason = try reader.data(limit: Self.maximumReasonBytes, what: "reason")
-                return .reply(.refused(id, reason: String(decoding: reason, as: UTF8.self)))
+                reply = .refused(id, reason: String(decoding: reason, as: UTF8.self))
             case let tag: throw .malformed("unknown client reply tag \(tag)")
             }
+            return .reply(reply, authenticator: authenticator)
         case 5:
             return .statusRequest(id: try reader.varint())
         case 7:

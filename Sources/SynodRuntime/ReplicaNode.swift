@@ -337,8 +337,8 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         case .request(let request):
             self.driver.receive(.request(request), from: peer)
             self.requestDrain()
-        case .reply(let reply):
-            self.driver.receive(.reply(reply), from: peer)
+        case .reply(let reply, let authenticator):
+            self.driver.receive(.reply(reply, authenticator: authenticator), from: peer)
             self.requestDrain()
         case .statusRequest(let id):
             self.transport.send(.statusReply(id: id, self.localStatus()), to: peer)
@@ -387,12 +387,12 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 switch message {
                 case .replica(let message): self.transport.send(.message(message), to: to)
                 case .request(let request): self.transport.send(.request(request), to: to)
-                case .reply(let reply): self.transport.send(.reply(reply), to: to)
+                case .reply(let reply, let authenticator): self.transport.send(.reply(reply, authenticator: authenticator), to: to)
                 }
             case .persist(let steps):
                 self.persist(steps)
-            case .saveSnapshot(let position, let tag, let machine):
-                self.saveSnapshot(position: position, tag: tag, machine: machine)
+            case .saveSnapshot(let position, let tag, let identity, let machine):
+                self.saveSnapshot(position: position, tag: tag, identity: identity, machine: machine)
             case .complete(let token, _, let result):
                 guard let promise = self.promises.removeValue(forKey: token) else { continue }
                 switch result {
@@ -449,11 +449,11 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     /// and makes it durable on the snapshot thread; the core compacts once it is written (its
     /// storage step then finds the file already there). Neither the loop nor the log's syncs
     /// wait for it.
-    func saveSnapshot(position: UInt64, tag: UInt64, machine: ExactlyOnce<KeyValueStore>) {
+    func saveSnapshot(position: UInt64, tag: UInt64, identity: [UInt8], machine: ExactlyOnce<KeyValueStore>) {
         let store = self.snapshots
         self.snapshotPool.runIfActive(eventLoop: self.loop) { () throws -> [UInt8] in
             let data = KeyValueStore.snapshot(of: machine)
-            try store.save(Snapshot(position: position, tag: tag, data: data))
+            try store.save(Snapshot(position: position, tag: tag, data: data, identity: identity))
             return data
         }.whenComplete { result in
             guard self.failed == nil else { return }

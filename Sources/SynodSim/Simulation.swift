@@ -183,7 +183,7 @@ public final class Simulation<R: Replica> {
                 self.hasher.combine(100)
                 self.hasher.combine(request.command.client)
                 self.hasher.combine(request.command.sequence)
-            case .reply(let reply):
+            case .reply(let reply, _):
                 self.hasher.combine(101)
                 self.hasher.combine(reply.commandID.client)
                 self.hasher.combine(reply.commandID.sequence)
@@ -266,7 +266,7 @@ public final class Simulation<R: Replica> {
             switch action {
             case .send(let to, let message): self.send(message, to: Int(to.rawValue) - 1, from: position)
             case .persist(let steps): self.persist(steps, at: position)
-            case .saveSnapshot(let snapshotPosition, _, let machine):
+            case .saveSnapshot(let snapshotPosition, _, _, let machine):
                 let number = UInt64(self.snapshotStates.count)
                 let node = self.nodes[position]
                 self.snapshotStates.append(SnapshotState(
@@ -274,7 +274,7 @@ public final class Simulation<R: Replica> {
                 let data = (0..<8).map { UInt8(truncatingIfNeeded: number >> ($0 * 8)) }
                 self.nodes[position].driver!.snapshotSaved(position: snapshotPosition, data: data)
                 fedBack = true
-            case .answer(let connection, let reply):
+            case .answer(let connection, let reply, _):
                 if self.clientLinkDrops() { continue }
                 self.schedule(after: self.latency([]), .clientReply(client: Int(connection), node: position, reply: reply))
             case .complete(let token, let command, let result):

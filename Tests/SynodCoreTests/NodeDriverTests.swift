@@ -184,7 +184,7 @@ struct NodeDriverTests {
         let first = Self.loopBack(&driver, driver.drain())
         driver.serve(request, connection: 3)
         let second = driver.drain()
-        let answers = (first + second).compactMap { if case .answer(3, let reply) = $0 { reply } else { nil } }
+        let answers = (first + second).compactMap { if case .answer(3, let reply, _) = $0 { reply } else { nil } }
         #expect(answers == [.ok(request.command.id, result: [1]), .ok(request.command.id, result: [1])])
         #expect(driver.machine.machine.applied == [[7]])
     }
@@ -196,7 +196,7 @@ struct NodeDriverTests {
         _ = driver.drain()
         driver.persisted()
         let actions = Self.loopBack(&driver, driver.drain())
-        let saves = actions.compactMap { if case .saveSnapshot(let position, _, let machine) = $0 { (position, machine) } else { nil } }
+        let saves = actions.compactMap { if case .saveSnapshot(let position, _, _, let machine) = $0 { (position, machine) } else { nil } }
         #expect(saves.count == 1 && saves.first?.0 == 2 && saves.first?.1.machine.applied.count == 2)
         #expect(driver.core.compactedThrough == 0, "the core compacts only once the snapshot is durable")
         driver.snapshotSaved(position: 2, data: [1, 2])
