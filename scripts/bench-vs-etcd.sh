@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a three-node Synod cluster and a three-member etcd cluster on this machine, one after
 # the other, and drives both with the same load tool (`synod bench`) and the same request
-# shape (etcd's v3 JSON gateway: POST /v3/kv/put, 256-byte values, requests to the leader).
+# shape (etcd's v3 JSON gateway: POST /v3/kv/put, 256-byte values, requests to the leader, or
+# to every node in turn for a leaderless protocol).
 # Reports throughput, latency percentiles and server CPU time per operation.
 #
 # Usage: scripts/bench-vs-etcd.sh [--protocol raft|multipaxos|paxos] [--seconds S] [--clients "1 16 64"]
@@ -94,16 +95,22 @@ run_synod() {
     synod_pids+=($!)
     pids+=($!)
   done
-  local leader=""
+  # Requests go to the leader; a leaderless protocol (no node ever says "leader") gets them
+  # spread over all three nodes once every one reports itself healthy.
+  local endpoint=""
   for _ in $(seq 1 100); do
+    local healthy=0
     for client in $c1 $c2 $c3; do
-      if curl -s "127.0.0.1:$client/v3/status" | grep -q '"role":"leader"'; then leader=$client; break 2; fi
+      status=$(curl -s "127.0.0.1:$client/v3/status" || true)
+      if grep -q '"role":"leader"' <<< "$status"; then endpoint="127.0.0.1:$client"; break 2; fi
+      if grep -q '"role":"replica"' <<< "$status" && grep -q '"healthy":true' <<< "$status"; then healthy=$((healthy + 1)); fi
     done
+    if [ "$healthy" = 3 ]; then endpoint="127.0.0.1:$c1,127.0.0.1:$c2,127.0.0.1:$c3"; break; fi
     sleep 0.1
   done
-  [ -n "$leader" ] || { echo "no Synod leader" >&2; exit 1; }
+  [ -n "$endpoint" ] || { echo "no Synod leader (or, leaderless, not every node healthy)" >&2; exit 1; }
   header
-  bench "$label" "127.0.0.1:$leader" "${synod_pids[@]}"
+  bench "$label" "$endpoint" "${synod_pids[@]}"
   for pid in "${synod_pids[@]}"; do kill "$pid"; done
   wait "${synod_pids[@]}" 2>/dev/null || true
 }

@@ -10,6 +10,10 @@ public enum PaxosLogMessage: Sendable, Equatable {
     case decided(firstSlot: UInt64, values: [SlotValue])
     /// The sender's snapshot, to a replica that asked about slots the sender compacted.
     case snapshot(Snapshot)
+    /// "I have values to propose": the receiver leaves the sender's own slots from `fromSlot`
+    /// on to it for `gapTicks` (sent when a replica starts proposing, and again while it goes
+    /// on, with the same slot).
+    case proposing(fromSlot: UInt64)
 }
 
 /// A durable fact of one slot's instance.
@@ -129,6 +133,9 @@ extension PaxosLogMessage: WireCodable {
         case .snapshot(let snapshot):
             writer.byte(4)
             snapshot.encode(into: &writer)
+        case .proposing(let from):
+            writer.byte(5)
+            writer.varint(from)
         }
     }
 
@@ -143,6 +150,7 @@ extension PaxosLogMessage: WireCodable {
             try reader.checkSlotRun(first, UInt64(values.count))
             return .decided(firstSlot: first, values: values)
         case 4: return .snapshot(try Snapshot.decode(from: &reader))
+        case 5: return .proposing(fromSlot: try slot())
         case let tag: throw .malformed("unknown Paxos log message tag \(tag)")
         }
     }
@@ -187,6 +195,9 @@ extension PaxosLogMessage: TraceDigestible {
             hasher.combine(4)
             hasher.combine(snapshot.position)
             hasher.combine(snapshot.data.count)
+        case .proposing(let from):
+            hasher.combine(5)
+            hasher.combine(from)
         }
     }
 }

@@ -4,10 +4,22 @@ import SynodCore
 /// single-decree instance (`SingleDecreePaxos`: both phases, every time), and any replica
 /// proposes the commands its clients send.
 ///
-/// A replica proposes its oldest waiting value into the slot after the highest it has seen in
-/// use; if another value wins that slot, it tries the next. A slot left undecided below slots in
-/// use (its proposer crashed) is filled after `gapTicks` by proposing a no-op there, which
-/// decides the slot's value if one was already chosen. Replicas ask random peers for chosen
+/// Proposers take turns in the log so that they do not collide on a slot (as in Mencius, but
+/// among the replicas that are proposing only). A replica with values to propose announces it
+/// (`proposing(fromSlot:)`, again every third of `gapTicks` while it goes on); for `gapTicks`
+/// after an announcement, the slots s ≥ `fromSlot` with (s − 1) mod n equal to its position
+/// are its own. A slot whose owner is not proposing goes to the next member after it that is,
+/// so a lone proposer gets every slot. A replica proposes its oldest waiting value into the
+/// lowest unused slot assigned to it; one that stops proposing fills its assigned slots below
+/// the highest slot in use with no-ops until the others can have noticed (Mencius's skip),
+/// and a slot it passed that falls to it when another's claim lapses is filled at once, so
+/// the log does not wait on a replica that stopped. When another proposer holds a higher
+/// ballot in its slot, it leaves the slot and takes the value to its next one instead of
+/// dueling. Assignment is only a policy: any replica may propose in any slot, and every slot
+/// runs Basic Paxos; views of who is proposing may differ for a moment, which costs a
+/// collision, never safety. A slot still undecided below slots in use after `gapTicks` (its
+/// proposer crashed) is filled by a replica proposing a no-op there, which decides the slot's
+/// value if one was already chosen. Replicas ask random peers for chosen
 /// values they lack. Reads go through the log: a read waits for a barrier (a no-op only this
 /// replica can propose, created after the read arrived) to be chosen and executed; every
 /// write acknowledged before the read sits in a slot chosen before the barrier existed, hence
@@ -38,6 +50,18 @@ public struct PaxosLogReplica: Replica {
     var executedThrough: UInt64 = 0
     /// The highest slot seen in use (any message or record of it).
     public internal(set) var highestSlotSeen: UInt64 = 0
+    /// Slots below this one this replica has used, or passed while they were assigned to
+    /// another member.
+    var frontier: UInt64 = 1
+    /// The tick at which each member (by position) was last heard from.
+    var lastHeard: [Int]
+    /// The tick at which each other member (by position) last announced it is proposing:
+    /// within `gapTicks` of it, it is, and its own slots from `claimedFrom` on are its.
+    var lastProposing: [Int]
+    var claimedFrom: [UInt64]
+    /// This replica's last announcement, and the slot its own slots are claimed from.
+    var lastAnnounced = -1_000_000
+    var claimFrom: UInt64 = 1
 
     /// Values waiting to be chosen, oldest first; the first is in flight at `currentSlot`.
     var queue: [SlotValue] = []
@@ -97,6 +121,9 @@ public struct PaxosLogReplica: Replica {
         self.options = config.options
         self.selfPosition = config.members.firstIndex(of: config.id)!
         self.random = DeterministicRandom(seed: randomSeed)
+        self.lastHeard = Array(repeating: 0, count: config.members.count)
+        self.lastProposing = Array(repeating: -1_000_000, count: config.members.count)
+        self.claimedFrom = Array(repeating: 1, count: config.members.count)
         self.chosen = ChosenSlots(members: config.members.count, restoring: restoring.snapshot)
         self.executedThrough = self.chosen.compacted.through
         self.highestSlotSeen = self.chosen.compacted.through
@@ -112,6 +139,27 @@ public struct PaxosLogReplica: Replica {
                 randomSeed: self.random.fork())
             self.highestSlotSeen = max(self.highestSlotSeen, slot)
         }
+        // Slots below what it used before a restart are left to gap filling.
+        self.frontier = self.highestSlotSeen + 1
+    }
+
+    /// Whether the member at `position` takes `slot` (as this replica sees it; itself when
+    /// `selfProposing`): it is proposing, and claimed its slots from `slot` or earlier.
+    func takes(_ slot: UInt64, member position: Int, selfProposing: Bool) -> Bool {
+        if position == self.selfPosition { return selfProposing && slot >= self.claimFrom }
+        return self.ticks - self.lastProposing[position] < self.options.gapTicks && slot >= self.claimedFrom[position]
+    }
+
+    /// The member `slot` is assigned to: its owner if it takes it, else the next member that
+    /// does (this replica if none does).
+    func assignee(of slot: UInt64, selfProposing: Bool) -> Int {
+        let n = self.members.count
+        var member = Int((slot - 1) % UInt64(n))
+        for _ in 0..<n {
+            if self.takes(slot, member: member, selfProposing: selfProposing) { return member }
+            member = (member + 1) % n
+        }
+        return self.selfPosition
     }
 
     // MARK: Inputs
@@ -130,7 +178,8 @@ public struct PaxosLogReplica: Replica {
     }
 
     public mutating func receive(_ message: PaxosLogMessage, from sender: NodeID) {
-        guard self.members.contains(sender) else { return }
+        guard let senderPosition = self.members.firstIndex(of: sender) else { return }
+        self.lastHeard[senderPosition] = self.ticks
         switch message {
         case .instance(let slot, let message):
             guard slot >= 1 else { return }
@@ -167,6 +216,9 @@ public struct PaxosLogReplica: Replica {
             for (offset, value) in values.enumerated() { self.learn(first + UInt64(offset), value) }
         case .snapshot(let snapshot):
             self.install(snapshot)
+        case .proposing(let from):
+            self.lastProposing[senderPosition] = self.ticks
+            self.claimedFrom[senderPosition] = from
         }
         self.advance()
     }
@@ -257,11 +309,14 @@ public struct PaxosLogReplica: Replica {
         {
             self.queueStart += 1
         }
-        guard self.currentSlot == nil, self.queueStart < self.queue.count else { return }
+        guard self.currentSlot == nil else { return }
+        guard self.queueStart < self.queue.count else {
+            self.skipIdleSlots()
+            return
+        }
         let value = self.queue[self.queueStart]
         if case .barrier(_, let nonce) = value, nonce == self.openBarrier { self.openBarrier = nil }
-        var slot = max(self.highestSlotSeen, self.chosenThrough) + 1
-        while self.chosen.ahead[slot] != nil { slot += 1 }
+        let slot = self.takeSlot()
         self.currentSlot = slot
         self.highestSlotSeen = max(self.highestSlotSeen, slot)
         self.active.insert(slot)
@@ -270,7 +325,67 @@ public struct PaxosLogReplica: Replica {
         self.withInstance(slot) { $0.propose(bytes.bytes) }
     }
 
-    /// When the lowest undecided slot has stayed undecided (while later slots are in use) for
+    /// The encoding of a no-op, which proposers that fill gaps send.
+    static let noopBytes: [UInt8] = {
+        var bytes = WireWriter()
+        SlotValue.noop.encode(into: &bytes)
+        return bytes.bytes
+    }()
+
+    /// The lowest slot assigned to this replica (as a proposer) that nobody has used or
+    /// decided as far as it knows: the slot for its next value. A replica far behind the
+    /// highest slot in use (it was paused or cut off, and the others reassigned its slots
+    /// meanwhile) starts above it instead of learning, one proposal at a time, that the slots
+    /// in between are decided.
+    ///
+    /// It announces that it is proposing, with the slot its claim starts from, before its first
+    /// value after the others may have thought it idle, and every third of `gapTicks` while it
+    /// goes on: the others then leave its own slots from there on to it, and it fills those it
+    /// does not use. Its slots below the claim stay with whoever had them.
+    mutating func takeSlot() -> UInt64 {
+        var slot = max(self.frontier, self.chosenThrough + 1)
+        if self.highestSlotSeen > slot + UInt64(64 * self.members.count) { slot = self.highestSlotSeen + 1 }
+        if self.ticks - self.lastAnnounced >= self.options.gapTicks {
+            self.claimFrom = slot
+        }
+        if self.ticks - self.lastAnnounced >= max(1, self.options.gapTicks / 3) {
+            self.lastAnnounced = self.ticks
+            for member in self.members where member != self.id { self.send(.proposing(fromSlot: self.claimFrom), to: member) }
+        }
+        while self.chosen.ahead[slot] != nil || self.instances[slot] != nil
+            || self.assignee(of: slot, selfProposing: true) != self.selfPosition
+        {
+            slot += 1
+        }
+        self.frontier = slot + 1
+        return slot
+    }
+
+    /// With nothing to propose, fills the slots still assigned to this replica below the
+    /// highest slot in use with no-ops (Mencius's skip), so that execution does not wait for
+    /// them: for as long as the others may still think it proposing (`gapTicks` after its last
+    /// announcement, and half as long again for messages in flight). Later they assign its
+    /// slots to themselves.
+    mutating func skipIdleSlots() {
+        let start = max(self.frontier, self.chosenThrough + 1)
+        guard start < self.highestSlotSeen else { return }
+        guard self.ticks - self.lastAnnounced < self.options.gapTicks + self.options.gapTicks / 2 else {
+            self.frontier = self.highestSlotSeen
+            return
+        }
+        let end = min(self.highestSlotSeen, start + 4096)
+        self.frontier = end
+        for slot in start..<end
+        where self.chosen.ahead[slot] == nil && self.instances[slot] == nil
+            && self.assignee(of: slot, selfProposing: true) == self.selfPosition
+        {
+            self.active.insert(slot)
+            self.withInstance(slot) { $0.propose(Self.noopBytes) }
+        }
+    }
+
+    /// Fills the slots this replica passed that are assigned to it now (see above); and when
+    /// the lowest undecided slot has stayed undecided (while later slots are in use) for
     /// `gapTicks` times one plus this replica's rank for that slot, proposes no-ops in the
     /// undecided slots from there on (at most 64 at a time); each decides its slot's value if
     /// one was chosen already. Ranks stagger the replicas so that one fills a gap while the
@@ -278,6 +393,18 @@ public struct PaxosLogReplica: Replica {
     mutating func fillGaps() {
         let lowest = self.chosenThrough + 1
         guard lowest <= self.highestSlotSeen else { return }
+        // Slots this replica passed while another member claimed them, assigned to it now
+        // that the claim lapsed (the claimant stopped, crashed or restarted): filled at once,
+        // if a majority can hear it (cut off, it would only make retries nobody answers).
+        let proposing = self.ticks - self.lastAnnounced < self.options.gapTicks
+        let passed = self.hearsMajority ? min(self.frontier, self.highestSlotSeen + 1, lowest + 64) : lowest
+        for slot in lowest..<max(lowest, passed)
+        where self.chosen.ahead[slot] == nil && !self.active.contains(slot)
+            && self.assignee(of: slot, selfProposing: proposing) == self.selfPosition
+        {
+            self.active.insert(slot)
+            self.withInstance(slot) { $0.propose(Self.noopBytes) }
+        }
         if lowest != self.gapSlot {
             self.gapSlot = lowest
             self.gapSinceTick = self.ticks
@@ -286,18 +413,22 @@ public struct PaxosLogReplica: Replica {
         let rank = Int((lowest + UInt64(self.selfPosition)) % UInt64(self.members.count))
         guard self.ticks - self.gapSinceTick >= self.options.gapTicks * (1 + rank) else { return }
         self.gapSinceTick = self.ticks
-        var bytes = WireWriter()
-        SlotValue.noop.encode(into: &bytes)
         var filled = 0
         var slot = lowest
         while slot <= self.highestSlotSeen && filled < 64 {
             if self.chosen.ahead[slot] == nil && !self.active.contains(slot) {
                 self.active.insert(slot)
-                self.withInstance(slot) { $0.propose(bytes.bytes) }
+                self.withInstance(slot) { $0.propose(Self.noopBytes) }
                 filled += 1
             }
             slot += 1
         }
+    }
+
+    /// Whether a majority (this replica included) was heard from within `gapTicks`.
+    var hearsMajority: Bool {
+        let heard = self.lastHeard.indices.filter { $0 == self.selfPosition || self.ticks - self.lastHeard[$0] < self.options.gapTicks }
+        return heard.count > self.members.count / 2
     }
 
     // MARK: Instances
@@ -308,6 +439,13 @@ public struct PaxosLogReplica: Replica {
         var instance = self.instances.removeValue(forKey: slot) ?? SingleDecreePaxos(
             id: self.id, members: self.members, options: self.options.instanceOptions, randomSeed: self.random.fork())
         body(&instance)
+        if slot == self.currentSlot && instance.isBackingOff {
+            // Another proposer holds a higher ballot here: leave the slot to it and take the
+            // value to a slot of this replica's own (the caller advances) rather than duel.
+            instance.withdraw()
+            self.active.remove(slot)
+            self.currentSlot = nil
+        }
         let output = instance.ready()
         for record in output.records { self.output.records.append(PaxosLogRecord(slot: slot, record: record)) }
         for envelope in output.messages {

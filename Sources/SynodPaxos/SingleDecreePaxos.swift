@@ -169,6 +169,17 @@ public struct SingleDecreePaxos: Sendable {
         self.startRound()
     }
 
+    /// Whether this node's proposal was refused (a higher ballot is at work) and it is waiting
+    /// to try again.
+    public var isBackingOff: Bool { self.proposal != nil && self.decided == nil && !self.preparing && !self.accepting }
+
+    /// Stops proposing (always safe in Paxos); the node stays an acceptor and a learner.
+    public mutating func withdraw() {
+        self.proposal = nil
+        self.preparing = false
+        self.accepting = false
+    }
+
     public mutating func tick() {
         guard self.proposal != nil, self.decided == nil else { return }
         self.waitTicks -= 1

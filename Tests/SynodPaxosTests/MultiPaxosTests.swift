@@ -278,6 +278,7 @@ struct PaxosCodecTests {
         .instance(slot: 3, .nack(ballot, promised: ballot)),
         .instance(slot: 3, .decided([4])),
         .learn(fromSlot: 8),
+        .proposing(fromSlot: 12),
         .decided(firstSlot: 8, values: [.noop]),
     ]
 
