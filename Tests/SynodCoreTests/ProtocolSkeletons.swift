@@ -23,6 +23,22 @@ extension SkeletonCodable {
     static func decode(from reader: inout WireReader) throws(WireError) -> Self { throw .malformed("a skeleton's message") }
 }
 
+/// What the skeletons do not do yet: time, messages, reads, commits.
+protocol SkeletonCore: Replica {
+    var output: Ready<Message, Record> { get set }
+}
+
+extension SkeletonCore {
+    mutating func tick() {}
+    mutating func receive(_ message: Message, from sender: NodeID) {}
+    mutating func read(_ request: ReadRequest) {}
+    mutating func ready() -> Ready<Message, Record> {
+        defer { self.output = Ready() }
+        return self.output
+    }
+    var committedThrough: UInt64 { 0 }
+}
+
 struct NoOptions: ReplicaOptions {
     init() {}
     func validate() throws {}
@@ -39,7 +55,7 @@ struct NoMonitor<R: Replica>: SafetyMonitor {
 /// state machine's footprints (`ReplicaConfig.footprint`); replicas agree on the order of
 /// conflicting commands only (`executionOrder: .conflicting`). A checkpoint is identified by
 /// the executed prefix of every replica's instances (`snapshotIdentity`).
-struct EPaxosSkeleton: Replica {
+struct EPaxosSkeleton: SkeletonCore {
     enum Message: SkeletonCodable {
         case preAccept(InstanceID, ballot: UInt64, Command, sequence: UInt64, dependencies: [InstanceID])
         case preAcceptReply(InstanceID, ballot: UInt64, sequence: UInt64, dependencies: [InstanceID], changed: Bool)
@@ -107,14 +123,6 @@ struct EPaxosSkeleton: Replica {
         return writer.bytes
     }
 
-    mutating func tick() {}
-    mutating func receive(_ message: Message, from sender: NodeID) {}
-    mutating func read(_ request: ReadRequest) {}
-    mutating func ready() -> Ready<Message, Record> {
-        defer { self.output = Ready() }
-        return self.output
-    }
-    var committedThrough: UInt64 { 0 }
 }
 
 /// PBFT (Castro and Liskov, OSDI 1999): 3f+1 replicas, a primary per view; every protocol
@@ -122,7 +130,7 @@ struct EPaxosSkeleton: Replica {
 /// once f+1 replicas sent it (`MatchingRepliesSession`); a checkpoint is identified by its
 /// sequence number and the state's digest (`Snapshot.identity`, set by the core when it builds
 /// the snapshot from the state's bytes in `compact(through:state:)`).
-struct PBFTSkeleton: Replica {
+struct PBFTSkeleton: SkeletonCore {
     enum Message: SkeletonCodable {
         case prePrepare(view: UInt64, sequence: UInt64, digest: UInt64, ClientRequest, Authenticator?)
         case prepare(view: UInt64, sequence: UInt64, digest: UInt64, Authenticator?)
@@ -189,14 +197,6 @@ struct PBFTSkeleton: Replica {
 
     func authenticate(_ reply: ClientReply) -> Authenticator? { self.sign([reply.commandID.client, reply.commandID.sequence]) }
 
-    mutating func tick() {}
-    mutating func receive(_ message: Message, from sender: NodeID) {}
-    mutating func read(_ request: ReadRequest) {}
-    mutating func ready() -> Ready<Message, Record> {
-        defer { self.output = Ready() }
-        return self.output
-    }
-    var committedThrough: UInt64 { 0 }
 }
 
 @Suite("EPaxos and PBFT skeletons run through the real driver")
