@@ -11,11 +11,7 @@ struct SigningReplica: Replica {
     typealias Message = LocalLogReplica.Message
     typealias Options = LocalLogReplica.Options
     typealias Session = LeaderFollowingSession
-    struct Monitor: SafetyMonitor {
-        init(members: [NodeID]) {}
-        mutating func observe(node: NodeID, replica: SigningReplica, ready: Ready<Message, Command>) -> [InvariantViolation] { [] }
-        mutating func restarted(node: NodeID, replica: SigningReplica, recovered: Recovered<Command>) {}
-    }
+    typealias Monitor = NoMonitor<SigningReplica>
     static var protocolName: String { "signing" }
     static var coordination: Coordination { .leader }
     static let leader = NodeID(2)

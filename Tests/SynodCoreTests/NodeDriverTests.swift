@@ -15,16 +15,8 @@ struct LocalLogReplica: Replica {
         }
     }
 
-    struct Options: ReplicaOptions {
-        init() {}
-        func validate() throws {}
-    }
-
-    struct Monitor: SafetyMonitor {
-        init(members: [NodeID]) {}
-        mutating func observe(node: NodeID, replica: LocalLogReplica, ready: Ready<Message, Command>) -> [InvariantViolation] { [] }
-        mutating func restarted(node: NodeID, replica: LocalLogReplica, recovered: Recovered<Command>) {}
-    }
+    typealias Options = NoOptions
+    typealias Monitor = NoMonitor<LocalLogReplica>
 
     typealias Session = LeaderFollowingSession
     static var protocolName: String { "local-log" }

@@ -39,6 +39,7 @@ extension SkeletonCore {
     var committedThrough: UInt64 { 0 }
 }
 
+/// Options and a monitor for the test cores, which have nothing to tune or check.
 struct NoOptions: ReplicaOptions {
     init() {}
     func validate() throws {}
