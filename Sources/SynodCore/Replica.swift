@@ -86,6 +86,12 @@ public protocol Replica: Sendable {
     /// The `Snapshot.identity` of a compaction through `position` (see `snapshotTag(at:)`):
     /// what else the protocol identifies the checkpoint by. Default: nothing.
     func snapshotIdentity(at position: UInt64) -> [UInt8]
+
+    /// Asks this replica, if it leads, to hand leadership to `target` (Raft's leadership
+    /// transfer, etcd's MoveLeader). `nil` means the transfer started (or there is nothing to
+    /// do: `target` is this leader); its outcome shows in `Ready.events`, as the target's
+    /// `becameLeader`. Default: refused as `.unsupported`.
+    mutating func transferLeadership(to target: NodeID) -> LeadershipTransferRefusal?
 }
 
 extension Replica {
@@ -115,6 +121,30 @@ extension Replica {
 
     /// By default every sequence of records can be restored.
     public static func problem(restoring recovered: Recovered<Record>) -> String? { nil }
+
+    /// By default a protocol has no leadership to transfer.
+    public mutating func transferLeadership(to target: NodeID) -> LeadershipTransferRefusal? { .unsupported }
+}
+
+/// Why a replica did not start a leadership transfer.
+public enum LeadershipTransferRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The protocol has no leader to move.
+    case unsupported
+    /// This replica does not lead; `hint` is the leader it knows of, if any.
+    case notLeader(hint: NodeID?)
+    /// The target is not a voting member.
+    case unknownTarget(NodeID)
+    /// A transfer to another replica is under way.
+    case inProgress(to: NodeID)
+
+    public var description: String {
+        switch self {
+        case .unsupported: return "this protocol has no leader to transfer"
+        case .notLeader(let hint): return "this replica does not lead" + (hint.map { "; the leader is \($0)" } ?? "")
+        case .unknownTarget(let target): return "\(target) is not a voting member"
+        case .inProgress(let target): return "a transfer to \(target) is under way"
+        }
+    }
 }
 
 /// What replicas agree on about the order in which they execute committed commands; the
@@ -145,6 +175,33 @@ public protocol ReplicaOptions: Sendable {
     init()
     /// Throws a `ConfigurationError` naming the field when an option is out of range.
     func validate() throws
+    /// Sets the option called `name` (in kebab case, as on the command line:
+    /// `--option pre-vote=off`) from its text, or throws a `ConfigurationError` naming the
+    /// options that exist. Default: the protocol has no settable options.
+    mutating func set(_ name: String, to value: String) throws
+    /// Whether a replica cut off from the others and let back can never depose a leader that
+    /// kept its majority meanwhile (Raft's Pre-Vote): the simulator's `rejoin` fault then
+    /// checks it. Default: no such claim.
+    var protectsLeaderFromRejoin: Bool { get }
+}
+
+extension ReplicaOptions {
+    public var protectsLeaderFromRejoin: Bool { false }
+
+    public mutating func set(_ name: String, to value: String) throws {
+        throw ConfigurationError("unknown option '\(name)': this protocol has no settable options")
+    }
+}
+
+extension ConfigurationError {
+    /// Parses an option's on/off value.
+    public static func flag(_ name: String, _ value: String) throws -> Bool {
+        switch value.lowercased() {
+        case "on", "true", "yes", "1": return true
+        case "off", "false", "no", "0": return false
+        default: throw ConfigurationError("option '\(name)' takes on or off, got '\(value)'")
+        }
+    }
 }
 
 /// Identity, membership and options of one replica.

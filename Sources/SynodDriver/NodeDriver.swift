@@ -214,6 +214,13 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         self.savingSnapshot = false
     }
 
+    /// Asks the core to hand leadership to `target` (see `Replica.transferLeadership(to:)`);
+    /// `nil` when the transfer started or there is nothing to do. Drain afterwards.
+    public mutating func transferLeadership(to target: NodeID) -> LeadershipTransferRefusal? {
+        guard self.stopped == nil else { return .notLeader(hint: nil) }
+        return self.core.transferLeadership(to: target)
+    }
+
     /// Answers a query from this node's state machine, which may lag (a serializable read).
     public func query(_ payload: [UInt8]) -> [UInt8] {
         self.machine.machine.query(payload)

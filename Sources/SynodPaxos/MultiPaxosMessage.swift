@@ -85,6 +85,10 @@ public enum MultiPaxosMessage: Sendable, Equatable {
     /// after every slot up to `snapshot.position` (a candidate whose phase 1 starts below an
     /// acceptor's compaction point, or a replica that lags behind it).
     case snapshot(Snapshot)
+    /// Pre-Vote: would the receiver promise `ballot`? Nothing changes on either side.
+    case prePrepare(Ballot)
+    /// The answer to a pre-prepare.
+    case prePrepareReply(Ballot, granted: Bool)
 }
 
 /// Durable facts of a Multi-Paxos replica; replaying them rebuilds the acceptor and the
@@ -137,6 +141,13 @@ extension MultiPaxosMessage: TraceDigestible {
             hasher.combine(7)
             hasher.combine(snapshot.position)
             hasher.combine(snapshot.data.count)
+        case .prePrepare(let ballot):
+            hasher.combine(8)
+            ballot.digest(into: &hasher)
+        case .prePrepareReply(let ballot, let granted):
+            hasher.combine(9)
+            ballot.digest(into: &hasher)
+            hasher.combine(granted ? 1 : 0)
         }
     }
 }
@@ -186,6 +197,13 @@ extension MultiPaxosMessage: WireCodable {
         case .snapshot(let snapshot):
             writer.byte(7)
             snapshot.encode(into: &writer)
+        case .prePrepare(let ballot):
+            writer.byte(8)
+            ballot.encode(into: &writer)
+        case .prePrepareReply(let ballot, let granted):
+            writer.byte(9)
+            ballot.encode(into: &writer)
+            writer.bool(granted)
         }
     }
 
@@ -230,6 +248,10 @@ extension MultiPaxosMessage: WireCodable {
         case 7:
             // Snapshot positions are bounded below 2^48 = maximumPaxosSlot by their own decoder.
             return .snapshot(try Snapshot.decode(from: &reader))
+        case 8:
+            return .prePrepare(try Ballot.decode(from: &reader))
+        case 9:
+            return .prePrepareReply(try Ballot.decode(from: &reader), granted: try reader.bool())
         case let tag:
             throw .malformed("unknown Multi-Paxos message tag \(tag)")
         }

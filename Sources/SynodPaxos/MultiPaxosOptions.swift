@@ -30,6 +30,21 @@ public struct MultiPaxosOptions: ReplicaOptions, Equatable {
     /// `nil` is a majority. Phase-1 quorums grow to match, so that every phase-1 quorum meets
     /// every phase-2 quorum and every other phase-1 quorum.
     public var phase2QuorumSize: Int?
+    /// Pre-Vote, as in Raft (thesis §9.6): a replica whose election timer fires first asks
+    /// the others whether they would promise it a higher ballot, changing nothing durable;
+    /// replicas that heard from a leader within the minimum election timeout say no. A
+    /// replica that restarts or returns from a partition so cannot depose a healthy leader.
+    public var preVote = true
+
+    /// With Pre-Vote, a replica let back after a partition cannot depose a healthy leader.
+    public var protectsLeaderFromRejoin: Bool { self.preVote }
+
+    public mutating func set(_ name: String, to value: String) throws {
+        switch name {
+        case "pre-vote": self.preVote = try ConfigurationError.flag(name, value)
+        default: throw ConfigurationError("unknown Multi-Paxos option '\(name)'; known: pre-vote")
+        }
+    }
 
     /// Test-only switch for deliberately unsafe variants.
     @_spi(Testing) public var mutation: PaxosMutation?

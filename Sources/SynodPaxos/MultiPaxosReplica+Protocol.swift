@@ -1,6 +1,41 @@
 import SynodCore
 
 extension MultiPaxosReplica {
+    // MARK: Pre-Vote
+
+    /// Asks every other member whether it would promise the next ballot, changing nothing
+    /// durable; with yes from a phase-1 quorum (its own included), phase 1 starts.
+    mutating func startPreVote() {
+        if self.leader != nil || self.role == .candidate {
+            self.output.events.append(.becameFollower(epoch: self.promised.epoch, leader: nil))
+        }
+        self.role = .preCandidate
+        self.leader = nil
+        self.proposals = [:]
+        self.resetElectionTimeout()
+        self.preBallot = Ballot(round: self.maxRound + 1, node: self.id)
+        self.preVotes = Array(repeating: false, count: self.members.count)
+        self.preVotes[self.selfPosition] = true
+        for member in self.members where member != self.id {
+            self.send(.prePrepare(self.preBallot), to: member, afterSync: false)
+        }
+        if self.quorum.isPhase1Quorum(1) { self.startPhase1() }
+    }
+
+    /// Yes when this replica has not heard from a leader within the minimum election timeout
+    /// and could promise `ballot`; nothing changes here.
+    mutating func onPrePrepare(_ ballot: Ballot, sender: NodeID) {
+        let hearsFromLeader = self.role == .leader
+            || (self.leader != nil && self.electionElapsedTicks < self.options.electionTimeoutTicksMin)
+        self.send(.prePrepareReply(ballot, granted: !hearsFromLeader && ballot > self.promised), to: sender, afterSync: false)
+    }
+
+    mutating func onPrePrepareReply(_ ballot: Ballot, granted: Bool, position: Int) {
+        guard self.role == .preCandidate, ballot == self.preBallot, granted else { return }
+        self.preVotes[position] = true
+        if self.quorum.isPhase1Quorum(self.preVotes.reduce(0) { $0 + ($1 ? 1 : 0) }) { self.startPhase1() }
+    }
+
     // MARK: Phase 1
 
     /// Campaigns with a ballot above every round seen. The round is durable before the

@@ -31,6 +31,8 @@ public struct MultiPaxosReplica: Replica {
     /// The role of a replica.
     public enum Role: String, Sendable {
         case follower
+        /// Asking whether a quorum would promise it a higher ballot (Pre-Vote).
+        case preCandidate
         case candidate
         case leader
     }
@@ -104,6 +106,9 @@ public struct MultiPaxosReplica: Replica {
     var electionElapsedTicks = 0
     var electionTimeoutTicks = 0
     var heartbeatElapsedTicks = 0
+    /// Pre-Vote: the ballot asked about, and who said yes.
+    var preBallot = Ballot.zero
+    var preVotes: [Bool]
     var output = Ready<MultiPaxosMessage, MultiPaxosRecord>()
 
     /// Every slot up to here is chosen and known to this replica.
@@ -157,6 +162,7 @@ public struct MultiPaxosReplica: Replica {
         self.promisesReceived = Array(repeating: nil, count: config.members.count)
         self.peerLearned = Array(repeating: nil, count: config.members.count)
         self.readAcknowledged = Array(repeating: 0, count: config.members.count)
+        self.preVotes = Array(repeating: false, count: config.members.count)
         self.chosen = ChosenSlots(members: config.members.count, restoring: restoring.snapshot)
         self.executedThrough = self.chosen.compacted.through
         for record in restoring.records {
@@ -181,9 +187,11 @@ public struct MultiPaxosReplica: Replica {
     public mutating func tick() {
         self.ticks += 1
         switch self.role {
-        case .follower, .candidate:
+        case .follower, .preCandidate, .candidate:
             self.electionElapsedTicks += 1
-            if self.electionElapsedTicks >= self.electionTimeoutTicks { self.startPhase1() }
+            if self.electionElapsedTicks >= self.electionTimeoutTicks {
+                if self.options.preVote { self.startPreVote() } else { self.startPhase1() }
+            }
         case .leader:
             self.heartbeatElapsedTicks += 1
             if self.heartbeatElapsedTicks >= self.options.heartbeatIntervalTicks {
@@ -210,6 +218,10 @@ public struct MultiPaxosReplica: Replica {
             for (offset, value) in values.enumerated() { self.learn(first + UInt64(offset), value) }
         case .snapshot(let snapshot):
             self.onSnapshot(snapshot)
+        case .prePrepare(let ballot):
+            self.onPrePrepare(ballot, sender: sender)
+        case .prePrepareReply(let ballot, let granted):
+            self.onPrePrepareReply(ballot, granted: granted, position: senderPosition)
         }
     }
 

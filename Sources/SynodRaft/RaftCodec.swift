@@ -94,6 +94,7 @@ extension RaftMessage: WireCodable {
             writer.varint(message.term.rawValue)
             writer.varint(message.lastLogIndex.rawValue)
             writer.varint(message.lastLogTerm.rawValue)
+            writer.bool(message.transfer)
         case .voteResponse(let message):
             writer.byte(2)
             writer.varint(message.term.rawValue)
@@ -118,6 +119,18 @@ extension RaftMessage: WireCodable {
             writer.byte(5)
             writer.varint(message.term.rawValue)
             message.snapshot.encode(into: &writer)
+        case .preVote(let message):
+            writer.byte(6)
+            writer.varint(message.term.rawValue)
+            writer.varint(message.lastLogIndex.rawValue)
+            writer.varint(message.lastLogTerm.rawValue)
+        case .preVoteResponse(let message):
+            writer.byte(7)
+            writer.varint(message.term.rawValue)
+            writer.bool(message.granted)
+        case .timeoutNow(let message):
+            writer.byte(8)
+            writer.varint(message.term.rawValue)
         }
     }
 
@@ -126,7 +139,8 @@ extension RaftMessage: WireCodable {
         func index() throws(WireError) -> LogIndex { LogIndex(try reader.varint()) }
         switch try reader.byte() {
         case 1:
-            return .requestVote(RequestVote(term: try term(), lastLogIndex: try index(), lastLogTerm: try term()))
+            return .requestVote(RequestVote(
+                term: try term(), lastLogIndex: try index(), lastLogTerm: try term(), transfer: try reader.bool()))
         case 2:
             return .voteResponse(VoteResponse(term: try term(), granted: try reader.bool()))
         case 3:
@@ -144,6 +158,12 @@ extension RaftMessage: WireCodable {
                 throw .malformed("snapshot of term \(snapshot.tag) sent in \(term)")
             }
             return .installSnapshot(InstallSnapshot(term: term, snapshot: snapshot))
+        case 6:
+            return .preVote(RequestVote(term: try term(), lastLogIndex: try index(), lastLogTerm: try term()))
+        case 7:
+            return .preVoteResponse(VoteResponse(term: try term(), granted: try reader.bool()))
+        case 8:
+            return .timeoutNow(TimeoutNow(term: try term()))
         case let tag:
             throw .malformed("unknown Raft message tag \(tag)")
         }

@@ -13,6 +13,15 @@ public enum RaftMessage: Sendable, Equatable {
     case appendResponse(AppendResponse)
     /// A leader sends its snapshot to a follower that needs entries it has compacted (§7).
     case installSnapshot(InstallSnapshot)
+    /// A replica asks whether it could win an election in `term` (Pre-Vote, thesis §9.6); the
+    /// receiver's term does not change.
+    case preVote(RequestVote)
+    /// The answer to a pre-vote: granted ones carry the term asked about, refusals the
+    /// responder's own term.
+    case preVoteResponse(VoteResponse)
+    /// A leader tells its chosen successor, caught up with its log, to campaign at once
+    /// (leadership transfer, thesis §3.10).
+    case timeoutNow(TimeoutNow)
 
     /// The term the message was sent in.
     public var term: Term {
@@ -22,8 +31,20 @@ public enum RaftMessage: Sendable, Equatable {
         case .appendEntries(let message): return message.term
         case .appendResponse(let message): return message.term
         case .installSnapshot(let message): return message.term
+        case .preVote(let message): return message.term
+        case .preVoteResponse(let message): return message.term
+        case .timeoutNow(let message): return message.term
         }
     }
+}
+
+/// TimeoutNow: the leader of `term` hands leadership to the receiver.
+public struct TimeoutNow: Sendable, Equatable {
+    /// The leader's term.
+    public var term: Term
+
+    /// Creates a TimeoutNow request.
+    public init(term: Term) { self.term = term }
 }
 
 /// InstallSnapshot arguments (§7), in one message: the state up to `snapshot.position`, whose
@@ -50,12 +71,16 @@ public struct RequestVote: Sendable, Equatable {
     public var lastLogIndex: LogIndex
     /// The term of the candidate's last log entry.
     public var lastLogTerm: Term
+    /// The election follows the leader's TimeoutNow: replicas that still hear from that leader
+    /// answer it anyway (check-quorum would have them ignore it).
+    public var transfer: Bool
 
     /// Creates a vote request.
-    public init(term: Term, lastLogIndex: LogIndex, lastLogTerm: Term) {
+    public init(term: Term, lastLogIndex: LogIndex, lastLogTerm: Term, transfer: Bool = false) {
         self.term = term
         self.lastLogIndex = lastLogIndex
         self.lastLogTerm = lastLogTerm
+        self.transfer = transfer
     }
 }
 
@@ -139,10 +164,23 @@ extension RaftMessage: TraceDigestible {
             hasher.combine(message.term.rawValue)
             hasher.combine(message.lastLogIndex.rawValue)
             hasher.combine(message.lastLogTerm.rawValue)
+            hasher.combine(message.transfer ? 1 : 0)
         case .voteResponse(let message):
             hasher.combine(2)
             hasher.combine(message.term.rawValue)
             hasher.combine(message.granted ? 1 : 0)
+        case .preVote(let message):
+            hasher.combine(6)
+            hasher.combine(message.term.rawValue)
+            hasher.combine(message.lastLogIndex.rawValue)
+            hasher.combine(message.lastLogTerm.rawValue)
+        case .preVoteResponse(let message):
+            hasher.combine(7)
+            hasher.combine(message.term.rawValue)
+            hasher.combine(message.granted ? 1 : 0)
+        case .timeoutNow(let message):
+            hasher.combine(8)
+            hasher.combine(message.term.rawValue)
         case .appendEntries(let message):
             hasher.combine(3)
             hasher.combine(message.term.rawValue)

@@ -23,6 +23,16 @@ public struct RaftOptions: ReplicaOptions, Equatable {
     /// again (a snapshot is large; a lost one is resent, a slow one is not resent at once).
     public var snapshotResendHeartbeats = 5
 
+    /// Pre-Vote (Ongaro's thesis, §9.6): a replica whose election timer fires first asks
+    /// whether it could win, without raising its term; replicas that heard from a leader within
+    /// the minimum election timeout say no. A replica cut off by a partition therefore never
+    /// raises its term, and cannot depose a healthy leader when it comes back.
+    public var preVote = true
+    /// Check-quorum: a leader that has not heard from a quorum within the minimum election
+    /// timeout steps down, and a replica that heard from a leader within that time ignores
+    /// vote requests of a higher term (unless they come from a leadership transfer).
+    public var checkQuorum = true
+
     /// Test-only switch for deliberately unsafe variants.
     @_spi(Testing) public var mutation: RaftMutation?
 
@@ -47,5 +57,20 @@ public struct RaftOptions: ReplicaOptions, Equatable {
         guard self.maxUncommittedEntries >= 1 else { throw ConfigurationError("maxUncommittedEntries must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
         guard self.snapshotResendHeartbeats >= 1 else { throw ConfigurationError("snapshotResendHeartbeats must be positive") }
+    }
+
+    /// With Pre-Vote, a replica let back after a partition cannot depose a healthy leader.
+    public var protectsLeaderFromRejoin: Bool { self.preVote }
+
+    /// The options settable by name: `pre-vote` and `check-quorum` (on or off).
+    public static let settable = ["pre-vote", "check-quorum"]
+
+    public mutating func set(_ name: String, to value: String) throws {
+        switch name {
+        case "pre-vote": self.preVote = try ConfigurationError.flag(name, value)
+        case "check-quorum": self.checkQuorum = try ConfigurationError.flag(name, value)
+        default:
+            throw ConfigurationError("unknown Raft option '\(name)'; known: \(Self.settable.joined(separator: ", "))")
+        }
     }
 }

@@ -140,8 +140,12 @@ extension RaftReplica {
         }
         var follower = self.progress[peer]
         if response.success {
-            follower.progressedSinceHeartbeat = true
-            if response.matchIndex > follower.matchIndex { follower.matchIndex = response.matchIndex }
+            // Only a higher match point is progress: heartbeats are acknowledged at the old one
+            // even when every entry in flight was lost.
+            if response.matchIndex > follower.matchIndex {
+                follower.matchIndex = response.matchIndex
+                follower.progressedSinceHeartbeat = true
+            }
             if follower.nextIndex <= follower.matchIndex { follower.nextIndex = follower.matchIndex.next }
             follower.inflightLastIndexes.removeAll { $0 <= response.matchIndex }
             if follower.state == .probe {
@@ -151,6 +155,9 @@ extension RaftReplica {
             }
             self.progress[peer] = follower
             self.maybeCommit()
+            if let transferee = self.transferee, self.members[peer] == transferee, follower.matchIndex == self.log.lastIndex {
+                self.sendTimeoutNow(to: peer)
+            }
         } else {
             // A rejection at or below the match point answers an old message: ignore it. So
             // does one of a heartbeat sent while the follower's snapshot is on its way.

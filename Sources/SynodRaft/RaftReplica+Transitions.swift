@@ -11,6 +11,7 @@ extension RaftReplica {
             self.hardStateDirty = true
         }
         if self.role == .leader { self.rejectPendingReads() }
+        self.transferee = nil
         self.role = .follower
         self.leader = leader
         self.resetElectionTimeout()
@@ -19,8 +20,37 @@ extension RaftReplica {
         }
     }
 
-    /// Starts an election for the next term, voting for itself (§5.2).
-    mutating func becomeCandidate() {
+    /// The election timer fired: ask first (Pre-Vote) or campaign at once.
+    mutating func campaign() {
+        if self.options.preVote {
+            self.becomePreCandidate()
+        } else {
+            self.becomeCandidate(transfer: false)
+        }
+    }
+
+    /// Asks every member whether it would vote for this replica in the next term (thesis
+    /// §9.6), without changing its own term or vote; its own answer counts at once.
+    mutating func becomePreCandidate() {
+        precondition(self.role != .leader, "a leader does not campaign")
+        if self.leader != nil || self.role == .candidate {
+            self.output.events.append(.becameFollower(epoch: self.term.rawValue, leader: nil))
+        }
+        self.role = .preCandidate
+        self.leader = nil
+        self.resetElectionTimeout()
+        self.votesGranted = Array(repeating: false, count: self.members.count)
+        self.votesGranted[self.selfPosition] = true
+        let request = RequestVote(term: self.term.next, lastLogIndex: self.log.lastIndex, lastLogTerm: self.log.lastTerm)
+        for peer in self.members where peer != self.id {
+            self.send(.preVote(request), to: peer, afterSync: false)
+        }
+        if self.quorum.isPhase1Quorum(1) { self.becomeCandidate(transfer: false) }
+    }
+
+    /// Starts an election for the next term, voting for itself (§5.2); `transfer` when the
+    /// leader asked for it (TimeoutNow).
+    mutating func becomeCandidate(transfer: Bool) {
         if self.role == .leader { self.rejectPendingReads() }
         self.term = self.term.next
         self.votedFor = self.id
@@ -30,7 +60,8 @@ extension RaftReplica {
         self.resetElectionTimeout()
         self.votesGranted = Array(repeating: false, count: self.members.count)
         self.output.events.append(.becameCandidate(epoch: self.term.rawValue))
-        let request = RequestVote(term: self.term, lastLogIndex: self.log.lastIndex, lastLogTerm: self.log.lastTerm)
+        let request = RequestVote(
+            term: self.term, lastLogIndex: self.log.lastIndex, lastLogTerm: self.log.lastTerm, transfer: transfer)
         for peer in self.members where peer != self.id {
             self.send(.requestVote(request), to: peer, afterSync: false)
         }
@@ -48,6 +79,9 @@ extension RaftReplica {
         self.readContextCounter = 0
         self.readContextSent = 0
         self.lastReadAcknowledgement = Array(repeating: 0, count: self.members.count)
+        self.recentlyActive = Array(repeating: false, count: self.members.count)
+        self.quorumCheckElapsedTicks = 0
+        self.transferee = nil
         for position in self.progress.indices {
             self.progress[position] = FollowerProgress()
             self.progress[position].nextIndex = self.log.lastIndex.next
@@ -59,6 +93,25 @@ extension RaftReplica {
         } else {
             self.termStartIndex = self.appendToOwnLog(nil)
         }
+    }
+
+    /// Check-quorum: a leader that heard from fewer than a quorum (itself included) since the
+    /// last check steps down, so that its followers' leases lapse and a new leader can rise.
+    mutating func checkQuorum() {
+        self.quorumCheckElapsedTicks = 0
+        self.recentlyActive[self.selfPosition] = true
+        let active = self.recentlyActive.reduce(0) { $0 + ($1 ? 1 : 0) }
+        self.recentlyActive = Array(repeating: false, count: self.members.count)
+        if !self.quorum.isPhase1Quorum(active) {
+            self.becomeFollower(term: self.term, leader: nil)
+        }
+    }
+
+    /// Tells the transfer's target, whose log matches this leader's, to campaign now.
+    mutating func sendTimeoutNow(to position: Int) {
+        guard !self.timeoutNowSent else { return }
+        self.timeoutNowSent = true
+        self.send(.timeoutNow(TimeoutNow(term: self.term)), to: self.members[position], afterSync: false)
     }
 
     mutating func resetElectionTimeout() {

@@ -56,6 +56,13 @@ public struct RaftReplica: Replica {
     var readContextCounter: UInt64 = 0
     var readContextSent: UInt64 = 0
     var lastReadAcknowledgement: [UInt64]
+    /// Check-quorum: the members a leader heard from (in its term) since its last check.
+    var recentlyActive: [Bool]
+    var quorumCheckElapsedTicks = 0
+    /// The replica this leader is handing leadership to, if a transfer is under way.
+    public internal(set) var transferee: NodeID?
+    var transferElapsedTicks = 0
+    var timeoutNowSent = false
 
     /// The snapshot holding the compacted prefix of the log (`log.base`), if any.
     public internal(set) var snapshot: Snapshot?
@@ -107,6 +114,7 @@ public struct RaftReplica: Replica {
         self.votesGranted = Array(repeating: false, count: config.members.count)
         self.progress = Array(repeating: FollowerProgress(), count: config.members.count)
         self.lastReadAcknowledgement = Array(repeating: 0, count: config.members.count)
+        self.recentlyActive = Array(repeating: false, count: config.members.count)
         if let snapshot = restoring.snapshot {
             self.log.install(base: LogIndex(snapshot.position), term: Term(snapshot.tag))
             self.snapshot = snapshot
@@ -151,10 +159,10 @@ public struct RaftReplica: Replica {
 
     public mutating func tick() {
         switch self.role {
-        case .follower, .candidate:
+        case .follower, .preCandidate, .candidate:
             self.electionElapsedTicks += 1
             if self.electionElapsedTicks >= self.electionTimeoutTicks {
-                self.becomeCandidate()
+                self.campaign()
             }
         case .leader:
             self.heartbeatElapsedTicks += 1
@@ -162,16 +170,41 @@ public struct RaftReplica: Replica {
                 self.heartbeatElapsedTicks = 0
                 self.heartbeat()
             }
+            if self.transferee != nil {
+                self.transferElapsedTicks += 1
+                // The target did not win within an election timeout: the transfer is over,
+                // and this leader takes proposals again.
+                if self.transferElapsedTicks >= self.options.electionTimeoutTicksMax { self.transferee = nil }
+            }
+            if self.options.checkQuorum {
+                self.quorumCheckElapsedTicks += 1
+                if self.quorumCheckElapsedTicks >= self.options.electionTimeoutTicksMin {
+                    self.checkQuorum()
+                }
+            }
         }
     }
 
     public mutating func receive(_ message: RaftMessage, from sender: NodeID) {
         guard let senderPosition = self.members.firstIndex(of: sender) else { return }
         if message.term > self.term {
-            // §5.1: a newer term makes any replica a follower of that term.
-            let leader: NodeID? = if case .appendEntries = message { sender } else { nil }
-            self.becomeFollower(term: message.term, leader: leader)
+            switch message {
+            case .requestVote(let request) where self.options.checkQuorum && self.hearsFromLeader && !request.transfer:
+                // A leader is alive as far as this replica knows: a higher term from a
+                // replica that lost touch with it must not depose it (thesis §4.2.3).
+                return
+            case .preVote:
+                // Asking costs the receiver nothing: its term stays.
+                break
+            case .preVoteResponse(let response) where response.granted:
+                break
+            default:
+                // §5.1: a newer term makes any replica a follower of that term.
+                let leader: NodeID? = if case .appendEntries = message { sender } else { nil }
+                self.becomeFollower(term: message.term, leader: leader)
+            }
         }
+        if self.role == .leader && message.term == self.term { self.recentlyActive[senderPosition] = true }
         switch message {
         case .requestVote(let request):
             self.handleRequestVote(request, from: sender)
@@ -183,7 +216,39 @@ public struct RaftReplica: Replica {
             self.handleAppendResponse(response, from: senderPosition)
         case .installSnapshot(let request):
             self.handleInstallSnapshot(request, from: sender)
+        case .preVote(let request):
+            self.handlePreVote(request, from: sender)
+        case .preVoteResponse(let response):
+            self.handlePreVoteResponse(response, from: senderPosition)
+        case .timeoutNow(let request):
+            self.handleTimeoutNow(request, from: sender)
         }
+    }
+
+    /// Leadership transfer (thesis §3.10): replicate to `target` until its log matches this
+    /// leader's, then tell it to campaign at once. Proposals are refused (`overloaded`, so
+    /// clients retry) until the target wins or an election timeout passes.
+    public mutating func transferLeadership(to target: NodeID) -> LeadershipTransferRefusal? {
+        guard self.role == .leader else { return .notLeader(hint: self.leader) }
+        guard let position = self.members.firstIndex(of: target) else { return .unknownTarget(target) }
+        if target == self.id { return nil }
+        if let transferee = self.transferee {
+            return transferee == target ? nil : .inProgress(to: transferee)
+        }
+        self.transferee = target
+        self.transferElapsedTicks = 0
+        self.timeoutNowSent = false
+        if self.progress[position].matchIndex == self.log.lastIndex {
+            self.sendTimeoutNow(to: position)
+        } else {
+            // Probe the target now rather than at the next heartbeat (a snapshot in flight
+            // keeps its own pace).
+            if self.progress[position].state == .probe && self.progress[position].nextIndex > self.log.base {
+                self.progress[position].probeSent = false
+            }
+            self.sendAppend(to: position, allowEmpty: true)
+        }
+        return nil
     }
 
     public mutating func propose(_ command: Command) {
@@ -191,7 +256,9 @@ public struct RaftReplica: Replica {
             self.output.rejected.append(Rejection(request: .proposal(command), reason: .notLeader(hint: self.leader)))
             return
         }
-        guard self.log.lastIndex.rawValue - self.commitIndex.rawValue < UInt64(self.options.maxUncommittedEntries) else {
+        guard self.transferee == nil,
+              self.log.lastIndex.rawValue - self.commitIndex.rawValue < UInt64(self.options.maxUncommittedEntries)
+        else {
             self.output.rejected.append(Rejection(request: .proposal(command), reason: .overloaded))
             return
         }

@@ -64,6 +64,8 @@ public enum RaftRecord: Sendable, Equatable {
 /// The role of a Raft replica.
 public enum RaftRole: String, Sendable {
     case follower
+    /// Asking whether it could win an election (Pre-Vote), its term unchanged.
+    case preCandidate
     case candidate
     case leader
 }
@@ -85,4 +87,8 @@ public enum RaftMutation: String, Sendable, CaseIterable {
     /// state): once the older records are discarded, a restart forgets entries this replica
     /// acknowledged. Needs the simulator's `snapshotInterval`.
     case checkpointWithoutEntries
+    /// Grant a pre-vote while hearing from a leader (only the log is compared): a replica
+    /// coming back from a partition with an up-to-date log raises its term and deposes the
+    /// healthy leader. Breaks no safety property; the simulator's rejoin check catches it.
+    case preVoteIgnoresLeader
 }

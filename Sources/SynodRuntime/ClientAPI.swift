@@ -47,6 +47,13 @@ public struct ClientAPI<R: Replica>: Sendable {
                 return await api.handle(operation, body: Data(buffer: body))
             }
         }
+        router.post("/v3/maintenance/transfer-leadership") { request, _ -> Response in
+            var request = request
+            guard let body = try? await request.collectBody(upTo: 4096) else {
+                return api.error(.contentTooLarge, "request body exceeds 4096 bytes")
+            }
+            return await api.transferLeadership(body: Data(buffer: body))
+        }
         router.get("/health") { _, _ -> Response in
             do {
                 let status = try await api.node.status()
@@ -134,6 +141,42 @@ public struct ClientAPI<R: Replica>: Sendable {
             switch error {
             case .timeout: return self.error(.gatewayTimeout, error.description)
             case .unavailable: return self.error(.serviceUnavailable, error.description)
+            }
+        } catch {
+            return self.error(.internalServerError, "\(error)")
+        }
+    }
+
+    /// etcd's MoveLeader (`{"targetID": "2"}`), sent to the leader: answers once the target
+    /// leads, with the header of its new term.
+    func transferLeadership(body: Data) async -> Response {
+        let target: NodeID
+        do {
+            guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+                throw BadRequest(message: "the body is not a JSON object, e.g. {\"targetID\": \"2\"}")
+            }
+            guard object["targetID"] != nil else { throw BadRequest(message: "targetID is required, e.g. {\"targetID\": \"2\"}") }
+            let number = try Self.number(object, "targetID")
+            guard number > 0, number <= Int64(UInt16.max) else { throw BadRequest(message: "targetID must name a member, got \(number)") }
+            target = NodeID(UInt16(number))
+            guard self.node.configuration.peers[target] != nil else {
+                let members = self.node.configuration.peers.keys.sorted().map { "\($0.rawValue)" }.joined(separator: ", ")
+                throw BadRequest(message: "targetID \(number) is not a member; members: \(members)")
+            }
+        } catch let error as BadRequest {
+            return self.error(error.status, error.message)
+        } catch {
+            return self.error(.badRequest, "\(error)")
+        }
+        do {
+            try await self.node.transferLeadership(to: target, timeout: .milliseconds(self.node.configuration.requestTimeoutMilliseconds))
+            let status = try await self.node.status()
+            return self.json(.ok, .object([("header", self.header(epoch: status.epoch, revision: status.revision))]))
+        } catch let error as TransferError {
+            switch error {
+            case .unsupported: return self.error(.notImplemented, error.description)
+            case .refused: return self.error(.conflict, error.description)
+            case .timeout: return self.error(.gatewayTimeout, error.description)
             }
         } catch {
             return self.error(.internalServerError, "\(error)")

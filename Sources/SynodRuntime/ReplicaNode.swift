@@ -63,6 +63,26 @@ public enum RequestError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// Why a leadership transfer did not happen.
+public enum TransferError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The protocol has no leader to move.
+    case unsupported(String)
+    /// This node cannot start it (it does not lead, the target is unknown, another is under way).
+    case refused(String)
+    /// The target did not take leadership in time.
+    case timeout(String)
+
+    init(_ refusal: LeadershipTransferRefusal) {
+        if case .unsupported = refusal { self = .unsupported(refusal.description) } else { self = .refused(refusal.description) }
+    }
+
+    public var description: String {
+        switch self {
+        case .unsupported(let reason), .refused(let reason), .timeout(let reason): reason
+        }
+    }
+}
+
 /// What a node reports about itself.
 public struct NodeStatus: Sendable, Codable, Equatable {
     public var id: Int
@@ -126,6 +146,8 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     var statusCounter: UInt64 = 0
     var statusQueries: [UInt64: (EventLoopPromise<[NodeStatus]>, [NodeStatus])] = [:]
     var drainScheduled = false
+    /// Leadership transfers waiting for their target to lead.
+    var transferWaiters: [(target: NodeID, promise: EventLoopPromise<Void>)] = []
     private let publishedEpoch = Atomic<UInt64>(0)
 
     /// The protocol epoch (term, ballot, view) this node last saw, readable from any thread:
@@ -278,6 +300,36 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         return try await promise.futureResult.get()
     }
 
+    /// Moves leadership to `target` (etcd's MoveLeader): this node must lead. Returns once
+    /// this node sees the target lead; throws `TransferError` when the core refuses, or when
+    /// that does not happen within `timeout` (the transfer then ends by itself, and this node
+    /// takes proposals again if it still leads).
+    public func transferLeadership(to target: NodeID, timeout: TimeAmount) async throws {
+        let promise = self.loop.makePromise(of: Void.self)
+        self.loop.execute {
+            guard self.failed == nil else {
+                promise.fail(TransferError.refused("the node is stopping"))
+                return
+            }
+            if let refusal = self.driver.transferLeadership(to: target) {
+                promise.fail(TransferError(refusal))
+                return
+            }
+            if self.driver.leader == target {
+                promise.succeed()
+                return
+            }
+            self.transferWaiters.append((target, promise))
+            self.requestDrain()
+            self.loop.scheduleTask(in: timeout) {
+                guard let index = self.transferWaiters.firstIndex(where: { $0.promise.futureResult === promise.futureResult }) else { return }
+                self.transferWaiters.remove(at: index)
+                promise.fail(TransferError.timeout("\(target) did not take leadership within \(timeout.nanoseconds / 1_000_000) ms"))
+            }
+        }
+        try await promise.futureResult.get()
+    }
+
     /// The node's role, leader, epoch and progress.
     public func status() async throws -> NodeStatus {
         try await self.loop.submit { self.localStatus() }.get()
@@ -405,6 +457,10 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 return
             case .event:
                 self.publishedEpoch.store(self.driver.epoch, ordering: .relaxed)
+                if let leader = self.driver.leader, self.transferWaiters.contains(where: { $0.target == leader }) {
+                    for waiter in self.transferWaiters where waiter.target == leader { waiter.promise.succeed() }
+                    self.transferWaiters.removeAll { $0.target == leader }
+                }
                 self.logger.info("\(self.driver.role)", metadata: [
                     "epoch": "\(self.driver.epoch)", "leader": "\(self.driver.leader.map { "\($0)" } ?? "none")",
                 ])

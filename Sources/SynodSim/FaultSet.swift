@@ -21,6 +21,11 @@ public struct FaultSet: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public static let clockDrift = FaultSet(rawValue: 1 << 7)
     /// Client requests and replies are lost.
     public static let clientLoss = FaultSet(rawValue: 1 << 8)
+    /// The leader is asked to hand leadership to another replica (where the protocol can).
+    public static let transfer = FaultSet(rawValue: 1 << 9)
+    /// One replica (not the leader) is cut off from every other for several election
+    /// timeouts, then rejoins: it must not depose a leader that kept its majority.
+    public static let rejoin = FaultSet(rawValue: 1 << 10)
 
     /// Every fault, with its command-line name and a description, in a stable order.
     public static let catalogue: [(name: String, fault: FaultSet, summary: String)] = [
@@ -33,6 +38,8 @@ public struct FaultSet: OptionSet, Sendable, Hashable, CustomStringConvertible {
         ("torn-write", .tornWrite, "a crash may tear the last record written"),
         ("clock-drift", .clockDrift, "replicas' clocks tick at different rates"),
         ("client-loss", .clientLoss, "client requests and replies are lost"),
+        ("transfer", .transfer, "the leader is asked to transfer leadership to another replica"),
+        ("rejoin", .rejoin, "one replica is cut off for several election timeouts, then rejoins"),
     ]
 
     /// Every fault.

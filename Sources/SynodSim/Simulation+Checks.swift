@@ -95,6 +95,15 @@ public struct SimulationStatistics: Sendable, Equatable {
     public var snapshotInstalls = 0
     /// Network partitions injected.
     public var partitions = 0
+    /// Leadership transfers a leader accepted, and those whose target won.
+    public var transfersStarted = 0
+    public var transfersCompleted = 0
+    /// Virtual time from request to the target's leadership, summed over completed transfers.
+    public var transferNanoseconds: UInt64 = 0
+    /// Replicas cut off and let back (the `rejoin` fault), and how many of those returns
+    /// were followed by the leader that kept its majority losing leadership.
+    public var rejoins = 0
+    public var rejoinDisruptions = 0
     /// Client operations that completed.
     public var completedOperations = 0
     /// Client operations given up on (outcome unknown).

@@ -8,10 +8,14 @@ extension Simulation {
         var actions: [Int] = []
         if faults.contains(.crash) { actions += [0, 0] }
         if faults.contains(.partition) { actions += [1] }
+        if faults.contains(.transfer) { actions += [2] }
+        if faults.contains(.rejoin) { actions += [3] }
         if !actions.isEmpty {
             switch actions[self.random.integer(in: 0..<actions.count)] {
             case 0: self.crashRandomReplica()
-            default: self.partitionRandomly()
+            case 1: self.partitionRandomly()
+            case 2: self.transferLeadership()
+            default: self.isolateForRejoin()
             }
         }
         self.schedule(after: self.random.uniform(self.options.nemesisIntervalNanoseconds), .nemesis)
@@ -72,6 +76,65 @@ extension Simulation {
                       .heal(partition: self.activePartition))
     }
 
+    /// Asks the leader to hand leadership to another live replica.
+    func transferLeadership() {
+        guard let leader = self.believedLeader, self.nodes[leader].driver != nil else { return }
+        let others = self.nodes.indices.filter { $0 != leader && self.nodes[$0].driver != nil }
+        guard !others.isEmpty else { return }
+        let target = others[self.random.integer(in: 0..<others.count)]
+        guard self.nodes[leader].driver!.transferLeadership(to: self.members[target]) == nil else { return }
+        self.statistics.transfersStarted += 1
+        self.pendingTransfer = (target, self.now)
+        self.drain(leader)
+    }
+
+    /// Cuts one live replica that does not lead off, for at least a few election timeouts,
+    /// then lets it back (`letBack`): from every other replica, or (half the time a leader is
+    /// known) from the leader alone, so that it still reaches the rest and can ask them for
+    /// votes the whole time.
+    func isolateForRejoin() {
+        guard self.isolated == nil else { return }
+        let candidates = self.nodes.indices.filter { $0 != self.believedLeader && self.nodes[$0].driver != nil }
+        guard self.options.nodes > 2, !candidates.isEmpty else { return }
+        let node = candidates[self.random.integer(in: 0..<candidates.count)]
+        self.isolated = (node, self.believedLeader, self.believedLeader != nil && self.random.chance(0.5))
+        let away = 30 * self.options.tickNanoseconds + self.random.uniform(self.options.faultDurationNanoseconds)
+        self.schedule(after: away, .rejoin(node: node))
+    }
+
+    /// Whether the `rejoin` fault cuts the link between `from` and `to`.
+    func cutOff(_ from: Int, _ to: Int) -> Bool {
+        guard let isolated = self.isolated, from == isolated.node || to == isolated.node else { return false }
+        return !isolated.fromLeaderOnly || from == isolated.leader || to == isolated.leader
+    }
+
+    /// The isolated replica rejoins. If the leader of when it left still leads (it kept its
+    /// majority all along), it is watched for 40 ticks: losing leadership then is a disruption.
+    func letBack(_ node: Int) {
+        guard let isolated = self.isolated, isolated.node == node else { return }
+        self.isolated = nil
+        self.statistics.rejoins += 1
+        guard let leader = isolated.leader, leader == self.believedLeader else { return }
+        self.rejoinWatch = RejoinWatch(
+            node: node, leader: leader, healedAt: self.now, until: self.now + 40 * self.options.tickNanoseconds)
+    }
+
+    /// Replica `position` stopped leading (or campaigns): a disruption if a rejoin watch holds
+    /// it. It is a violation only where nothing else could explain it (no fault but `rejoin`,
+    /// `clock-drift` and `client-loss`) and the protocol's options claim the protection.
+    func leaderLostLeadership(_ position: Int) {
+        guard let watch = self.rejoinWatch, watch.leader == position else { return }
+        self.rejoinWatch = nil
+        guard self.now <= watch.until else { return }
+        self.statistics.rejoinDisruptions += 1
+        let quiet: FaultSet = [.rejoin, .clockDrift, .clientLoss]
+        guard self.replicaOptions.protectsLeaderFromRejoin, self.options.faults.isSubset(of: quiet) else { return }
+        self.violations.append(InvariantViolation(
+            invariant: "rejoin-disruption", node: self.members[position],
+            detail: "\(self.members[watch.node]) rejoined after being cut off, and \(self.members[position]), "
+                + "which kept its majority, lost leadership \((self.now - watch.healedAt) / 1_000_000) ms later"))
+    }
+
     func healPartition() {
         self.blocked = Array(repeating: false, count: self.options.nodes * self.options.nodes)
     }
@@ -83,6 +146,7 @@ extension Simulation {
         self.faultsActive = false
         self.activePartition += 1
         self.healPartition()
+        if let isolated = self.isolated { self.letBack(isolated.node) }
         for position in self.nodes.indices { self.nodes[position].crashAtNextWrite = false }
         for position in self.nodes.indices where self.nodes[position].driver == nil {
             self.restart(position)

@@ -36,6 +36,12 @@ public final class Simulation<R: Replica> {
     /// `blocked[from * n + to]`: the link from → to is cut.
     var blocked: [Bool]
     var activePartition: UInt64 = 0
+    /// The replica the `rejoin` fault cut off, the leader when it was cut off, and whether
+    /// only the links between those two are cut (the replica still reaches the others).
+    var isolated: (node: Int, leader: Int?, fromLeaderOnly: Bool)?
+    var rejoinWatch: RejoinWatch?
+    /// The leadership transfer under way: its target and when it was asked for.
+    var pendingTransfer: (target: Int, since: UInt64)?
     var faultsActive: Bool
     var faultPhaseEnd: UInt64?
     var completedOperations = 0
@@ -189,7 +195,7 @@ public final class Simulation<R: Replica> {
                 self.hasher.combine(reply.commandID.sequence)
             }
             guard self.nodes[to].driver != nil else { return }
-            if from != to && self.blocked[from * self.options.nodes + to] {
+            if from != to && (self.blocked[from * self.options.nodes + to] || self.cutOff(from, to)) {
                 self.statistics.messagesDropped += 1
                 return
             }
@@ -241,6 +247,10 @@ public final class Simulation<R: Replica> {
         case .heal(let partition):
             self.hasher.combine(9)
             if partition == self.activePartition { self.healPartition() }
+        case .rejoin(let position):
+            self.hasher.combine(13)
+            self.hasher.combine(position)
+            self.letBack(position)
         }
     }
 
@@ -285,9 +295,16 @@ public final class Simulation<R: Replica> {
                 self.violations.append(InvariantViolation(invariant: "state-machine-safety", node: self.members[position], detail: reason))
             case .event(let event):
                 switch event {
-                case .becameLeader: self.believedLeader = position
+                case .becameLeader:
+                    self.believedLeader = position
+                    if let transfer = self.pendingTransfer, transfer.target == position {
+                        self.statistics.transfersCompleted += 1
+                        self.statistics.transferNanoseconds += self.now - transfer.since
+                        self.pendingTransfer = nil
+                    }
                 case .becameFollower, .becameCandidate:
                     if self.believedLeader == position { self.believedLeader = nil }
+                    self.leaderLostLeadership(position)
                 }
             case .installed(let snapshot): self.installed(snapshot, at: position)
             case .applied(let committed, let outcome): self.applied(committed, outcome, at: position)

@@ -18,6 +18,17 @@ enum SimulationEventKind<R: Replica> {
     case nemesis
     case restart(node: Int)
     case heal(partition: UInt64)
+    /// The replica cut off by the `rejoin` fault comes back.
+    case rejoin(node: Int)
+}
+
+/// A replica let back by the `rejoin` fault, watched for a while: the leader that kept its
+/// majority while it was away must not lose leadership because it came back.
+struct RejoinWatch {
+    var node: Int
+    var leader: Int
+    var healedAt: UInt64
+    var until: UInt64
 }
 
 /// One scheduled happening in virtual time: a plain value for the queue to move cheaply; what

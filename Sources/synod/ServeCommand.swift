@@ -108,6 +108,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds an idle client connection stays open (0: forever).")
     var clientIdleTimeout = 60
 
+    @Option(name: .customLong("option"), help: ArgumentHelp(
+        "Set a protocol option, as NAME=VALUE (repeatable), e.g. --option pre-vote=off.",
+        discussion: "Raft: pre-vote, check-quorum; Multi-Paxos: pre-vote (on or off; all on by default)."))
+    var protocolOptions: [String] = []
+
     func validate() throws {
         _ = try self.peerAddresses()
         _ = try Self.address(self.client, what: "--client")
@@ -123,6 +128,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard self.walSegmentBytes >= 4096 else { throw ValidationError("--wal-segment-bytes must be at least 4096") }
         guard self.maxClientConnections >= 0 else { throw ValidationError("--max-client-connections must be 0 (automatic) or more") }
         guard (0...86_400).contains(self.clientIdleTimeout) else { throw ValidationError("--client-idle-timeout must lie in 0...86400 seconds") }
+        do { _ = try ProtocolRegistry.with(self.protocol, SimCommand.CheckOptions(settings: self.protocolOptions)) } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     /// The peer port's TLS files, or nil with `--insecure-peers`.
@@ -245,7 +253,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let node: ReplicaNode<R>
         do {
-            node = try ReplicaNode<R>(configuration: configuration, logger: logger)
+            node = try ReplicaNode<R>(
+                configuration: configuration, options: try SimCommand.replicaOptions(R.self, self.protocolOptions), logger: logger)
         } catch {
             Console.error("error: cannot start node \(self.id): \(error)\n")
             throw ExitCode(1)

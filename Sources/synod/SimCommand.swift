@@ -86,6 +86,11 @@ struct SimCommand: ParsableCommand {
         discussion: "Columns: messages between replicas per completed operation; median request-to-reply message delays (fault-free, one client, instant disk); completed operations per simulated second; p50/p99 simulated latency."))
     var compare: String?
 
+    @Option(name: .customLong("option"), help: ArgumentHelp(
+        "Set a protocol option, as NAME=VALUE (repeatable), e.g. --option pre-vote=off.",
+        discussion: "Raft: pre-vote, check-quorum; Multi-Paxos: pre-vote (on or off; all on by default)."))
+    var protocolOptions: [String] = []
+
     @Flag(help: "Print one JSON object on stdout instead of the human summary.")
     var json = false
 
@@ -113,6 +118,34 @@ struct SimCommand: ParsableCommand {
             throw ValidationError("unknown workload '\(self.workload)'; known: \(SimulationWorkload.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         do { try self.simulationOptions().validate() } catch { throw ValidationError("\(error)") }
+        if !self.listFaults, ProtocolRegistry.named(self.protocol) != nil {
+            do { _ = try ProtocolRegistry.with(self.protocol, CheckOptions(settings: self.protocolOptions)) } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+    }
+
+    /// The protocol's options with every `--option` applied.
+    static func replicaOptions<R: Replica>(_ type: R.Type, _ settings: [String]) throws -> R.Options {
+        var options = R.Options()
+        for setting in settings {
+            let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ConfigurationError("--option takes NAME=VALUE, got '\(setting)'")
+            }
+            try options.set(parts[0], to: parts[1])
+        }
+        try options.validate()
+        return options
+    }
+
+    /// Applies the settings to the protocol's options, to refuse bad ones before any run.
+    struct CheckOptions: ProtocolBody {
+        let settings: [String]
+        func run<R: Replica>(_ type: R.Type) throws -> Bool {
+            _ = try SimCommand.replicaOptions(type, self.settings)
+            return true
+        }
     }
 
     func simulationOptions() throws -> SimulationOptions {
@@ -174,7 +207,8 @@ struct SimCommand: ParsableCommand {
         var done = 0
         var failures = 0
         var lastPrinted = ContinuousClock.now
-        return try SimulationSweep<R>(options: options).run(
+        let replicaOptions = try Self.replicaOptions(type, self.protocolOptions)
+        return try SimulationSweep<R>(options: options, replicaOptions: replicaOptions).run(
             seeds: self.seeds.range, stopAfterFailures: self.failFast ? 1 : nil
         ) { report in
             done += 1
@@ -202,7 +236,9 @@ struct SimCommand: ParsableCommand {
         let command: SimCommand
         let options: SimulationOptions
         func run<R: Replica>(_ type: R.Type) throws -> ProtocolFigures {
-            try ProtocolFigures.measure(type, options: self.options, seeds: self.command.seeds.range)
+            try ProtocolFigures.measure(
+                type, options: self.options, seeds: self.command.seeds.range,
+                replicaOptions: try SimCommand.replicaOptions(type, self.command.protocolOptions))
         }
     }
 
@@ -271,6 +307,7 @@ struct SimCommand: ParsableCommand {
 
     func replayCommand(seed: UInt64) -> String {
         "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients) --workload \(self.workload) --keys \(self.keys) --read-fraction \(self.readFraction) --gateway-fraction \(self.gatewayFraction) --snapshot-every \(self.snapshotEvery)"
+            + self.protocolOptions.map { " --option \($0)" }.joined()
     }
 
     func humanSummary(_ reports: [SimulationReport], seconds: Double) -> String {
@@ -284,11 +321,18 @@ struct SimCommand: ParsableCommand {
         let partitions = reports.reduce(0) { $0 + $1.statistics.partitions }
         let snapshots = reports.reduce(0) { $0 + $1.statistics.snapshots }
         let installs = reports.reduce(0) { $0 + $1.statistics.snapshotInstalls }
+        let started = reports.reduce(0) { $0 + $1.statistics.transfersStarted }
+        let completedTransfers = reports.reduce(0) { $0 + $1.statistics.transfersCompleted }
+        let transferTime = reports.reduce(0) { $0 + $1.statistics.transferNanoseconds }
+        let rejoins = reports.reduce(0) { $0 + $1.statistics.rejoins }
+        let disruptions = reports.reduce(0) { $0 + $1.statistics.rejoinDisruptions }
+        let meanTransfer = completedTransfers == 0 ? "" : String(format: ", mean %.1f ms", Double(transferTime) / Double(completedTransfers) / 1e6)
         var lines = [
             "protocol \(self.protocol), \(self.nodes) nodes, workload \(self.workload), faults \(self.faults), seeds \(self.seeds)",
             "seeds run:        \(reports.count), failing: \(failed.count) (\(nonLinearizable) not linearizable)",
             "operations:       \(completed) completed, \(unknown) unknown outcome",
-            "faults injected:  \(crashes) crashes, \(torn) torn records, \(partitions) partitions",
+            "faults injected:  \(crashes) crashes, \(torn) torn records, \(partitions) partitions, \(rejoins) rejoins",
+            "leadership:       \(started) transfers started, \(completedTransfers) completed\(meanTransfer); \(disruptions) leaders deposed after a rejoin",
             "snapshots:        \(snapshots) made durable, \(installs) of them sent by another replica (--snapshot-every \(self.snapshotEvery))",
             "events:           \(events) in \(String(format: "%.2f", seconds)) s (\(Int(Double(events) / max(seconds, 1e-9))) events/s)",
         ]
@@ -317,6 +361,11 @@ struct SimCommand: ParsableCommand {
                 "duplicateCommits": report.statistics.duplicateCommits,
                 "crashes": report.statistics.crashes,
                 "partitions": report.statistics.partitions,
+                "transfersStarted": report.statistics.transfersStarted,
+                "transfersCompleted": report.statistics.transfersCompleted,
+                "transferMilliseconds": Double(report.statistics.transferNanoseconds) / 1e6,
+                "rejoins": report.statistics.rejoins,
+                "rejoinDisruptions": report.statistics.rejoinDisruptions,
                 "snapshots": report.statistics.snapshots,
                 "snapshotInstalls": report.statistics.snapshotInstalls,
             ]
@@ -328,6 +377,11 @@ struct SimCommand: ParsableCommand {
             "workload": self.workload,
             "snapshotEvery": self.snapshotEvery,
             "seeds": reports.count,
+            "options": self.protocolOptions,
+            "transfersStarted": reports.reduce(0) { $0 + $1.statistics.transfersStarted },
+            "transfersCompleted": reports.reduce(0) { $0 + $1.statistics.transfersCompleted },
+            "rejoins": reports.reduce(0) { $0 + $1.statistics.rejoins },
+            "rejoinDisruptions": reports.reduce(0) { $0 + $1.statistics.rejoinDisruptions },
             "violations": reports.filter { !$0.violations.isEmpty }.count,
             "nonLinearizable": reports.filter(\.linearizabilityFailed).count,
             "events": events,

@@ -155,6 +155,45 @@ struct MultiPaxosTests {
         #expect(restarted.ballot > first)
     }
 
+    @Test("Pre-Vote: a timed-out replica asks first, writing nothing; a quorum's yes starts phase 1")
+    func preVote() {
+        var replica = Self.replica(1)
+        while replica.role == .follower { replica.tick() }
+        #expect(replica.role == .preCandidate)
+        let asked = replica.ready()
+        #expect(asked.records.isEmpty, "asking is not durable")
+        let ballots = asked.messages.compactMap { if case .prePrepare(let ballot) = $0.message { return ballot } else { return nil } }
+        #expect(ballots.count == 4 && ballots.allSatisfy { $0 == Ballot(round: 1, node: NodeID(1)) })
+        replica.receive(.prePrepareReply(ballots[0], granted: true), from: NodeID(2))
+        replica.receive(.prePrepareReply(ballots[0], granted: false), from: NodeID(3))
+        #expect(replica.role == .preCandidate, "two of five is not a quorum")
+        replica.receive(.prePrepareReply(ballots[0], granted: true), from: NodeID(4))
+        #expect(replica.role == .candidate)
+        #expect(replica.ready().records == [.round(1)])
+    }
+
+    @Test("Pre-Vote: a replica that hears from its leader says no and changes nothing; one that does not says yes")
+    func preVoteAnswers() {
+        var follower = Self.replica(2)
+        follower.receive(.accept(AcceptRequest(ballot: Ballot(round: 3, node: NodeID(1)), firstSlot: 1, values: [],
+                                               chosenThrough: 0, readContext: 0)), from: NodeID(1))
+        _ = follower.ready()
+        let ask = Ballot(round: 9, node: NodeID(4))
+        follower.receive(.prePrepare(ask), from: NodeID(4))
+        #expect(follower.ready().messages.map(\.message) == [.prePrepareReply(ask, granted: false)])
+        #expect(follower.promised == Ballot(round: 3, node: NodeID(1)) && follower.leader == NodeID(1))
+        // After a minimum election timeout without the leader, the answer is yes (and still
+        // nothing changes).
+        for _ in 0..<MultiPaxosOptions().electionTimeoutTicksMin { follower.tick() }
+        _ = follower.ready()
+        follower.receive(.prePrepare(ask), from: NodeID(4))
+        #expect(follower.ready().messages.map(\.message) == [.prePrepareReply(ask, granted: true)])
+        #expect(follower.promised == Ballot(round: 3, node: NodeID(1)))
+        // A ballot at or below the promise is refused whatever the leader.
+        follower.receive(.prePrepare(Ballot(round: 2, node: NodeID(4))), from: NodeID(4))
+        #expect(follower.ready().messages.map(\.message) == [.prePrepareReply(Ballot(round: 2, node: NodeID(4)), granted: false)])
+    }
+
     @Test("a follower learns a slot from the chosen prefix only if it accepted that slot in the leader's ballot")
     func followerLearning() {
         var follower = Self.replica(2)
@@ -267,6 +306,8 @@ struct PaxosCodecTests {
         .accepted(AcceptReply(ballot: ballot, firstSlot: 5, count: 3, learnedThrough: 4, readContext: 2)),
         .nack(ballot, promised: Ballot(round: 10, node: NodeID(1))),
         .chosen(firstSlot: 1, values: [.noop, .command(command)]),
+        .prePrepare(ballot),
+        .prePrepareReply(ballot, granted: true),
     ]
 
     static let logMessages: [PaxosLogMessage] = [

@@ -42,7 +42,7 @@ struct RaftPaperTests {
 
     @Test("§5.2 an election timeout starts an election: new term, vote for self, RequestVote to all")
     func electionTimeoutStartsElection() {
-        var cluster = TestCluster(size: 3)
+        var cluster = TestCluster(size: 3, options: .paper)
         cluster.campaign(1)
         let replica = cluster.replicas[0]
         #expect(replica.role == .candidate)
@@ -80,7 +80,7 @@ struct RaftPaperTests {
 
     @Test("§5.2 a candidate without a majority does not become leader")
     func minorityDoesNotElect() {
-        var cluster = TestCluster(size: 5)
+        var cluster = TestCluster(size: 5, options: .paper)
         cluster.campaign(1)
         cluster.deliverAll(isolated: [3, 4, 5])
         #expect(cluster.replicas[0].role == .candidate)
@@ -232,7 +232,7 @@ struct RaftPaperTests {
     /// Figure 8 (c): the leader of term 4 holds an entry of term 2 that is now on a majority;
     /// it must not count it as committed until an entry of its own term is, too.
     static func figure8Leader(mutation: RaftMutation?) -> (RaftReplica, LogIndex) {
-        var options = RaftOptions()
+        var options = RaftOptions.paper
         options.mutation = mutation
         let members = (1...5).map { NodeID(UInt16($0)) }
         let records: [RaftRecord] = [

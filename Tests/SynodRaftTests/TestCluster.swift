@@ -1,6 +1,17 @@
 @_spi(Testing) import SynodRaft
 import SynodCore
 
+extension RaftOptions {
+    /// The algorithm of the paper's §5, without Pre-Vote and check-quorum: for tests of the
+    /// paper's rules as written (an election timeout starts an election at once).
+    static var paper: RaftOptions {
+        var options = RaftOptions()
+        options.preVote = false
+        options.checkQuorum = false
+        return options
+    }
+}
+
 /// A hand-stepped Raft cluster for rule tests: messages wait in a mailbox until delivered,
 /// disks are record arrays, and a sync happens only when the test asks for it.
 struct TestCluster {

@@ -19,10 +19,13 @@ struct EpochBoundTests {
     }
 
     /// Node 1 of three receives `message` from node 2, then ticks through several elections of
-    /// its own; every record it asks to write must decode back to itself.
-    static func recordsReadBack<R: Replica>(_ type: R.Type, after message: R.Message) -> (records: Int, unreadable: [String]) {
+    /// its own (alone: `options` without Pre-Vote, which would wait for a quorum's yes); every
+    /// record it asks to write must decode back to itself.
+    static func recordsReadBack<R: Replica>(
+        _ type: R.Type, after message: R.Message, options: R.Options = R.Options()
+    ) -> (records: Int, unreadable: [String]) {
         let members = [NodeID(1), NodeID(2), NodeID(3)]
-        var core = R(config: ReplicaConfig(id: members[0], members: members, options: R.Options()), restoring: Recovered(), randomSeed: 7)
+        var core = R(config: ReplicaConfig(id: members[0], members: members, options: options), restoring: Recovered(), randomSeed: 7)
         core.receive(message, from: members[1])
         var records: [R.Record] = []
         for _ in 0..<5_000 {
@@ -50,6 +53,9 @@ struct EpochBoundTests {
                 .appendResponse(AppendResponse(term: term, success: false, matchIndex: LogIndex(0), rejectedIndex: LogIndex(0),
                                                hintIndex: LogIndex(0), readContext: 0)),
                 .installSnapshot(InstallSnapshot(term: term, snapshot: Snapshot(position: 1, tag: 1, data: []))),
+                .preVote(RequestVote(term: term, lastLogIndex: LogIndex(0), lastLogTerm: Term(0))),
+                .preVoteResponse(VoteResponse(term: term, granted: true)),
+                .timeoutNow(TimeoutNow(term: term)),
             ]
         }
         for message in messages(Self.unstorable) + messages(WireReader.peerEpochLimit) {
@@ -57,7 +63,9 @@ struct EpochBoundTests {
         }
         for message in messages(Self.highest) { #expect(Self.arrive(message) != nil, "accepted: \(message)") }
         let vote = RaftMessage.requestVote(RequestVote(term: Term(Self.highest), lastLogIndex: LogIndex(0), lastLogTerm: Term(0)))
-        let (count, unreadable) = Self.recordsReadBack(RaftReplica.self, after: Self.arrive(vote)!)
+        var options = RaftOptions()
+        options.preVote = false
+        let (count, unreadable) = Self.recordsReadBack(RaftReplica.self, after: Self.arrive(vote)!, options: options)
         #expect(count >= 3, "the node adopted the term and campaigned")
         #expect(unreadable.isEmpty, "\(unreadable)")
     }
@@ -72,12 +80,16 @@ struct EpochBoundTests {
                 .nack(Ballot(round: 1, node: NodeID(2)), promised: ballot),
                 .accept(AcceptRequest(ballot: ballot, firstSlot: 1, values: [], chosenThrough: 0, readContext: 0)),
                 .accepted(AcceptReply(ballot: ballot, firstSlot: 1, count: 0, learnedThrough: 0, readContext: 0)),
+                .prePrepare(ballot),
+                .prePrepareReply(ballot, granted: true),
             ]
         }
         for message in messages(Self.unstorable) { #expect(Self.arrive(message) == nil, "refused: \(message)") }
         for message in messages(Self.highest) { #expect(Self.arrive(message) != nil, "accepted: \(message)") }
         let prepare = MultiPaxosMessage.prepare(Ballot(round: Self.highest, node: NodeID(2)), fromSlot: 1)
-        let (count, unreadable) = Self.recordsReadBack(MultiPaxosReplica.self, after: Self.arrive(prepare)!)
+        var options = MultiPaxosOptions()
+        options.preVote = false
+        let (count, unreadable) = Self.recordsReadBack(MultiPaxosReplica.self, after: Self.arrive(prepare)!, options: options)
         #expect(count >= 3, "the node promised, then campaigned above the round it saw")
         #expect(unreadable.isEmpty, "\(unreadable)")
     }

@@ -70,7 +70,11 @@ struct DurableRaftTests {
         for record in records { #expect(try RaftRecord.decode(record.encoded()) == record) }
         let messages: [RaftMessage] = [
             .requestVote(RequestVote(term: Term(4), lastLogIndex: LogIndex(10), lastLogTerm: Term(3))),
+            .requestVote(RequestVote(term: Term(4), lastLogIndex: LogIndex(10), lastLogTerm: Term(3), transfer: true)),
             .voteResponse(VoteResponse(term: Term(4), granted: true)),
+            .preVote(RequestVote(term: Term(5), lastLogIndex: LogIndex(10), lastLogTerm: Term(3))),
+            .preVoteResponse(VoteResponse(term: Term(4), granted: false)),
+            .timeoutNow(TimeoutNow(term: Term(4))),
             .appendEntries(AppendEntries(
                 term: Term(4), prevLogIndex: LogIndex(9), prevLogTerm: Term(3),
                 entries: [RaftEntry(term: Term(4), command: command)], leaderCommit: LogIndex(8), readContext: 77)),
