@@ -29,7 +29,10 @@ synod="${SYNOD_BIN:-$(swift build -c release --show-bin-path)/synod}"
 [ -x "$synod" ] || { echo "build first: swift build -c release" >&2; exit 2; }
 work=$(mktemp -d /tmp/synod-restart.XXXXXX)
 pids=()
-cleanup() { for pid in "${pids[@]:-}"; do kill -9 "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  { for pid in "${pids[@]:-}"; do kill -9 "$pid" || true; done; wait; } 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 ports=$(python3 -c 'import socket
@@ -82,7 +85,7 @@ for round in $(seq 1 "$rounds"); do
   bench_pid=$!
   sleep 1
   kill -9 "${node_pid[$victim]}"
-  wait "${node_pid[$victim]}" 2>/dev/null || true
+  { wait "${node_pid[$victim]}"; } 2>/dev/null || true
   sleep "$down"
   start "$victim"
   wait "$bench_pid" || true

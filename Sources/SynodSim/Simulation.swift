@@ -297,9 +297,12 @@ public final class Simulation<R: Replica> {
                 switch event {
                 case .becameLeader:
                     self.believedLeader = position
-                    if let transfer = self.pendingTransfer, transfer.target == position {
-                        self.statistics.transfersCompleted += 1
-                        self.statistics.transferNanoseconds += self.now - transfer.since
+                    // A transfer completes when its target is the next leader, within 40 ticks.
+                    if let transfer = self.pendingTransfer {
+                        if transfer.target == position && self.now - transfer.since <= 40 * self.options.tickNanoseconds {
+                            self.statistics.transfersCompleted += 1
+                            self.statistics.transferNanoseconds += self.now - transfer.since
+                        }
                         self.pendingTransfer = nil
                     }
                 case .becameFollower, .becameCandidate:
