@@ -128,7 +128,7 @@ extension Replica {
 
 /// Why a replica did not start a leadership transfer.
 public enum LeadershipTransferRefusal: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The protocol has no leader to move.
+    /// The protocol does not transfer leadership (it has no leader, or no transfer yet).
     case unsupported
     /// This replica does not lead; `hint` is the leader it knows of, if any.
     case notLeader(hint: NodeID?)
@@ -139,7 +139,7 @@ public enum LeadershipTransferRefusal: Error, Sendable, Equatable, CustomStringC
 
     public var description: String {
         switch self {
-        case .unsupported: return "this protocol has no leader to transfer"
+        case .unsupported: return "this protocol does not transfer leadership"
         case .notLeader(let hint): return "this replica does not lead" + (hint.map { "; the leader is \($0)" } ?? "")
         case .unknownTarget(let target): return "\(target) is not a voting member"
         case .inProgress(let target): return "a transfer to \(target) is under way"

@@ -225,7 +225,13 @@ public struct ClientAPI<R: Replica>: Sendable {
     static func number(_ object: [String: Any], _ field: String) throws -> Int64 {
         guard let value = object[field] else { return 0 }
         if let text = value as? String, let number = Int64(text) { return number }
-        if !(value is Bool), let number = value as? NSNumber, let exact = Int64(exactly: number.doubleValue) { return exact }
+        // A JSON true or false is an NSNumber too, and on Linux `NSNumber(1) is Bool` holds:
+        // booleans are told apart by their type encoding ("c"), not by `is Bool`.
+        if let number = value as? NSNumber, String(cString: number.objCType) != "c",
+           let exact = Int64(exactly: number.doubleValue)
+        {
+            return exact
+        }
         throw BadRequest(message: "\"\(field)\" must be an integer (a JSON string or number)")
     }
 

@@ -65,7 +65,7 @@ public enum RequestError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Why a leadership transfer did not happen.
 public enum TransferError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The protocol has no leader to move.
+    /// The protocol does not transfer leadership (it has no leader, or no transfer yet).
     case unsupported(String)
     /// This node cannot start it (it does not lead, the target is unknown, another is under way).
     case refused(String)

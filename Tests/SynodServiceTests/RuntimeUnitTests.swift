@@ -70,6 +70,11 @@ struct RuntimeUnitTests {
             compare: [Comparison(key: Array("foo".utf8), target: .version, relation: .equal, number: 0)],
             success: [.put(key: Array("foo".utf8), value: Array("bar".utf8), previous: false)],
             failure: [.range(KeyRange(key: Array("foo".utf8)), limit: 0)]))
+        // Numbers as parsed JSON numbers, 0 and 1 included (on Linux NSNumber(1) passes `is
+        // Bool`: a limit of 1 was refused); JSON booleans are still not numbers.
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(#"{"a": 1, "b": 0, "c": 7, "d": true}"#.utf8)) as? [String: Any])
+        #expect(try API.number(parsed, "a") == 1 && API.number(parsed, "b") == 0 && API.number(parsed, "c") == 7)
+        #expect(throws: API.BadRequest.self) { try API.number(parsed, "d") }
         for bad: [String: Any] in [
             [:], ["key": "%%%"], ["key": key, "value": 5], ["key": key, "prev_kv": "yes"],
         ] {
