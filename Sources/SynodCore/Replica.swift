@@ -92,6 +92,18 @@ public protocol Replica: Sendable {
     /// do: `target` is this leader); its outcome shows in `Ready.events`, as the target's
     /// `becameLeader`. Default: refused as `.unsupported`.
     mutating func transferLeadership(to target: NodeID) -> LeadershipTransferRefusal?
+
+    /// The configuration this replica works with now (the newest in its log, committed or
+    /// not), or `nil` when the protocol's membership is fixed at `ReplicaConfig.members`
+    /// (the default).
+    var membership: Membership? { get }
+
+    /// Asks this replica, if it leads, to move the cluster to `voters` and `learners` (any
+    /// change at once: add, remove, replace several, promote a learner, demote a voter).
+    /// `nil` means the change started; it completes on its own (Raft: through a joint
+    /// configuration, left once committed), and shows in `membership`. Default: refused as
+    /// `.unsupported`.
+    mutating func changeMembership(voters: [NodeID], learners: [NodeID]) -> MembershipChangeRefusal?
 }
 
 extension Replica {
@@ -124,6 +136,12 @@ extension Replica {
 
     /// By default a protocol has no leadership to transfer.
     public mutating func transferLeadership(to target: NodeID) -> LeadershipTransferRefusal? { .unsupported }
+
+    /// By default membership is fixed.
+    public var membership: Membership? { nil }
+
+    /// By default membership is fixed.
+    public mutating func changeMembership(voters: [NodeID], learners: [NodeID]) -> MembershipChangeRefusal? { .unsupported }
 }
 
 /// Why a replica did not start a leadership transfer.

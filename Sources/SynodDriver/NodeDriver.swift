@@ -221,6 +221,14 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         return self.core.transferLeadership(to: target)
     }
 
+    /// Asks the core to change the cluster's membership (see
+    /// `Replica.changeMembership(voters:learners:)`); `nil` when the change started. Drain
+    /// afterwards.
+    public mutating func changeMembership(voters: [NodeID], learners: [NodeID]) -> MembershipChangeRefusal? {
+        guard self.stopped == nil else { return .notLeader(hint: nil) }
+        return self.core.changeMembership(voters: voters, learners: learners)
+    }
+
     /// Answers a query from this node's state machine, which may lag (a serializable read).
     public func query(_ payload: [UInt8]) -> [UInt8] {
         self.machine.machine.query(payload)

@@ -18,13 +18,26 @@ extension Term {
 extension RaftEntry: WireCodable {
     public func encode(into writer: inout WireWriter) {
         writer.varint(self.term.rawValue)
-        writer.bool(self.command != nil)
-        self.command?.encode(into: &writer)
+        // 0: a no-op, 1: a command, 2: a configuration.
+        if let command = self.command {
+            writer.byte(1)
+            command.encode(into: &writer)
+        } else if let configuration = self.configuration {
+            writer.byte(2)
+            configuration.encode(into: &writer)
+        } else {
+            writer.byte(0)
+        }
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> RaftEntry {
         let term = try Term.decode(from: &reader)
-        return RaftEntry(term: term, command: try reader.bool() ? try Command.decode(from: &reader) : nil)
+        switch try reader.byte() {
+        case 0: return RaftEntry(term: term, command: nil)
+        case 1: return RaftEntry(term: term, command: try Command.decode(from: &reader))
+        case 2: return RaftEntry(term: term, configuration: try Membership.decode(from: &reader))
+        case let kind: throw .malformed("unknown Raft entry kind \(kind)")
+        }
     }
 }
 
@@ -157,6 +170,7 @@ extension RaftMessage: WireCodable {
             guard snapshot.tag < Term.maximum, snapshot.tag <= term.rawValue else {
                 throw .malformed("snapshot of term \(snapshot.tag) sent in \(term)")
             }
+            if !snapshot.identity.isEmpty { _ = try Membership.decode(snapshot.identity) }
             return .installSnapshot(InstallSnapshot(term: term, snapshot: snapshot))
         case 6:
             return .preVote(RequestVote(term: try term(), lastLogIndex: try index(), lastLogTerm: try term()))

@@ -209,6 +209,11 @@ public struct RaftMonitor: SafetyMonitor {
             hasher.combine(command.client)
             hasher.combine(command.sequence)
             hasher.combine(command.payload.count)
+        } else if let configuration = entry.configuration {
+            hasher.combine(UInt64.max - 1)
+            for node in configuration.voters + [NodeID(0)] + configuration.learners + [NodeID(0)] + configuration.outgoing {
+                hasher.combine(UInt64(node.rawValue))
+            }
         } else {
             hasher.combine(UInt64.max)
         }

@@ -22,6 +22,9 @@ public struct RaftOptions: ReplicaOptions, Equatable {
     /// Heartbeats a leader waits for a follower to acknowledge a snapshot before sending it
     /// again (a snapshot is large; a lost one is resent, a slow one is not resent at once).
     public var snapshotResendHeartbeats = 5
+    /// Most entries a learner may lag behind the leader's log and still be promoted to voter
+    /// (a voter far behind would leave the new configuration without a working majority).
+    public var maxLearnerLagEntries = 1000
 
     /// Pre-Vote (Ongaro's thesis, §9.6): a replica whose election timer fires first asks
     /// whether it could win, without raising its term; replicas that heard from a leader within
@@ -57,6 +60,7 @@ public struct RaftOptions: ReplicaOptions, Equatable {
         guard self.maxUncommittedEntries >= 1 else { throw ConfigurationError("maxUncommittedEntries must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
         guard self.snapshotResendHeartbeats >= 1 else { throw ConfigurationError("snapshotResendHeartbeats must be positive") }
+        guard self.maxLearnerLagEntries >= 0 else { throw ConfigurationError("maxLearnerLagEntries must not be negative") }
     }
 
     /// With Pre-Vote, a replica let back after a partition cannot depose a healthy leader.

@@ -36,8 +36,7 @@ extension RaftReplica {
     mutating func handleVoteResponse(_ response: VoteResponse, from voter: Int) {
         guard self.role == .candidate, response.term == self.term, response.granted else { return }
         self.votesGranted[voter] = true
-        let votes = self.votesGranted.reduce(0) { $0 + ($1 ? 1 : 0) }
-        if self.quorum.isPhase1Quorum(votes) {
+        if self.isQuorum(self.votesGranted) {
             self.becomeLeader()
         }
     }
@@ -62,7 +61,7 @@ extension RaftReplica {
     mutating func handlePreVoteResponse(_ response: VoteResponse, from voter: Int) {
         guard self.role == .preCandidate, response.granted, response.term == self.term.next else { return }
         self.votesGranted[voter] = true
-        if self.quorum.isPhase1Quorum(self.votesGranted.reduce(0) { $0 + ($1 ? 1 : 0) }) {
+        if self.isQuorum(self.votesGranted) {
             self.becomeCandidate(transfer: false)
         }
     }
@@ -70,7 +69,9 @@ extension RaftReplica {
     /// The leader of this term hands leadership over: campaign at once, skipping Pre-Vote,
     /// with vote requests that replicas still hearing from that leader answer anyway.
     mutating func handleTimeoutNow(_ request: TimeoutNow, from sender: NodeID) {
-        guard request.term == self.term, self.role == .follower || self.role == .preCandidate else { return }
+        guard request.term == self.term, self.role == .follower || self.role == .preCandidate,
+              self.configuration.isVoter(self.id)
+        else { return }
         self.becomeCandidate(transfer: true)
     }
 

@@ -57,6 +57,6 @@ extension RaftReplica {
     func confirmedReadContext() -> UInt64 {
         var acknowledgements = self.lastReadAcknowledgement
         acknowledgements[self.selfPosition] = self.readContextCounter
-        return self.quorum.phase2QuorumValue(acknowledgements)
+        return self.quorumValue(acknowledgements)
     }
 }

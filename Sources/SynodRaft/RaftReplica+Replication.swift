@@ -55,6 +55,7 @@ extension RaftReplica {
             }
             self.log.append(entry)
         }
+        self.refreshMembership()
         let lastNewIndex = request.prevLogIndex.advanced(by: request.entries.count)
         let newCommit = min(request.leaderCommit, lastNewIndex)
         if newCommit > self.commitIndex { self.commitIndex = newCommit }
@@ -80,7 +81,11 @@ extension RaftReplica {
         self.electionElapsedTicks = 0
         let index = LogIndex(request.snapshot.position)
         if index > self.commitIndex {
-            self.log.install(base: index, term: Term(request.snapshot.tag))
+            let identity = request.snapshot.identity
+            self.log.install(
+                base: index, term: Term(request.snapshot.tag),
+                membership: identity.isEmpty ? nil : try? Membership.decode(identity))
+            self.refreshMembership()
             self.snapshot = request.snapshot
             self.commitIndex = index
             self.emittedCommitIndex = index
@@ -155,7 +160,7 @@ extension RaftReplica {
             }
             self.progress[peer] = follower
             self.maybeCommit()
-            if let transferee = self.transferee, self.members[peer] == transferee, follower.matchIndex == self.log.lastIndex {
+            if let transferee = self.transferee, self.known[peer] == transferee, follower.matchIndex == self.log.lastIndex {
                 self.sendTimeoutNow(to: peer)
             }
         } else {
@@ -175,17 +180,20 @@ extension RaftReplica {
     /// §5.3, §5.4.2: commit the highest index stored on a quorum, but only if its entry is of
     /// the current term; earlier entries commit with it (Figure 8).
     mutating func maybeCommit() {
-        let candidate = LogIndex(self.quorum.phase2QuorumValue(self.progress.map { $0.matchIndex.rawValue }))
+        let candidate = LogIndex(self.quorumValue(
+            self.progress.map { $0.matchIndex.rawValue },
+            newVotersOnly: self.options.mutation == .jointCommitByNewVoters))
         guard candidate > self.commitIndex else { return }
         if self.options.mutation != .commitPreviousTermByCounting {
             guard self.log.term(at: candidate) == self.term else { return }
         }
         self.commitIndex = candidate
+        self.leaderCommitted()
     }
 
     /// Sends heartbeats; recovers followers whose pipelined messages made no progress.
     mutating func heartbeat() {
-        for position in self.progress.indices where position != self.selfPosition {
+        for position in self.replicationPositions {
             var follower = self.progress[position]
             switch follower.state {
             case .probe:
@@ -209,7 +217,7 @@ extension RaftReplica {
             follower.sentSinceHeartbeat = false
             self.progress[position] = follower
         }
-        for position in self.progress.indices where position != self.selfPosition {
+        for position in self.replicationPositions {
             self.sendAppend(to: position, allowEmpty: true)
         }
     }
@@ -219,7 +227,7 @@ extension RaftReplica {
     mutating func flushLeaderMessages() {
         let readContextPending = self.readContextCounter > self.readContextSent
         if self.dirtyFromIndex != nil { self.acknowledgeOwnLog() }
-        for position in self.progress.indices where position != self.selfPosition {
+        for position in self.replicationPositions {
             self.sendAppend(to: position, allowEmpty: readContextPending)
         }
         if readContextPending { self.readContextSent = self.readContextCounter }
@@ -227,7 +235,7 @@ extension RaftReplica {
 
     mutating func sendAppend(to position: Int, allowEmpty: Bool) {
         var follower = self.progress[position]
-        let peer = self.members[position]
+        let peer = self.known[position]
         if follower.nextIndex <= self.log.base {
             self.sendSnapshot(to: position, follower: &follower, allowEmpty: allowEmpty)
             self.progress[position] = follower
@@ -272,7 +280,7 @@ extension RaftReplica {
     /// §7: the follower needs entries this leader has compacted; it gets the snapshot, one at a
     /// time, and heartbeats while the snapshot travels.
     mutating func sendSnapshot(to position: Int, follower: inout FollowerProgress, allowEmpty: Bool) {
-        let peer = self.members[position]
+        let peer = self.known[position]
         if follower.state == .replicate {
             follower.state = .probe
             follower.probeSent = false

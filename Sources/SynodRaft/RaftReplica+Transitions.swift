@@ -12,6 +12,7 @@ extension RaftReplica {
         }
         if self.role == .leader { self.rejectPendingReads() }
         self.transferee = nil
+        self.handingOver = false
         self.role = .follower
         self.leader = leader
         self.resetElectionTimeout()
@@ -20,8 +21,13 @@ extension RaftReplica {
         }
     }
 
-    /// The election timer fired: ask first (Pre-Vote) or campaign at once.
+    /// The election timer fired: ask first (Pre-Vote) or campaign at once. A replica that is
+    /// not a voter of its configuration (a learner, a removed or a joining replica) waits.
     mutating func campaign() {
+        guard self.configuration.isVoter(self.id) else {
+            self.resetElectionTimeout()
+            return
+        }
         if self.options.preVote {
             self.becomePreCandidate()
         } else {
@@ -39,13 +45,13 @@ extension RaftReplica {
         self.role = .preCandidate
         self.leader = nil
         self.resetElectionTimeout()
-        self.votesGranted = Array(repeating: false, count: self.members.count)
+        self.votesGranted = Array(repeating: false, count: self.known.count)
         self.votesGranted[self.selfPosition] = true
         let request = RequestVote(term: self.term.next, lastLogIndex: self.log.lastIndex, lastLogTerm: self.log.lastTerm)
-        for peer in self.members where peer != self.id {
+        for peer in self.voters where peer != self.id {
             self.send(.preVote(request), to: peer, afterSync: false)
         }
-        if self.quorum.isPhase1Quorum(1) { self.becomeCandidate(transfer: false) }
+        if self.isQuorum(self.votesGranted) { self.becomeCandidate(transfer: false) }
     }
 
     /// Starts an election for the next term, voting for itself (§5.2); `transfer` when the
@@ -58,11 +64,11 @@ extension RaftReplica {
         self.role = .candidate
         self.leader = nil
         self.resetElectionTimeout()
-        self.votesGranted = Array(repeating: false, count: self.members.count)
+        self.votesGranted = Array(repeating: false, count: self.known.count)
         self.output.events.append(.becameCandidate(epoch: self.term.rawValue))
         let request = RequestVote(
             term: self.term, lastLogIndex: self.log.lastIndex, lastLogTerm: self.log.lastTerm, transfer: transfer)
-        for peer in self.members where peer != self.id {
+        for peer in self.voters where peer != self.id {
             self.send(.requestVote(request), to: peer, afterSync: false)
         }
         // The candidate's own vote counts only once it is durable.
@@ -78,10 +84,11 @@ extension RaftReplica {
         self.heartbeatElapsedTicks = 0
         self.readContextCounter = 0
         self.readContextSent = 0
-        self.lastReadAcknowledgement = Array(repeating: 0, count: self.members.count)
-        self.recentlyActive = Array(repeating: false, count: self.members.count)
+        self.lastReadAcknowledgement = Array(repeating: 0, count: self.known.count)
+        self.recentlyActive = Array(repeating: false, count: self.known.count)
         self.quorumCheckElapsedTicks = 0
         self.transferee = nil
+        self.handingOver = false
         for position in self.progress.indices {
             self.progress[position] = FollowerProgress()
             self.progress[position].nextIndex = self.log.lastIndex.next
@@ -100,9 +107,9 @@ extension RaftReplica {
     mutating func checkQuorum() {
         self.quorumCheckElapsedTicks = 0
         self.recentlyActive[self.selfPosition] = true
-        let active = self.recentlyActive.reduce(0) { $0 + ($1 ? 1 : 0) }
-        self.recentlyActive = Array(repeating: false, count: self.members.count)
-        if !self.quorum.isPhase1Quorum(active) {
+        let quorumActive = self.isQuorum(self.recentlyActive)
+        self.recentlyActive = Array(repeating: false, count: self.known.count)
+        if !quorumActive {
             self.becomeFollower(term: self.term, leader: nil)
         }
     }
@@ -111,8 +118,11 @@ extension RaftReplica {
     mutating func sendTimeoutNow(to position: Int) {
         guard !self.timeoutNowSent else { return }
         self.timeoutNowSent = true
-        self.send(.timeoutNow(TimeoutNow(term: self.term)), to: self.members[position], afterSync: false)
+        self.send(.timeoutNow(TimeoutNow(term: self.term)), to: self.known[position], afterSync: false)
     }
+
+    /// The voters of the configuration in effect (new and outgoing), sorted.
+    var voters: [NodeID] { (self.voterPositions + self.outgoingPositions).map { self.known[$0] }.sorted() }
 
     mutating func resetElectionTimeout() {
         self.electionElapsedTicks = 0

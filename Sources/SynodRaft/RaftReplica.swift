@@ -23,11 +23,21 @@ public struct RaftReplica: Replica {
 
     /// This replica.
     public let id: NodeID
-    /// Every member, sorted.
-    public let members: [NodeID]
+    /// Every replica this one knows of (the members of every configuration it has seen, and
+    /// whoever sent it a message), in the order it learnt of them: per-replica state is kept
+    /// by position in this list, and positions never change.
+    public internal(set) var known: [NodeID]
     let options: RaftOptions
-    let quorum: QuorumSystem
     let selfPosition: Int
+    /// The configuration in effect: the log's newest (see `RaftLog.membership`).
+    var configuration = Membership(voters: [])
+    /// Positions (in `known`) of the voters, of the outgoing voters while joint, and of every
+    /// member but this replica (whom a leader replicates to).
+    var voterPositions: [Int] = []
+    var outgoingPositions: [Int] = []
+    var replicationPositions: [Int] = []
+    /// A leader outside its committed configuration is handing leadership over.
+    var handingOver = false
     var random: DeterministicRandom
 
     /// The current term (durable).
@@ -35,7 +45,7 @@ public struct RaftReplica: Replica {
     /// The candidate voted for in the current term (durable).
     public internal(set) var votedFor: NodeID?
     /// The log (durable).
-    public internal(set) var log = RaftLog()
+    public internal(set) var log: RaftLog
     /// The highest index known to be committed.
     public internal(set) var commitIndex: LogIndex = .zero
     public var committedThrough: UInt64 { self.commitIndex.rawValue }
@@ -77,6 +87,9 @@ public struct RaftReplica: Replica {
     /// after it, no entry is newer than the term recorded before it, and no checkpoint lies
     /// beyond the snapshot (which is made durable before its checkpoint).
     public static func problem(restoring recovered: Recovered<RaftRecord>) -> String? {
+        if let identity = recovered.snapshot?.identity, !identity.isEmpty, (try? Membership.decode(identity)) == nil {
+            return "the snapshot's configuration does not decode"
+        }
         let base: UInt64 = recovered.snapshot?.position ?? 0
         var last = base
         var term = Term.zero
@@ -106,17 +119,19 @@ public struct RaftReplica: Replica {
     public init(config: ReplicaConfig<RaftOptions>, restoring: Recovered<RaftRecord>, randomSeed: UInt64) {
         precondition((try? config.validate()) != nil, "invalid Raft configuration")
         self.id = config.id
-        self.members = config.members
+        self.known = config.members
         self.options = config.options
-        self.quorum = .majority(of: config.members.count)
         self.selfPosition = config.members.firstIndex(of: config.id)!
         self.random = DeterministicRandom(seed: randomSeed)
         self.votesGranted = Array(repeating: false, count: config.members.count)
         self.progress = Array(repeating: FollowerProgress(), count: config.members.count)
         self.lastReadAcknowledgement = Array(repeating: 0, count: config.members.count)
         self.recentlyActive = Array(repeating: false, count: config.members.count)
+        // `members` seeds the first configuration; the log and snapshot hold every later one.
+        self.log = RaftLog(membership: Membership(voters: config.members))
         if let snapshot = restoring.snapshot {
-            self.log.install(base: LogIndex(snapshot.position), term: Term(snapshot.tag))
+            let membership = snapshot.identity.isEmpty ? nil : try? Membership.decode(snapshot.identity)
+            self.log.install(base: LogIndex(snapshot.position), term: Term(snapshot.tag), membership: membership)
             self.snapshot = snapshot
             self.commitIndex = self.log.base
             self.emittedCommitIndex = self.log.base
@@ -152,6 +167,7 @@ public struct RaftReplica: Replica {
             self.votedFor = nil
             self.hardStateDirty = true
         }
+        self.refreshMembership()
         self.resetElectionTimeout()
     }
 
@@ -173,8 +189,12 @@ public struct RaftReplica: Replica {
             if self.transferee != nil {
                 self.transferElapsedTicks += 1
                 // The target did not win within an election timeout: the transfer is over,
-                // and this leader takes proposals again.
-                if self.transferElapsedTicks >= self.options.electionTimeoutTicksMax { self.transferee = nil }
+                // and this leader takes proposals again (or, outside the configuration, steps
+                // down).
+                if self.transferElapsedTicks >= self.options.electionTimeoutTicksMax {
+                    self.transferee = nil
+                    if self.handingOver { self.becomeFollower(term: self.term, leader: nil) }
+                }
             }
             if self.options.checkQuorum {
                 self.quorumCheckElapsedTicks += 1
@@ -186,7 +206,7 @@ public struct RaftReplica: Replica {
     }
 
     public mutating func receive(_ message: RaftMessage, from sender: NodeID) {
-        guard let senderPosition = self.members.firstIndex(of: sender) else { return }
+        let senderPosition = self.learn(sender)
         if message.term > self.term {
             switch message {
             case .requestVote(let request) where self.options.checkQuorum && self.hearsFromLeader && !request.transfer:
@@ -230,7 +250,9 @@ public struct RaftReplica: Replica {
     /// clients retry) until the target wins or an election timeout passes.
     public mutating func transferLeadership(to target: NodeID) -> LeadershipTransferRefusal? {
         guard self.role == .leader else { return .notLeader(hint: self.leader) }
-        guard let position = self.members.firstIndex(of: target) else { return .unknownTarget(target) }
+        guard self.configuration.voters.contains(target), let position = self.position(of: target) else {
+            return .unknownTarget(target)
+        }
         if target == self.id { return nil }
         if let transferee = self.transferee {
             return transferee == target ? nil : .inProgress(to: transferee)
@@ -256,7 +278,7 @@ public struct RaftReplica: Replica {
             self.output.rejected.append(Rejection(request: .proposal(command), reason: .notLeader(hint: self.leader)))
             return
         }
-        guard self.transferee == nil,
+        guard self.transferee == nil, !self.handingOver,
               self.log.lastIndex.rawValue - self.commitIndex.rawValue < UInt64(self.options.maxUncommittedEntries)
         else {
             self.output.rejected.append(Rejection(request: .proposal(command), reason: .overloaded))
@@ -291,7 +313,7 @@ public struct RaftReplica: Replica {
     public mutating func compact(through position: UInt64, state: [UInt8]) {
         guard let tag = self.snapshotTag(at: position) else { return }
         let index = LogIndex(position)
-        let snapshot = Snapshot(position: position, tag: tag, data: state)
+        let snapshot = Snapshot(position: position, tag: tag, data: state, identity: self.snapshotIdentity(at: position))
         self.log.compact(through: index)
         self.snapshot = snapshot
         self.snapshotHandOver = .compacted
@@ -303,6 +325,14 @@ public struct RaftReplica: Replica {
         let index = LogIndex(position)
         guard index > self.log.base, index <= self.emittedCommitIndex else { return nil }
         return self.log.term(at: index)?.rawValue
+    }
+
+    /// The configuration at `position`, which a snapshot there carries: a replica restored or
+    /// brought up to date from it knows who the members were.
+    public func snapshotIdentity(at position: UInt64) -> [UInt8] {
+        let index = LogIndex(position)
+        guard index >= self.log.base, index <= self.log.lastIndex else { return [] }
+        return self.log.membership(at: index).encoded()
     }
 
     public mutating func ready() -> Ready<RaftMessage, RaftRecord> {

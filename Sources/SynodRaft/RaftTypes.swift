@@ -36,17 +36,29 @@ public struct LogIndex: RawRepresentable, Hashable, Comparable, Sendable, Custom
     public var description: String { "i\(self.rawValue)" }
 }
 
-/// One log entry: the term it was created in and its command (`nil` for a leader's no-op).
+/// One log entry: the term it was created in and what it carries: a client command, a new
+/// configuration (membership changes), or nothing (a new leader's no-op).
 public struct RaftEntry: Sendable, Equatable {
     /// The term of the leader that created the entry.
     public var term: Term
-    /// The client command, or `nil` for the no-op a new leader appends.
+    /// The client command, if the entry carries one.
     public var command: Command?
+    /// The configuration this entry moves the cluster to, if it is a membership change: it
+    /// takes effect on a replica as soon as the entry is in its log (§6), committed or not.
+    public var configuration: Membership?
 
-    /// Creates an entry.
+    /// Creates an entry carrying `command` (`nil`: a no-op).
     public init(term: Term, command: Command?) {
         self.term = term
         self.command = command
+        self.configuration = nil
+    }
+
+    /// Creates a membership-change entry.
+    public init(term: Term, configuration: Membership) {
+        self.term = term
+        self.command = nil
+        self.configuration = configuration
     }
 }
 
@@ -91,4 +103,8 @@ public enum RaftMutation: String, Sendable, CaseIterable {
     /// coming back from a partition with an up-to-date log raises its term and deposes the
     /// healthy leader. Breaks no safety property; the simulator's rejoin check catches it.
     case preVoteIgnoresLeader
+    /// Count only the new voters of a joint configuration toward commits (as if the change
+    /// took effect at once): the old voters can still elect a leader of their own that never
+    /// saw those entries, and two configurations decide independently.
+    case jointCommitByNewVoters
 }

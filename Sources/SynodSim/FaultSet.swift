@@ -26,6 +26,9 @@ public struct FaultSet: OptionSet, Sendable, Hashable, CustomStringConvertible {
     /// One replica (not the leader) is cut off from every other for several election
     /// timeouts, then rejoins: it must not depose a leader that kept its majority.
     public static let rejoin = FaultSet(rawValue: 1 << 10)
+    /// The leader is asked to change the membership (where the protocol can): add and remove
+    /// learners and voters, promote and demote, replace several voters at once.
+    public static let membership = FaultSet(rawValue: 1 << 11)
 
     /// Every fault, with its command-line name and a description, in a stable order.
     public static let catalogue: [(name: String, fault: FaultSet, summary: String)] = [
@@ -40,6 +43,7 @@ public struct FaultSet: OptionSet, Sendable, Hashable, CustomStringConvertible {
         ("client-loss", .clientLoss, "client requests and replies are lost"),
         ("transfer", .transfer, "the leader is asked to transfer leadership to another replica"),
         ("rejoin", .rejoin, "one replica is cut off for several election timeouts, then rejoins"),
+        ("membership", .membership, "the leader is asked to add, remove, promote or replace members"),
     ]
 
     /// Every fault.

@@ -26,7 +26,7 @@ extension Simulation {
                     invariant: "liveness", node: nil,
                     detail: "\(pending) operations still pending \(self.options.livenessBoundNanoseconds / 1_000_000) ms after faults stopped"))
             } else {
-                let behind = self.nodes.indices.filter { self.nodes[$0].lastAppliedPosition < self.highestAckedPosition }
+                let behind = self.memberPositions.filter { self.nodes[$0].lastAppliedPosition < self.highestAckedPosition }
                 self.violations.append(InvariantViolation(
                     invariant: "liveness", node: nil,
                     detail: "replicas \(behind.map { self.members[$0] }) did not apply up to position \(self.highestAckedPosition) within the bound"))
@@ -35,12 +35,26 @@ extension Simulation {
     }
 
     func allReplicasCaughtUp() -> Bool {
-        self.nodes.allSatisfy { $0.driver != nil && $0.lastAppliedPosition >= self.highestAckedPosition }
+        self.memberPositions.allSatisfy {
+            self.nodes[$0].driver != nil && self.nodes[$0].lastAppliedPosition >= self.highestAckedPosition
+        }
     }
 
-    /// Every acknowledged write is applied on every live replica.
+    /// The replicas that must hold every acknowledged write: all of them, or for a protocol
+    /// whose membership changes, the members of the configuration the leader (or else the
+    /// replica furthest ahead) works with. Replicas removed from it no longer receive the log.
+    var memberPositions: [Int] {
+        let live = self.nodes.indices.filter { self.nodes[$0].driver != nil }
+        let reference = self.believedLeader.flatMap { live.contains($0) ? $0 : nil }
+            ?? live.max { (self.nodes[$0].driver!.core.committedThrough, $1) < (self.nodes[$1].driver!.core.committedThrough, $0) }
+        guard let reference, let membership = self.nodes[reference].driver!.core.membership else { return Array(self.nodes.indices) }
+        return self.nodes.indices.filter { membership.contains(self.members[$0]) }
+    }
+
+    /// Every acknowledged write is applied on every live replica (every member's, when the
+    /// membership changes).
     func finalChecks() {
-        for position in self.nodes.indices where self.nodes[position].driver != nil {
+        for position in self.memberPositions where self.nodes[position].driver != nil {
             let missing = self.ackedWrites.subtracting(self.nodes[position].appliedCommands)
             if let first = missing.min() {
                 self.violations.append(InvariantViolation(
@@ -104,6 +118,8 @@ public struct SimulationStatistics: Sendable, Equatable {
     /// were followed by the leader that kept its majority losing leadership.
     public var rejoins = 0
     public var rejoinDisruptions = 0
+    /// Membership changes a leader accepted.
+    public var membershipChanges = 0
     /// Client operations that completed.
     public var completedOperations = 0
     /// Client operations given up on (outcome unknown).

@@ -10,12 +10,14 @@ extension Simulation {
         if faults.contains(.partition) { actions += [1] }
         if faults.contains(.transfer) { actions += [2] }
         if faults.contains(.rejoin) { actions += [3] }
+        if faults.contains(.membership) { actions += [4] }
         if !actions.isEmpty {
             switch actions[self.random.integer(in: 0..<actions.count)] {
             case 0: self.crashRandomReplica()
             case 1: self.partitionRandomly()
             case 2: self.transferLeadership()
-            default: self.isolateForRejoin()
+            case 3: self.isolateForRejoin()
+            default: self.changeMembership()
             }
         }
         self.schedule(after: self.random.uniform(self.options.nemesisIntervalNanoseconds), .nemesis)
@@ -85,6 +87,44 @@ extension Simulation {
         guard self.nodes[leader].driver!.transferLeadership(to: self.members[target]) == nil else { return }
         self.statistics.transfersStarted += 1
         self.pendingTransfer = (target, self.now)
+        self.drain(leader)
+    }
+
+    /// Asks the leader to move to a random configuration of the simulation's replicas: add a
+    /// learner, promote one, remove or demote a voter, or replace several voters at once. At
+    /// least a majority of the replicas stay voters, so the cluster keeps its fault tolerance
+    /// margin; replicas left out idle (and may be added back later, with their old state).
+    func changeMembership() {
+        guard let leader = self.believedLeader, let current = self.nodes[leader].driver?.core.membership else { return }
+        let count = self.options.nodes
+        var voters = Set(current.voters.map { Int($0.rawValue) - 1 })
+        var learners = Set(current.learners.map { Int($0.rawValue) - 1 })
+        let outside = (0..<count).filter { !voters.contains($0) && !learners.contains($0) }
+        let minimumVoters = count / 2 + 1
+        func pick(_ from: [Int]) -> Int { from.sorted()[self.random.integer(in: 0..<from.count)] }
+        switch self.random.integer(in: 0..<5) {
+        case 0 where !outside.isEmpty:
+            learners.insert(pick(outside))
+        case 1 where !learners.isEmpty:
+            let learner = pick(Array(learners))
+            learners.remove(learner)
+            voters.insert(learner)
+        case 2 where voters.count > minimumVoters:
+            let voter = pick(Array(voters))
+            voters.remove(voter)
+            if self.random.chance(0.5) { learners.insert(voter) }
+        case 3 where !learners.isEmpty:
+            learners.remove(pick(Array(learners)))
+        default:
+            // Replace: a random set of voters, at least a majority of the replicas.
+            var order = Array(0..<count)
+            order.shuffle(using: &self.random)
+            voters = Set(order.prefix(self.random.integer(in: minimumVoters...count)))
+            learners = Set(order.dropFirst(voters.count).filter { _ in self.random.chance(0.5) })
+        }
+        let ids = { (positions: Set<Int>) in positions.sorted().map { self.members[$0] } }
+        guard self.nodes[leader].driver!.changeMembership(voters: ids(voters), learners: ids(learners)) == nil else { return }
+        self.statistics.membershipChanges += 1
         self.drain(leader)
     }
 

@@ -326,6 +326,7 @@ struct SimCommand: ParsableCommand {
         let transferTime = reports.reduce(0) { $0 + $1.statistics.transferNanoseconds }
         let rejoins = reports.reduce(0) { $0 + $1.statistics.rejoins }
         let disruptions = reports.reduce(0) { $0 + $1.statistics.rejoinDisruptions }
+        let membershipChanges = reports.reduce(0) { $0 + $1.statistics.membershipChanges }
         let meanTransfer = completedTransfers == 0 ? "" : String(format: ", mean %.1f ms", Double(transferTime) / Double(completedTransfers) / 1e6)
         var lines = [
             "protocol \(self.protocol), \(self.nodes) nodes, workload \(self.workload), faults \(self.faults), seeds \(self.seeds)",
@@ -333,6 +334,7 @@ struct SimCommand: ParsableCommand {
             "operations:       \(completed) completed, \(unknown) unknown outcome",
             "faults injected:  \(crashes) crashes, \(torn) torn records, \(partitions) partitions, \(rejoins) rejoins",
             "leadership:       \(started) transfers started, \(completedTransfers) completed\(meanTransfer); \(disruptions) leaders deposed after a rejoin",
+            "membership:       \(membershipChanges) changes accepted by a leader",
             "snapshots:        \(snapshots) made durable, \(installs) of them sent by another replica (--snapshot-every \(self.snapshotEvery))",
             "events:           \(events) in \(String(format: "%.2f", seconds)) s (\(Int(Double(events) / max(seconds, 1e-9))) events/s)",
         ]
@@ -366,6 +368,7 @@ struct SimCommand: ParsableCommand {
                 "transferMilliseconds": Double(report.statistics.transferNanoseconds) / 1e6,
                 "rejoins": report.statistics.rejoins,
                 "rejoinDisruptions": report.statistics.rejoinDisruptions,
+                "membershipChanges": report.statistics.membershipChanges,
                 "snapshots": report.statistics.snapshots,
                 "snapshotInstalls": report.statistics.snapshotInstalls,
             ]
@@ -382,6 +385,7 @@ struct SimCommand: ParsableCommand {
             "transfersCompleted": reports.reduce(0) { $0 + $1.statistics.transfersCompleted },
             "rejoins": reports.reduce(0) { $0 + $1.statistics.rejoins },
             "rejoinDisruptions": reports.reduce(0) { $0 + $1.statistics.rejoinDisruptions },
+            "membershipChanges": reports.reduce(0) { $0 + $1.statistics.membershipChanges },
             "violations": reports.filter { !$0.violations.isEmpty }.count,
             "nonLinearizable": reports.filter(\.linearizabilityFailed).count,
             "events": events,

@@ -55,7 +55,9 @@ struct RaftSnapshotTests {
         #expect(applied == 11, "the no-op at 1, then ten commands")
         cluster.replicas[0].compact(through: 8, state: [42])
         let ready = cluster.drain(1)
-        #expect(ready.snapshot == Snapshot(position: 8, tag: 1, data: [42]))
+        let membership = Membership(voters: cluster.members)
+        #expect(ready.snapshot == Snapshot(position: 8, tag: 1, data: [42], identity: membership.encoded()),
+                "the snapshot carries the configuration at its position")
         #expect(!ready.installsSnapshot && ready.checkpoint)
         guard case .hardState(let term, _)? = ready.records.first,
               case .checkpoint(let base, let baseTerm)? = ready.records.dropFirst().first,
@@ -70,7 +72,7 @@ struct RaftSnapshotTests {
         #expect(cluster.drain(1).snapshot == nil)
 
         // Restoring from the snapshot and only the checkpoint gives the same log...
-        let members = cluster.replicas[0].members
+        let members = cluster.members
         let checkpointOnly = RaftReplica(
             config: ReplicaConfig(id: members[0], members: members),
             restoring: Recovered(snapshot: ready.snapshot, records: ready.records), randomSeed: 5)

@@ -21,9 +21,12 @@ struct TestCluster {
     var committed: [[Committed]]
     var served: [[ReadRequest]]
     var lastReady: [Ready<RaftMessage, RaftRecord>]
+    /// The bootstrap configuration's voters.
+    let members: [NodeID]
 
     init(size: Int, options: RaftOptions = RaftOptions()) {
         let members = (1...size).map { NodeID(UInt16($0)) }
+        self.members = members
         self.replicas = members.map {
             RaftReplica(config: ReplicaConfig(id: $0, members: members, options: options), restoring: .empty,
                         randomSeed: UInt64($0.rawValue))
@@ -83,9 +86,8 @@ struct TestCluster {
     }
 
     func restarted(_ number: Int) -> RaftReplica {
-        let members = self.replicas[number - 1].members
-        return RaftReplica(
-            config: ReplicaConfig(id: Self.node(number), members: members), restoring: Recovered(records: self.disks[number - 1]),
+        RaftReplica(
+            config: ReplicaConfig(id: Self.node(number), members: self.members), restoring: Recovered(records: self.disks[number - 1]),
             randomSeed: 99)
     }
 }

@@ -108,6 +108,10 @@ struct MutationTests {
     @Test("each unsafe variant is caught within the seed budget, and correct Raft passes that seed",
           arguments: RaftMutation.allCases, [3, 5])
     func unsafeVariantCaught(mutation: RaftMutation, nodes: Int) throws {
+        // On three replicas the simulator keeps at least two voters, and any two sets of two
+        // of three replicas intersect: the new voters' majority is always one of the old
+        // voters too, and the mutation is harmless there. It shows from five replicas on.
+        if mutation == .jointCommitByNewVoters && nodes == 3 { return }
         var raftOptions = RaftOptions()
         if mutation == .commitPreviousTermByCounting {
             // Figure 8 needs leaders that come and go quickly; Pre-Vote and check-quorum make
@@ -120,10 +124,19 @@ struct MutationTests {
         var options = Self.harshOptions(nodes: nodes)
         if mutation == .checkpointWithoutEntries { options.snapshotInterval = 5 }
         if mutation == .preVoteIgnoresLeader { options = RaftLeadershipSimulationTests.rejoinOptions(nodes: nodes) }
-        let sweep = SimulationSweep<RaftReplica>(options: options, replicaOptions: raftOptions)
-        let reports = try sweep.run(seeds: 1...Self.seedBudget, stopAfterFailures: 1)
+        // Caught means a broken invariant or a history shown not linearizable (a checker that
+        // gave up proves nothing).
+        var found: SimulationReport?
+        for seed in 1...Self.seedBudget {
+            let report = try Simulation<RaftReplica>(seed: seed, options: options, replicaOptions: raftOptions).run()
+            if !report.violations.isEmpty || report.linearizability?.verdict == .notLinearizable {
+                found = report
+                break
+            }
+        }
         let caught = try #require(
-            reports.first { !$0.isClean }, "\(mutation) survived \(Self.seedBudget) seeds on \(nodes) nodes")
+            found,
+            "\(mutation) survived \(Self.seedBudget) seeds on \(nodes) nodes")
         print("\(mutation), \(nodes) nodes: caught at seed \(caught.seed): \(caught.firstProblem ?? "")")
         if mutation == .readsWithoutQuorumCheck {
             #expect(caught.violations.isEmpty && caught.linearizability?.verdict == .notLinearizable)
