@@ -104,6 +104,15 @@ public protocol Replica: Sendable {
     /// configuration, left once committed), and shows in `membership`. Default: refused as
     /// `.unsupported`.
     mutating func changeMembership(voters: [NodeID], learners: [NodeID]) -> MembershipChangeRefusal?
+
+    /// Whether this replica serves linearizable reads itself now (a leader; a Raft follower
+    /// with follower reads, which asks the leader for a read index): a gateway on this node
+    /// then hands its clients' reads to it rather than to the leader. Default: false.
+    var readsLocally: Bool { get }
+
+    /// Protocol-specific counters since this replica started, for reports (Raft: reads served
+    /// under a lease and as a follower). Default: none.
+    var counters: [String: UInt64] { get }
 }
 
 extension Replica {
@@ -139,6 +148,12 @@ extension Replica {
 
     /// By default membership is fixed.
     public var membership: Membership? { nil }
+
+    /// By default reads go where the client session sends them.
+    public var readsLocally: Bool { false }
+
+    /// By default a core counts nothing for reports.
+    public var counters: [String: UInt64] { [:] }
 
     /// By default membership is fixed.
     public mutating func changeMembership(voters: [NodeID], learners: [NodeID]) -> MembershipChangeRefusal? { .unsupported }
@@ -201,10 +216,16 @@ public protocol ReplicaOptions: Sendable {
     /// kept its majority meanwhile (Raft's Pre-Vote): the simulator's `rejoin` fault then
     /// checks it. Default: no such claim.
     var protectsLeaderFromRejoin: Bool { get }
+    /// The most replicas' clocks may drift (a fraction of the nominal tick) for the options to
+    /// stay safe, or `nil` when nothing depends on clocks (the default). Raft's lease reads set
+    /// one; the simulator's `clock-drift` fault keeps within it.
+    var clockDriftBound: Double? { get }
 }
 
 extension ReplicaOptions {
     public var protectsLeaderFromRejoin: Bool { false }
+
+    public var clockDriftBound: Double? { nil }
 
     public mutating func set(_ name: String, to value: String) throws {
         throw ConfigurationError("unknown option '\(name)': this protocol has no settable options")

@@ -463,7 +463,9 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         for (to, request) in ready.sends {
             var request = request
             if request.authenticator == nil { request.authenticator = self.core.authenticate(request) }
-            if to == self.id {
+            // A replica that serves linearizable reads itself (a follower with ReadIndex)
+            // takes this node's clients' reads: no hop through the leader's gateway.
+            if to == self.id || (request.kind == .read && self.stopped == nil && self.core.readsLocally) {
                 self.serve(request, from: .local)
             } else {
                 self.actions.append(.send(to: to, .request(request)))

@@ -144,6 +144,12 @@ extension RaftMessage: WireCodable {
         case .timeoutNow(let message):
             writer.byte(8)
             writer.varint(message.term.rawValue)
+        case .readIndex(let message), .readIndexResponse(let message):
+            if case .readIndex = self { writer.byte(9) } else { writer.byte(10) }
+            writer.varint(message.term.rawValue)
+            writer.varint(message.id)
+            writer.varint(message.index.rawValue)
+            writer.bool(message.granted)
         }
     }
 
@@ -178,6 +184,11 @@ extension RaftMessage: WireCodable {
             return .preVoteResponse(VoteResponse(term: try term(), granted: try reader.bool()))
         case 8:
             return .timeoutNow(TimeoutNow(term: try term()))
+        case 9:
+            return .readIndex(ReadIndexMessage(term: try term(), id: try reader.varint(), index: try index(), granted: try reader.bool()))
+        case 10:
+            return .readIndexResponse(ReadIndexMessage(
+                term: try term(), id: try reader.varint(), index: try index(), granted: try reader.bool()))
         case let tag:
             throw .malformed("unknown Raft message tag \(tag)")
         }

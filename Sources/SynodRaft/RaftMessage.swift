@@ -22,6 +22,11 @@ public enum RaftMessage: Sendable, Equatable {
     /// A leader tells its chosen successor, caught up with its log, to campaign at once
     /// (leadership transfer, thesis §3.10).
     case timeoutNow(TimeoutNow)
+    /// A follower asks the leader of `term` for a read index (ReadIndex on a follower,
+    /// thesis §6.4): the leader answers once it has confirmed that it still leads.
+    case readIndex(ReadIndexMessage)
+    /// The leader's answer: `index` when `granted`, or a refusal (not the leader of `term`).
+    case readIndexResponse(ReadIndexMessage)
 
     /// The term the message was sent in.
     public var term: Term {
@@ -34,7 +39,28 @@ public enum RaftMessage: Sendable, Equatable {
         case .preVote(let message): return message.term
         case .preVoteResponse(let message): return message.term
         case .timeoutNow(let message): return message.term
+        case .readIndex(let message), .readIndexResponse(let message): return message.term
         }
+    }
+}
+
+/// A follower's read-index request, or the leader's answer to it.
+public struct ReadIndexMessage: Sendable, Equatable {
+    /// The term of the leader asked.
+    public var term: Term
+    /// The follower's number for the read, echoed in the answer.
+    public var id: UInt64
+    /// In an answer: the index the follower must have applied before serving the read.
+    public var index: LogIndex
+    /// In an answer: whether the leader confirmed its leadership.
+    public var granted: Bool
+
+    /// Creates a read-index request or answer.
+    public init(term: Term, id: UInt64, index: LogIndex = .zero, granted: Bool = false) {
+        self.term = term
+        self.id = id
+        self.index = index
+        self.granted = granted
     }
 }
 
@@ -181,6 +207,12 @@ extension RaftMessage: TraceDigestible {
         case .timeoutNow(let message):
             hasher.combine(8)
             hasher.combine(message.term.rawValue)
+        case .readIndex(let message), .readIndexResponse(let message):
+            if case .readIndex = self { hasher.combine(9) } else { hasher.combine(10) }
+            hasher.combine(message.term.rawValue)
+            hasher.combine(message.id)
+            hasher.combine(message.index.rawValue)
+            hasher.combine(message.granted ? 1 : 0)
         case .appendEntries(let message):
             hasher.combine(3)
             hasher.combine(message.term.rawValue)

@@ -6,7 +6,9 @@ import SynodCore
 /// - **log matching**: two logs with an entry of the same index and term are identical up to it;
 /// - **leader completeness**: a leader's log holds every entry committed in an earlier term;
 /// - **state-machine safety**: replicas never commit different entries at one index, and no
-///   replica overwrites an entry it knew to be committed.
+///   replica overwrites an entry it knew to be committed;
+/// - **lease safety**: a leader never believes its lease holds (and so serves reads without a
+///   heartbeat round) once a leader of a later term has been elected.
 ///
 /// The monitor keeps a shadow of each replica's log as a chain of hashes (each entry's hash
 /// covers the whole prefix), fed by the records the replica emits, so every check is O(1) or
@@ -32,6 +34,7 @@ public struct RaftMonitor: SafetyMonitor {
 
     let members: [NodeID]
     var leaderOfTerm: [Term: NodeID] = [:]
+    var newestLeaderTerm = Term.zero
     var shadows: [Shadow]
     var chainOfEntry: [EntryKey: UInt64] = [:]
     var committedChains: [UInt64] = []
@@ -60,6 +63,13 @@ public struct RaftMonitor: SafetyMonitor {
                     invariant: "election-safety", node: node, detail: "\(other) and \(node) both lead \(term)"))
             }
             self.leaderOfTerm[term] = node
+            self.newestLeaderTerm = max(self.newestLeaderTerm, term)
+        }
+        if replica.role == .leader && replica.leaseHolds && self.newestLeaderTerm > replica.term {
+            let newer = self.leaderOfTerm[self.newestLeaderTerm].map { "\($0)" } ?? "another replica"
+            violations.append(InvariantViolation(
+                invariant: "lease-safety", node: node,
+                detail: "\(node) still holds its lease of \(replica.term) while \(newer) leads \(self.newestLeaderTerm)"))
         }
         if let snapshot = ready.snapshot {
             if let violation = self.moveBase(to: Int(snapshot.position), installed: ready.installsSnapshot, position: position, node: node) {

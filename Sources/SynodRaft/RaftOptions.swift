@@ -36,6 +36,21 @@ public struct RaftOptions: ReplicaOptions, Equatable {
     /// vote requests of a higher term (unless they come from a leadership transfer).
     public var checkQuorum = true
 
+    /// Lease reads (thesis §6.4.1): a leader that heard from a quorum recently serves
+    /// linearizable reads without a heartbeat round, relying on check-quorum (followers that
+    /// heard from it refuse to elect another for an election timeout) and on clocks that drift
+    /// apart by at most `maxClockDrift`. Off by default; needs check-quorum.
+    public var leaseReads = false
+    /// The most a replica's clock may run fast or slow, as a fraction of the nominal tick
+    /// (0.25: ticks last between 0.75 and 1.25 of nominal). A lease lasts
+    /// (electionTimeoutTicksMin - 1) × (1 - drift) / (1 + drift) ticks from the heartbeat that
+    /// confirmed it.
+    public var maxClockDrift = 0.25
+    /// Follower reads (ReadIndex on a follower, thesis §6.4): a follower asks the leader for a
+    /// read index, which the leader gives once it has confirmed its leadership, and serves the
+    /// read from its own state machine once applied that far. On by default.
+    public var followerReads = true
+
     /// Test-only switch for deliberately unsafe variants.
     @_spi(Testing) public var mutation: RaftMutation?
 
@@ -61,18 +76,54 @@ public struct RaftOptions: ReplicaOptions, Equatable {
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
         guard self.snapshotResendHeartbeats >= 1 else { throw ConfigurationError("snapshotResendHeartbeats must be positive") }
         guard self.maxLearnerLagEntries >= 0 else { throw ConfigurationError("maxLearnerLagEntries must not be negative") }
+        guard self.maxClockDrift >= 0 && self.maxClockDrift < 1 else {
+            throw ConfigurationError("maxClockDrift must lie in 0..<1, got \(self.maxClockDrift)")
+        }
+        if self.leaseReads {
+            guard self.checkQuorum || self.mutation == .leaseWithoutCheckQuorum else {
+                throw ConfigurationError("leaseReads needs checkQuorum: without it a new leader may be elected while the lease runs")
+            }
+            guard self.leaseTicks >= 1 else {
+                throw ConfigurationError("with maxClockDrift \(self.maxClockDrift) and electionTimeoutTicksMin \(self.electionTimeoutTicksMin) a lease lasts no tick")
+            }
+        }
     }
 
     /// With Pre-Vote, a replica let back after a partition cannot depose a healthy leader.
     public var protectsLeaderFromRejoin: Bool { self.preVote }
 
-    /// The options settable by name: `pre-vote` and `check-quorum` (on or off).
-    public static let settable = ["pre-vote", "check-quorum"]
+    /// Lease reads are safe while clocks drift by at most `maxClockDrift`.
+    public var clockDriftBound: Double? { self.leaseReads ? self.maxClockDrift : nil }
+
+    /// How many of its own ticks a lease lasts after the heartbeat that confirmed it: the
+    /// followers that acknowledged it wait at least `electionTimeoutTicksMin - 1` of theirs
+    /// before voting for anyone else, and the two clocks may differ by the drift bound.
+    public var leaseTicks: Int {
+        let drift = self.maxClockDrift
+        return Int((Double(self.electionTimeoutTicksMin - 1) * (1 - drift) / (1 + drift)).rounded(.down))
+    }
+
+    /// The options settable by name: `pre-vote`, `check-quorum`, `lease-reads` and
+    /// `follower-reads` (on or off), `max-clock-drift` (a fraction) and `max-inflight` (the
+    /// pipelining window in messages; 1 turns pipelining off).
+    public static let settable = ["pre-vote", "check-quorum", "lease-reads", "follower-reads", "max-clock-drift", "max-inflight"]
 
     public mutating func set(_ name: String, to value: String) throws {
         switch name {
         case "pre-vote": self.preVote = try ConfigurationError.flag(name, value)
         case "check-quorum": self.checkQuorum = try ConfigurationError.flag(name, value)
+        case "lease-reads": self.leaseReads = try ConfigurationError.flag(name, value)
+        case "follower-reads": self.followerReads = try ConfigurationError.flag(name, value)
+        case "max-clock-drift":
+            guard let drift = Double(value), drift.isFinite else {
+                throw ConfigurationError("option 'max-clock-drift' takes a fraction such as 0.25, got '\(value)'")
+            }
+            self.maxClockDrift = drift
+        case "max-inflight":
+            guard let window = Int(value), window >= 1 else {
+                throw ConfigurationError("option 'max-inflight' takes a positive number of messages, got '\(value)'")
+            }
+            self.maxInflightMessages = window
         default:
             throw ConfigurationError("unknown Raft option '\(name)'; known: \(Self.settable.joined(separator: ", "))")
         }

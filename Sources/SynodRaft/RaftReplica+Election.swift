@@ -46,7 +46,7 @@ extension RaftReplica {
     /// vote in that term, and the sender's log is at least as up to date. Nothing changes
     /// here: no term, no vote, no timer, nothing to make durable.
     mutating func handlePreVote(_ request: RequestVote, from candidate: NodeID) {
-        let leaderKnown = self.hearsFromLeader && self.options.mutation != .preVoteIgnoresLeader
+        let leaderKnown = self.refusesElections && self.options.mutation != .preVoteIgnoresLeader
         let canVote = request.term > self.term
             || (request.term == self.term && (self.votedFor == nil || self.votedFor == candidate) && self.leader == nil)
         let granted = !leaderKnown && canVote

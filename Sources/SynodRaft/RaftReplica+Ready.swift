@@ -39,24 +39,4 @@ extension RaftReplica {
             }
         }
     }
-
-    /// Serves pending reads whose leadership round completed and whose read index is applied.
-    mutating func emitReads() {
-        guard self.role == .leader, !self.pendingReads.isEmpty else { return }
-        let confirmed = self.confirmedReadContext()
-        var served = 0
-        for read in self.pendingReads {
-            guard read.context <= confirmed, read.readIndex <= self.emittedCommitIndex else { break }
-            self.output.reads.append(read.request)
-            served += 1
-        }
-        self.pendingReads.removeFirst(served)
-    }
-
-    /// The newest read context acknowledged by a quorum (this leader included).
-    func confirmedReadContext() -> UInt64 {
-        var acknowledgements = self.lastReadAcknowledgement
-        acknowledgements[self.selfPosition] = self.readContextCounter
-        return self.quorumValue(acknowledgements)
-    }
 }

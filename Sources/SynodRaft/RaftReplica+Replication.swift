@@ -217,6 +217,11 @@ extension RaftReplica {
             follower.sentSinceHeartbeat = false
             self.progress[position] = follower
         }
+        // With leases, every heartbeat round carries a new read context: its acknowledgement
+        // by a quorum renews the lease from the moment it was sent.
+        if self.options.leaseReads { self.readContextCounter += 1 }
+        self.noteContextSent()
+        self.readContextSent = self.readContextCounter
         for position in self.replicationPositions {
             self.sendAppend(to: position, allowEmpty: true)
         }
@@ -230,7 +235,10 @@ extension RaftReplica {
         for position in self.replicationPositions {
             self.sendAppend(to: position, allowEmpty: readContextPending)
         }
-        if readContextPending { self.readContextSent = self.readContextCounter }
+        if readContextPending {
+            self.readContextSent = self.readContextCounter
+            self.noteContextSent()
+        }
     }
 
     mutating func sendAppend(to position: Int, allowEmpty: Bool) {

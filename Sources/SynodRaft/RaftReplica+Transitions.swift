@@ -5,6 +5,7 @@ extension RaftReplica {
     mutating func becomeFollower(term: Term, leader: NodeID?) {
         precondition(term >= self.term, "terms never go backwards")
         let changed = term != self.term || self.role != .follower || leader != self.leader
+        if term != self.term || leader != self.leader { self.abandonUnansweredFollowerReads() }
         if term != self.term {
             self.term = term
             self.votedFor = nil
@@ -25,6 +26,11 @@ extension RaftReplica {
     /// not a voter of its configuration (a learner, a removed or a joining replica) waits.
     mutating func campaign() {
         guard self.configuration.isVoter(self.id) else {
+            // It heard from no leader for an election timeout: it no longer knows one.
+            if self.leader != nil {
+                self.leader = nil
+                self.output.events.append(.becameFollower(epoch: self.term.rawValue, leader: nil))
+            }
             self.resetElectionTimeout()
             return
         }
@@ -42,6 +48,7 @@ extension RaftReplica {
         if self.leader != nil || self.role == .candidate {
             self.output.events.append(.becameFollower(epoch: self.term.rawValue, leader: nil))
         }
+        self.abandonUnansweredFollowerReads()
         self.role = .preCandidate
         self.leader = nil
         self.resetElectionTimeout()
@@ -58,6 +65,7 @@ extension RaftReplica {
     /// leader asked for it (TimeoutNow).
     mutating func becomeCandidate(transfer: Bool) {
         if self.role == .leader { self.rejectPendingReads() }
+        self.abandonUnansweredFollowerReads()
         self.term = self.term.next
         self.votedFor = self.id
         self.hardStateDirty = true
@@ -89,6 +97,8 @@ extension RaftReplica {
         self.quorumCheckElapsedTicks = 0
         self.transferee = nil
         self.handingOver = false
+        self.leaseForfeited = false
+        self.contextSentAt = []
         for position in self.progress.indices {
             self.progress[position] = FollowerProgress()
             self.progress[position].nextIndex = self.log.lastIndex.next
@@ -118,6 +128,8 @@ extension RaftReplica {
     mutating func sendTimeoutNow(to position: Int) {
         guard !self.timeoutNowSent else { return }
         self.timeoutNowSent = true
+        // The target's election skips the followers' lease check: no more lease reads here.
+        self.leaseForfeited = true
         self.send(.timeoutNow(TimeoutNow(term: self.term)), to: self.known[position], afterSync: false)
     }
 
@@ -134,10 +146,4 @@ extension RaftReplica {
         self.output.messages.append(Envelope(to: peer, message: message, afterSync: afterSync))
     }
 
-    mutating func rejectPendingReads() {
-        for read in self.pendingReads {
-            self.output.rejected.append(Rejection(request: .read(read.request), reason: .notLeader(hint: nil)))
-        }
-        self.pendingReads.removeAll()
-    }
 }

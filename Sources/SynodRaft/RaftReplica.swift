@@ -66,6 +66,20 @@ public struct RaftReplica: Replica {
     var readContextCounter: UInt64 = 0
     var readContextSent: UInt64 = 0
     var lastReadAcknowledgement: [UInt64]
+    /// Ticks since this replica started (its own clock).
+    var ticksElapsed: UInt64 = 0
+    /// With leases, a replica restored with a term refuses to help elect anyone until here.
+    var quietUntilTick: UInt64 = 0
+    /// A leader's read contexts sent, with the tick each was sent at (lease reads), oldest first.
+    var contextSentAt: [(context: UInt64, tick: UInt64)] = []
+    /// This leader sent TimeoutNow in its term: its lease no longer protects it.
+    var leaseForfeited = false
+    /// A follower's reads waiting for the leader's read index, then for it to be applied.
+    var followerReads: [FollowerRead] = []
+    var nextFollowerReadID: UInt64 = 0
+    /// Reads served, by how (for the simulator's figures).
+    var leaseReadsServed: UInt64 = 0
+    var followerReadsServed: UInt64 = 0
     /// Check-quorum: the members a leader heard from (in its term) since its last check.
     var recentlyActive: [Bool]
     var quorumCheckElapsedTicks = 0
@@ -169,11 +183,14 @@ public struct RaftReplica: Replica {
         }
         self.refreshMembership()
         self.resetElectionTimeout()
+        if self.options.leaseReads && self.term > .zero { self.quietUntilTick = UInt64(self.options.electionTimeoutTicksMin) }
     }
 
     // MARK: Inputs
 
     public mutating func tick() {
+        self.ticksElapsed += 1
+        if !self.followerReads.isEmpty { self.expireFollowerReads() }
         switch self.role {
         case .follower, .preCandidate, .candidate:
             self.electionElapsedTicks += 1
@@ -209,7 +226,7 @@ public struct RaftReplica: Replica {
         let senderPosition = self.learn(sender)
         if message.term > self.term {
             switch message {
-            case .requestVote(let request) where self.options.checkQuorum && self.hearsFromLeader && !request.transfer:
+            case .requestVote(let request) where self.options.checkQuorum && self.refusesElections && !request.transfer:
                 // A leader is alive as far as this replica knows: a higher term from a
                 // replica that lost touch with it must not depose it (thesis §4.2.3).
                 return
@@ -242,6 +259,10 @@ public struct RaftReplica: Replica {
             self.handlePreVoteResponse(response, from: senderPosition)
         case .timeoutNow(let request):
             self.handleTimeoutNow(request, from: sender)
+        case .readIndex(let request):
+            self.handleReadIndex(request, from: sender)
+        case .readIndexResponse(let response):
+            self.handleReadIndexResponse(response, from: sender)
         }
     }
 
@@ -285,27 +306,6 @@ public struct RaftReplica: Replica {
             return
         }
         self.appendToOwnLog(command)
-    }
-
-    public mutating func read(_ request: ReadRequest) {
-        guard self.role == .leader else {
-            self.output.rejected.append(Rejection(request: .read(request), reason: .notLeader(hint: self.leader)))
-            return
-        }
-        guard self.pendingReads.count < self.options.maxPendingReads else {
-            self.output.rejected.append(Rejection(request: .read(request), reason: .overloaded))
-            return
-        }
-        if self.options.mutation == .readsWithoutQuorumCheck {
-            self.output.reads.append(request)
-            return
-        }
-        // ReadIndex (§6.4 of Ongaro's thesis): the read may be served once this leader has
-        // confirmed it still leads (a heartbeat round after the read arrived) and has applied
-        // up to max(commitIndex, its own no-op), which holds every write acknowledged so far.
-        self.readContextCounter += 1
-        let readIndex = max(self.commitIndex, self.termStartIndex)
-        self.pendingReads.append(PendingRead(request: request, readIndex: readIndex, context: self.readContextCounter))
     }
 
     /// §7: the driver's state machine holds every command up to `position`; the log before it
@@ -376,9 +376,19 @@ enum SnapshotOrigin: Sendable {
     case received
 }
 
-/// A linearizable read waiting for leadership confirmation and application.
+/// A linearizable read waiting at a leader for leadership confirmation and application: this
+/// leader's own, or a follower's read-index request (`origin`), answered once confirmed.
 struct PendingRead: Sendable {
-    var request: ReadRequest
+    var request: ReadRequest?
+    var origin: (node: NodeID, id: UInt64)?
     var readIndex: LogIndex
     var context: UInt64
+}
+
+/// A read a follower serves itself, once the leader gave its read index and it is applied.
+struct FollowerRead: Sendable {
+    var id: UInt64
+    var request: ReadRequest
+    var index: LogIndex?
+    var askedAt: UInt64
 }

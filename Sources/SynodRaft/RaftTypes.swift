@@ -107,4 +107,7 @@ public enum RaftMutation: String, Sendable, CaseIterable {
     /// took effect at once): the old voters can still elect a leader of their own that never
     /// saw those entries, and two configurations decide independently.
     case jointCommitByNewVoters
+    /// Lease reads without check-quorum (which validation otherwise refuses): followers that
+    /// hear from the leader still vote for another at once, so the lease protects nothing.
+    case leaseWithoutCheckQuorum
 }

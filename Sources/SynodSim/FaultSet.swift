@@ -29,6 +29,9 @@ public struct FaultSet: OptionSet, Sendable, Hashable, CustomStringConvertible {
     /// The leader is asked to change the membership (where the protocol can): add and remove
     /// learners and voters, promote and demote, replace several voters at once.
     public static let membership = FaultSet(rawValue: 1 << 11)
+    /// Leaders serve reads under a lease (where the protocol has leases: its `lease-reads`
+    /// option is turned on), while clocks drift up to the protocol's bound.
+    public static let lease = FaultSet(rawValue: 1 << 12)
 
     /// Every fault, with its command-line name and a description, in a stable order.
     public static let catalogue: [(name: String, fault: FaultSet, summary: String)] = [
@@ -44,6 +47,7 @@ public struct FaultSet: OptionSet, Sendable, Hashable, CustomStringConvertible {
         ("transfer", .transfer, "the leader is asked to transfer leadership to another replica"),
         ("rejoin", .rejoin, "one replica is cut off for several election timeouts, then rejoins"),
         ("membership", .membership, "the leader is asked to add, remove, promote or replace members"),
+        ("lease", .lease, "leaders serve reads under a lease, clocks drifting up to the protocol's bound"),
     ]
 
     /// Every fault.

@@ -66,6 +66,7 @@ extension Simulation {
 
     func report() -> SimulationReport {
         var statistics = self.statistics
+        for node in self.nodes { if let driver = node.driver { statistics.add(driver.core.counters) } }
         statistics.virtualNanoseconds = self.now
         statistics.completedOperations = self.completedOperations
         statistics.acknowledgedWrites = self.ackedWrites.count
@@ -120,6 +121,9 @@ public struct SimulationStatistics: Sendable, Equatable {
     public var rejoinDisruptions = 0
     /// Membership changes a leader accepted.
     public var membershipChanges = 0
+    /// The protocol's own counters (`Replica.counters`), summed over replicas and restarts:
+    /// for Raft, reads served under a lease and by followers.
+    public var protocolCounters: [String: UInt64] = [:]
     /// Client operations that completed.
     public var completedOperations = 0
     /// Client operations given up on (outcome unknown).
@@ -131,6 +135,13 @@ public struct SimulationStatistics: Sendable, Equatable {
     public var duplicateCommits = 0
     /// All zero.
     public init() {}
+}
+
+extension SimulationStatistics {
+    /// Adds a replica's counters to `protocolCounters`.
+    mutating func add(_ counters: [String: UInt64]) {
+        for (name, value) in counters { self.protocolCounters[name, default: 0] += value }
+    }
 }
 
 /// The outcome of one seeded run.

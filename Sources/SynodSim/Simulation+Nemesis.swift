@@ -94,8 +94,15 @@ extension Simulation {
     /// learner, promote one, remove or demote a voter, or replace several voters at once. At
     /// least a majority of the replicas stay voters, so the cluster keeps its fault tolerance
     /// margin; replicas left out idle (and may be added back later, with their old state).
+    ///
+    /// Only where the options protect a leader from a replica cut off from it (Pre-Vote): a
+    /// replica removed without learning it is cut off for good, and without that protection it
+    /// campaigns in ever higher terms and deposes every leader (Ongaro's thesis, §4.2.3), a
+    /// known limit of the paper's algorithm rather than something to find again on every seed.
     func changeMembership() {
-        guard let leader = self.believedLeader, let current = self.nodes[leader].driver?.core.membership else { return }
+        guard self.replicaOptions.protectsLeaderFromRejoin,
+              let leader = self.believedLeader, let current = self.nodes[leader].driver?.core.membership
+        else { return }
         let count = self.options.nodes
         var voters = Set(current.voters.map { Int($0.rawValue) - 1 })
         var learners = Set(current.learners.map { Int($0.rawValue) - 1 })

@@ -75,13 +75,22 @@ public final class Simulation<R: Replica> {
         try replicaOptions.validate()
         self.seed = seed
         self.options = options
-        self.replicaOptions = replicaOptions
+        self.replicaOptions = Self.withLeases(replicaOptions, if: options.faults.contains(.lease))
         self.members = (1...options.nodes).map { NodeID(UInt16($0)) }
         self.random = DeterministicRandom(seed: seed)
         self.monitor = R.Monitor(members: self.members)
         self.blocked = Array(repeating: false, count: options.nodes * options.nodes)
         self.faultsActive = !options.faults.isEmpty
         self.hasher.combine(seed)
+    }
+
+    /// `options` with lease reads on, when `enabled` and the protocol has them (a `lease-reads`
+    /// option) and they are valid with its other options (Raft's need check-quorum).
+    static func withLeases(_ options: R.Options, if enabled: Bool) -> R.Options {
+        guard enabled else { return options }
+        var leased = options
+        guard (try? leased.set("lease-reads", to: "on")) != nil, (try? leased.validate()) != nil else { return options }
+        return leased
     }
 
     /// Runs to completion and returns the report.
@@ -104,7 +113,9 @@ public final class Simulation<R: Replica> {
 
     func start() {
         for position in self.members.indices {
-            let drift = self.options.faults.contains(.clockDrift) ? self.random.integer(in: 80...120) : 100
+            // Up to 20% fast or slow, never beyond what the protocol's options assume.
+            let spread = min(20, Int(((self.replicaOptions.clockDriftBound ?? 1) * 100).rounded(.down)))
+            let drift = self.options.faults.contains(.clockDrift) ? self.random.integer(in: (100 - spread)...(100 + spread)) : 100
             self.nodes.append(SimulatedNode<R>(tickNanoseconds: self.options.tickNanoseconds * UInt64(drift) / 100))
             self.startDriver(position, recovered: .empty)
             self.schedule(after: UInt64(self.random.integer(in: 0..<Int(self.nodes[position].tickNanoseconds))) + 1,
@@ -437,6 +448,7 @@ public final class Simulation<R: Replica> {
     func crash(_ position: Int) {
         var node = self.nodes[position]
         guard node.driver != nil else { return }
+        self.statistics.add(node.driver!.core.counters)
         if let (previous, firstRecord) = node.syncingSnapshot, self.random.chance(0.5) {
             node.snapshot = previous
             node.disk.removeSubrange(max(firstRecord, node.syncedCount)...)

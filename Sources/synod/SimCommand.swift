@@ -88,7 +88,7 @@ struct SimCommand: ParsableCommand {
 
     @Option(name: .customLong("option"), help: ArgumentHelp(
         "Set a protocol option, as NAME=VALUE (repeatable), e.g. --option pre-vote=off.",
-        discussion: "Raft: pre-vote, check-quorum; Multi-Paxos: pre-vote (on or off; all on by default)."))
+        discussion: "Raft: pre-vote, check-quorum, follower-reads (on or off; on by default), lease-reads (off by default), max-clock-drift (a fraction, 0.25), max-inflight (pipelining window, 64; 1 turns pipelining off); Multi-Paxos: pre-vote (on by default)."))
     var protocolOptions: [String] = []
 
     @Flag(help: "Print one JSON object on stdout instead of the human summary.")
@@ -327,6 +327,9 @@ struct SimCommand: ParsableCommand {
         let rejoins = reports.reduce(0) { $0 + $1.statistics.rejoins }
         let disruptions = reports.reduce(0) { $0 + $1.statistics.rejoinDisruptions }
         let membershipChanges = reports.reduce(0) { $0 + $1.statistics.membershipChanges }
+        let counters = Self.sumCounters(reports)
+        let reads = counters.isEmpty ? "" : "\n" + "reads:            "
+            + counters.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let meanTransfer = completedTransfers == 0 ? "" : String(format: ", mean %.1f ms", Double(transferTime) / Double(completedTransfers) / 1e6)
         var lines = [
             "protocol \(self.protocol), \(self.nodes) nodes, workload \(self.workload), faults \(self.faults), seeds \(self.seeds)",
@@ -334,7 +337,7 @@ struct SimCommand: ParsableCommand {
             "operations:       \(completed) completed, \(unknown) unknown outcome",
             "faults injected:  \(crashes) crashes, \(torn) torn records, \(partitions) partitions, \(rejoins) rejoins",
             "leadership:       \(started) transfers started, \(completedTransfers) completed\(meanTransfer); \(disruptions) leaders deposed after a rejoin",
-            "membership:       \(membershipChanges) changes accepted by a leader",
+            "membership:       \(membershipChanges) changes accepted by a leader" + reads,
             "snapshots:        \(snapshots) made durable, \(installs) of them sent by another replica (--snapshot-every \(self.snapshotEvery))",
             "events:           \(events) in \(String(format: "%.2f", seconds)) s (\(Int(Double(events) / max(seconds, 1e-9))) events/s)",
         ]
@@ -342,6 +345,13 @@ struct SimCommand: ParsableCommand {
             lines.append("FAIL seed \(report.seed): \(report.firstProblem ?? "")")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The protocol's counters (lease and follower reads, for Raft), summed over `reports`.
+    static func sumCounters(_ reports: [SimulationReport]) -> [String: UInt64] {
+        reports.reduce(into: [:]) { sum, report in
+            for (name, value) in report.statistics.protocolCounters { sum[name, default: 0] += value }
+        }
     }
 
     func jsonSummary(_ reports: [SimulationReport], seconds: Double) -> String {
@@ -369,6 +379,7 @@ struct SimCommand: ParsableCommand {
                 "rejoins": report.statistics.rejoins,
                 "rejoinDisruptions": report.statistics.rejoinDisruptions,
                 "membershipChanges": report.statistics.membershipChanges,
+                "counters": report.statistics.protocolCounters,
                 "snapshots": report.statistics.snapshots,
                 "snapshotInstalls": report.statistics.snapshotInstalls,
             ]
@@ -386,6 +397,7 @@ struct SimCommand: ParsableCommand {
             "rejoins": reports.reduce(0) { $0 + $1.statistics.rejoins },
             "rejoinDisruptions": reports.reduce(0) { $0 + $1.statistics.rejoinDisruptions },
             "membershipChanges": reports.reduce(0) { $0 + $1.statistics.membershipChanges },
+            "counters": Self.sumCounters(reports),
             "violations": reports.filter { !$0.violations.isEmpty }.count,
             "nonLinearizable": reports.filter(\.linearizabilityFailed).count,
             "events": events,

@@ -354,9 +354,11 @@ struct RaftPaperTests {
         #expect(cluster.served[0].map(\.id) == [7, 8])
     }
 
-    @Test("a follower rejects reads and names the leader")
+    @Test("without follower reads, a follower rejects reads and names the leader")
     func followerRejectsReads() {
-        var cluster = TestCluster(size: 3)
+        var options = RaftOptions()
+        options.followerReads = false
+        var cluster = TestCluster(size: 3, options: options)
         cluster.elect(1)
         cluster.replicas[2].read(ReadRequest(id: 1))
         #expect(cluster.drain(3).rejected.first?.reason == .notLeader(hint: TestCluster.node(1)))

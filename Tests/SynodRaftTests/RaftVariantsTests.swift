@@ -197,5 +197,8 @@ struct RaftVariantsTests {
         #expect(throws: ConfigurationError.self) { try options.set("pre-vote", to: "maybe") }
         let error = #expect(throws: ConfigurationError.self) { try options.set("prevote", to: "on") }
         #expect(error?.description.contains("pre-vote, check-quorum") == true)
+        try options.set("max-inflight", to: "1")
+        #expect(options.maxInflightMessages == 1)
+        #expect(throws: ConfigurationError.self) { try options.set("max-inflight", to: "0") }
     }
 }
