@@ -145,5 +145,4 @@ extension RaftReplica {
     mutating func send(_ message: RaftMessage, to peer: NodeID, afterSync: Bool) {
         self.output.messages.append(Envelope(to: peer, message: message, afterSync: afterSync))
     }
-
 }

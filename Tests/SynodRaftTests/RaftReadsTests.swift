@@ -13,6 +13,15 @@ struct RaftReadsTests {
         return options
     }
 
+    /// A 3-replica cluster with leases, led by 1, whose lease holds (a heartbeat round done).
+    static func leasedCluster() -> TestCluster {
+        var cluster = TestCluster(size: 3, options: Self.leased)
+        cluster.elect(1)
+        cluster.run(ticks: 2)
+        #expect(cluster.replicas[0].leaseHolds)
+        return cluster
+    }
+
     /// Messages waiting in the mailbox from `from` to `to`.
     static func pending(_ cluster: TestCluster, from: Int, to: Int) -> [RaftMessage] {
         cluster.mailbox.filter { $0.from == TestCluster.node(from) && $0.envelope.to == TestCluster.node(to) }.map(\.envelope.message)
@@ -95,10 +104,7 @@ struct RaftReadsTests {
 
     @Test("under a lease a leader serves reads with no heartbeat round; when the lease lapses, it needs one again")
     func leaseRead() {
-        var cluster = TestCluster(size: 3, options: Self.leased)
-        cluster.elect(1)
-        cluster.run(ticks: 2)
-        #expect(cluster.replicas[0].leaseHolds)
+        var cluster = Self.leasedCluster()
         cluster.replicas[0].read(Self.read(1))
         let ready = cluster.drain(1)
         #expect(ready.reads.map(\.id) == [1], "served at once")
@@ -113,10 +119,7 @@ struct RaftReadsTests {
 
     @Test("lease safety: a lease still held after a later leader's election is caught; a lapsed one is not")
     func leaseSafetyMonitor() {
-        var cluster = TestCluster(size: 3, options: Self.leased)
-        cluster.elect(1)
-        cluster.run(ticks: 2)
-        #expect(cluster.replicas[0].leaseHolds)
+        var cluster = Self.leasedCluster()
         var monitor = RaftMonitor(members: cluster.members)
         var newLeader = Ready<RaftMessage, RaftRecord>()
         newLeader.events = [.becameLeader(epoch: cluster.replicas[0].term.rawValue + 1)]
@@ -132,10 +135,7 @@ struct RaftReadsTests {
     func driftAgainstBound(leaderRate: Double, expectViolation: Bool) {
         // Within maxClockDrift 0.25, a leader's clock runs at least (1 - 0.25) / (1 + 0.25) = 0.6
         // as fast as a follower's; at 0.1 it is far beyond the bound.
-        var cluster = TestCluster(size: 3, options: Self.leased)
-        cluster.elect(1)
-        cluster.run(ticks: 2)
-        #expect(cluster.replicas[0].leaseHolds)
+        var cluster = Self.leasedCluster()
         var monitor = RaftMonitor(members: cluster.members)
         var found: [InvariantViolation] = []
         var leaderClock = 0.0
@@ -167,9 +167,7 @@ struct RaftReadsTests {
 
     @Test("a leader that sends TimeoutNow gives its lease up for the rest of its term")
     func transferForfeitsLease() {
-        var cluster = TestCluster(size: 3, options: Self.leased)
-        cluster.elect(1)
-        cluster.run(ticks: 2)
+        var cluster = Self.leasedCluster()
         #expect(cluster.replicas[0].transferLeadership(to: TestCluster.node(2)) == nil)
         cluster.drain(1)
         #expect(!cluster.replicas[0].leaseHolds)
