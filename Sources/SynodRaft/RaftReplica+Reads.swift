@@ -37,21 +37,23 @@ extension RaftReplica {
             self.output.reads.append(request)
             return
         }
-        self.pendingReads.append(self.confirmation(for: request, origin: nil))
+        self.pendingReads.append(self.confirmation(for: .local(request)))
     }
+
+    /// The index a read arriving now must see applied: max(commitIndex, this leader's no-op),
+    /// which holds every write acknowledged so far.
+    var readIndex: LogIndex { max(self.commitIndex, self.termStartIndex) }
 
     /// A read arriving at this leader, its own or a follower's: it may be answered once this
     /// leader has confirmed it still leads (a heartbeat round after it arrived, or a lease that
-    /// holds now) and, for its own, has applied up to max(commitIndex, its own no-op), which
-    /// holds every write acknowledged so far.
-    mutating func confirmation(for request: ReadRequest?, origin: (node: NodeID, id: UInt64)?) -> PendingRead {
-        let readIndex = max(self.commitIndex, self.termStartIndex)
+    /// holds now) and, for its own, has applied up to `readIndex`.
+    mutating func confirmation(for asker: PendingRead.Asker) -> PendingRead {
         if self.leaseHolds {
-            if request != nil { self.leaseReadsServed += 1 }
-            return PendingRead(request: request, origin: origin, readIndex: readIndex, context: 0)
+            if case .local = asker { self.leaseReadsServed += 1 }
+            return PendingRead(asker: asker, readIndex: self.readIndex, context: 0)
         }
         self.readContextCounter += 1
-        return PendingRead(request: request, origin: origin, readIndex: readIndex, context: self.readContextCounter)
+        return PendingRead(asker: asker, readIndex: self.readIndex, context: self.readContextCounter)
     }
 
     /// Whether this leader's lease holds: a quorum acknowledged a message it sent less than
@@ -114,12 +116,11 @@ extension RaftReplica {
             return
         }
         if self.options.mutation == .readsWithoutQuorumCheck {
-            let index = max(self.commitIndex, self.termStartIndex)
-            let answer = ReadIndexMessage(term: self.term, id: request.id, index: index, granted: true)
+            let answer = ReadIndexMessage(term: self.term, id: request.id, index: self.readIndex, granted: true)
             self.send(.readIndexResponse(answer), to: follower, afterSync: false)
             return
         }
-        self.pendingReads.append(self.confirmation(for: nil, origin: (follower, request.id)))
+        self.pendingReads.append(self.confirmation(for: .follower(follower, id: request.id)))
     }
 
     /// The leader's answer: the read is served once applied up to its index, or refused.
@@ -169,12 +170,13 @@ extension RaftReplica {
                     waiting.append(read)
                     continue
                 }
-                if let origin = read.origin {
-                    let answer = ReadIndexMessage(term: self.term, id: origin.id, index: read.readIndex, granted: true)
-                    self.send(.readIndexResponse(answer), to: origin.node, afterSync: false)
-                } else if read.readIndex <= self.emittedCommitIndex, let request = read.request {
+                switch read.asker {
+                case .follower(let node, let id):
+                    let answer = ReadIndexMessage(term: self.term, id: id, index: read.readIndex, granted: true)
+                    self.send(.readIndexResponse(answer), to: node, afterSync: false)
+                case .local(let request) where read.readIndex <= self.emittedCommitIndex:
                     self.output.reads.append(request)
-                } else {
+                case .local:
                     waiting.append(read)
                 }
             }
@@ -203,10 +205,11 @@ extension RaftReplica {
 
     mutating func rejectPendingReads() {
         for read in self.pendingReads {
-            if let request = read.request {
+            switch read.asker {
+            case .local(let request):
                 self.output.rejected.append(Rejection(request: .read(request), reason: .notLeader(hint: nil)))
-            } else if let origin = read.origin {
-                self.send(.readIndexResponse(ReadIndexMessage(term: self.term, id: origin.id)), to: origin.node, afterSync: false)
+            case .follower(let node, let id):
+                self.send(.readIndexResponse(ReadIndexMessage(term: self.term, id: id)), to: node, afterSync: false)
             }
         }
         self.pendingReads.removeAll()

@@ -376,11 +376,17 @@ enum SnapshotOrigin: Sendable {
     case received
 }
 
-/// A linearizable read waiting at a leader for leadership confirmation and application: this
-/// leader's own, or a follower's read-index request (`origin`), answered once confirmed.
+/// A linearizable read waiting at a leader for leadership confirmation and application.
 struct PendingRead: Sendable {
-    var request: ReadRequest?
-    var origin: (node: NodeID, id: UInt64)?
+    /// Who asked.
+    enum Asker: Sendable {
+        /// A read this leader serves, once confirmed and applied.
+        case local(ReadRequest)
+        /// A follower's read-index request (its number for the read), answered once confirmed.
+        case follower(NodeID, id: UInt64)
+    }
+
+    var asker: Asker
     var readIndex: LogIndex
     var context: UInt64
 }

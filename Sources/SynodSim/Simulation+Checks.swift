@@ -142,6 +142,13 @@ extension SimulationStatistics {
     mutating func add(_ counters: [String: UInt64]) {
         for (name, value) in counters { self.protocolCounters[name, default: 0] += value }
     }
+
+    /// The protocol counters of `reports`, summed.
+    public static func protocolCounters(of reports: [SimulationReport]) -> [String: UInt64] {
+        var total = SimulationStatistics()
+        for report in reports { total.add(report.statistics.protocolCounters) }
+        return total.protocolCounters
+    }
 }
 
 /// The outcome of one seeded run.

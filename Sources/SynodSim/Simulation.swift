@@ -112,9 +112,9 @@ public final class Simulation<R: Replica> {
     // MARK: Setup
 
     func start() {
+        // Clocks up to 20% fast or slow, never beyond what the protocol's options assume.
+        let spread = min(20, Int(((self.replicaOptions.clockDriftBound ?? 1) * 100).rounded(.down)))
         for position in self.members.indices {
-            // Up to 20% fast or slow, never beyond what the protocol's options assume.
-            let spread = min(20, Int(((self.replicaOptions.clockDriftBound ?? 1) * 100).rounded(.down)))
             let drift = self.options.faults.contains(.clockDrift) ? self.random.integer(in: (100 - spread)...(100 + spread)) : 100
             self.nodes.append(SimulatedNode<R>(tickNanoseconds: self.options.tickNanoseconds * UInt64(drift) / 100))
             self.startDriver(position, recovered: .empty)

@@ -327,7 +327,7 @@ struct SimCommand: ParsableCommand {
         let rejoins = reports.reduce(0) { $0 + $1.statistics.rejoins }
         let disruptions = reports.reduce(0) { $0 + $1.statistics.rejoinDisruptions }
         let membershipChanges = reports.reduce(0) { $0 + $1.statistics.membershipChanges }
-        let counters = Self.sumCounters(reports)
+        let counters = SimulationStatistics.protocolCounters(of: reports)
         let reads = counters.isEmpty ? "" : "\n" + "reads:            "
             + counters.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let meanTransfer = completedTransfers == 0 ? "" : String(format: ", mean %.1f ms", Double(transferTime) / Double(completedTransfers) / 1e6)
@@ -345,13 +345,6 @@ struct SimCommand: ParsableCommand {
             lines.append("FAIL seed \(report.seed): \(report.firstProblem ?? "")")
         }
         return lines.joined(separator: "\n")
-    }
-
-    /// The protocol's counters (lease and follower reads, for Raft), summed over `reports`.
-    static func sumCounters(_ reports: [SimulationReport]) -> [String: UInt64] {
-        reports.reduce(into: [:]) { sum, report in
-            for (name, value) in report.statistics.protocolCounters { sum[name, default: 0] += value }
-        }
     }
 
     func jsonSummary(_ reports: [SimulationReport], seconds: Double) -> String {
@@ -397,7 +390,7 @@ struct SimCommand: ParsableCommand {
             "rejoins": reports.reduce(0) { $0 + $1.statistics.rejoins },
             "rejoinDisruptions": reports.reduce(0) { $0 + $1.statistics.rejoinDisruptions },
             "membershipChanges": reports.reduce(0) { $0 + $1.statistics.membershipChanges },
-            "counters": Self.sumCounters(reports),
+            "counters": SimulationStatistics.protocolCounters(of: reports),
             "violations": reports.filter { !$0.violations.isEmpty }.count,
             "nonLinearizable": reports.filter(\.linearizabilityFailed).count,
             "events": events,

@@ -171,9 +171,7 @@ struct LeaseSimulationTests {
         for report in reports where !report.isClean {
             Issue.record("seed \(report.seed): \(report.firstProblem ?? "")")
         }
-        let counters = reports.reduce(into: [String: UInt64]()) { sum, report in
-            for (name, value) in report.statistics.protocolCounters { sum[name, default: 0] += value }
-        }
+        let counters = SimulationStatistics.protocolCounters(of: reports)
         #expect(counters["leaseReads", default: 0] > 0)
         #expect(counters["followerReads", default: 0] > 0)
     }
