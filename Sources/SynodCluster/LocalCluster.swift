@@ -23,6 +23,9 @@ public final class LocalCluster: Sendable {
     public let protocolName: String
     public let directory: String
     public let members: [Member]
+    /// Members `1...initialSize` form the cluster's first configuration (`--peers`); the
+    /// others join it later (`--join`, once added with `/v3/cluster/member/add`).
+    public let initialSize: Int
     let extraArguments: [String]
     /// The `synod certs` output every member uses for mutual TLS on the peer port; nil when the
     /// cluster runs with `--insecure-peers`.
@@ -43,10 +46,13 @@ public final class LocalCluster: Sendable {
 
     /// Prepares (does not start) `size` members in a new temporary directory. With `peerTLS`
     /// (the default) a CA and member certificates are made there and the members speak mutual
-    /// TLS on their peer ports; without it they run `--insecure-peers`.
-    public init(executable: String, protocolName: String, size: Int = 3, extraArguments: [String] = [], peerTLS: Bool = true,
-                descriptorLimit: Int? = nil, clientTLS: Bool = false) throws {
+    /// TLS on their peer ports; without it they run `--insecure-peers`. Members beyond
+    /// `initialSize` (all of them by default) are not in the first configuration: they start
+    /// with `--join` through member 1.
+    public init(executable: String, protocolName: String, size: Int = 3, initialSize: Int? = nil, extraArguments: [String] = [],
+                peerTLS: Bool = true, descriptorLimit: Int? = nil, clientTLS: Bool = false) throws {
         self.descriptorLimit = descriptorLimit
+        self.initialSize = min(size, initialSize ?? size)
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw ClusterError("no synod executable at \(executable); build it first (swift build)")
         }
@@ -110,7 +116,7 @@ public final class LocalCluster: Sendable {
     }
 
     public var peersArgument: String {
-        self.members.map { "\($0.id)=127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
+        self.members.prefix(self.initialSize).map { "\($0.id)=127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
     }
 
     public func member(_ id: Int) -> Member { self.members[id - 1] }
@@ -119,13 +125,19 @@ public final class LocalCluster: Sendable {
     public func logPath(_ id: Int) -> String { "\(self.directory)/n\(id).log" }
 
     /// The `synod serve` arguments of member `id`, with the values of the options in
-    /// `replacing` (such as `--protocol`) replaced.
-    public func arguments(_ id: Int, replacing: [String: String] = [:]) -> [String] {
+    /// `replacing` (such as `--protocol`) replaced, and the options in `removing` left out
+    /// (with their values).
+    public func arguments(_ id: Int, replacing: [String: String] = [:], removing: Set<String> = []) -> [String] {
         let member = self.member(id)
+        let cluster = id <= self.initialSize
+            ? ["--peers", self.peersArgument] : ["--join", "http://127.0.0.1:\(self.member(1).clientPort)"]
         var arguments = [
-            "serve", "--id", "\(id)", "--peers", self.peersArgument, "--client", "127.0.0.1:\(member.clientPort)",
+            "serve", "--id", "\(id)"] + cluster + ["--client", "127.0.0.1:\(member.clientPort)",
             "--data-dir", member.dataDirectory, "--protocol", self.protocolName,
         ] + (self.certificates.map { ["--certs", $0] } ?? ["--insecure-peers"]) + self.extraArguments
+        for option in removing {
+            if let index = arguments.firstIndex(of: option), index + 1 < arguments.count { arguments.removeSubrange(index...(index + 1)) }
+        }
         for (option, value) in replacing {
             if let index = arguments.firstIndex(of: option), index + 1 < arguments.count {
                 arguments[index + 1] = value
@@ -137,9 +149,9 @@ public final class LocalCluster: Sendable {
     }
 
     /// Starts member `id` (see `arguments(_:replacing:)`).
-    public func start(_ id: Int, replacing: [String: String] = [:]) throws {
+    public func start(_ id: Int, replacing: [String: String] = [:], removing: Set<String> = []) throws {
         let process = Process()
-        let arguments = self.arguments(id, replacing: replacing)
+        let arguments = self.arguments(id, replacing: replacing, removing: removing)
         if let limit = self.descriptorLimit {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", self.executable] + arguments
@@ -158,8 +170,9 @@ public final class LocalCluster: Sendable {
         self.processes.withLock { $0[id] = ProcessBox(process) }
     }
 
+    /// Starts the members of the first configuration.
     public func startAll() throws {
-        for member in self.members { try self.start(member.id) }
+        for member in self.members.prefix(self.initialSize) { try self.start(member.id) }
     }
 
     public func pid(_ id: Int) -> Int32? {
@@ -184,8 +197,10 @@ public final class LocalCluster: Sendable {
     }
 
     /// Runs a member to completion (for a member that must refuse to start): exit status and log.
-    public func runToExit(_ id: Int, timeout: TimeInterval = 20, replacing: [String: String] = [:]) throws -> (status: Int32, log: String) {
-        try self.start(id, replacing: replacing)
+    public func runToExit(
+        _ id: Int, timeout: TimeInterval = 20, replacing: [String: String] = [:], removing: Set<String> = []
+    ) throws -> (status: Int32, log: String) {
+        try self.start(id, replacing: replacing, removing: removing)
         let deadline = Date().addingTimeInterval(timeout)
         while self.isRunning(id) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         let status = self.stop(id) ?? -1

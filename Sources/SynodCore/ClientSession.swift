@@ -82,10 +82,14 @@ public protocol ClientSession: Sendable {
     /// go now: the leader it knows of, or itself for a leaderless protocol. A session may
     /// follow the hint (and re-send an outstanding request there) or ignore it (the default).
     mutating func prefer(_ replica: NodeID)
+    /// The cluster's members changed (a protocol whose membership changes): requests go to
+    /// `members` from now on. Default: ignored (a fixed membership).
+    mutating func follow(members: [NodeID])
 }
 
 extension ClientSession {
     public mutating func prefer(_ replica: NodeID) {}
+    public mutating func follow(members: [NodeID]) {}
 }
 
 /// The session of leader-based protocols (Raft, Multi-Paxos): send to the presumed leader,
@@ -94,7 +98,7 @@ public struct LeaderFollowingSession: ClientSession {
     /// Ticks without an answer before the request is sent to the next replica.
     public static let retryTicks = 30
 
-    private let members: [NodeID]
+    private var members: [NodeID]
     private var random: DeterministicRandom
     private var leaderIndex: Int
     private var outstanding: ClientRequest?
@@ -155,6 +159,14 @@ public struct LeaderFollowingSession: ClientSession {
             self.redirectsInARow = 0
             self.send()
         }
+    }
+
+    /// Sends to `members` from now on; the presumed leader stays presumed if it is still one.
+    public mutating func follow(members: [NodeID]) {
+        guard !members.isEmpty else { return }
+        let presumed = self.members[self.leaderIndex]
+        self.members = members.sorted()
+        self.leaderIndex = self.members.firstIndex(of: presumed) ?? self.random.integer(in: 0..<self.members.count)
     }
 
     public mutating func tick() {

@@ -13,14 +13,20 @@ public struct Membership: Sendable, Hashable, CustomStringConvertible {
     public private(set) var learners: [NodeID]
     /// While joint: the voters of the configuration being left, sorted. Empty otherwise.
     public private(set) var outgoing: [NodeID]
+    /// Where members listen for their peers (`HOST:PORT`), as the runtime that added them gave
+    /// it: replicated with the configuration so every member (and a restarted one) can reach a
+    /// member that joined later. Only members' entries are kept; the cores never read them.
+    public private(set) var addresses: [NodeID: String]
 
-    /// Creates a membership; the lists are sorted and deduplicated, and a learner that is
-    /// also a voter counts as a voter.
-    public init(voters: [NodeID], learners: [NodeID] = [], outgoing: [NodeID] = []) {
+    /// Creates a membership; the lists are sorted and deduplicated, a learner that is also a
+    /// voter counts as a voter, and addresses of non-members are dropped.
+    public init(voters: [NodeID], learners: [NodeID] = [], outgoing: [NodeID] = [], addresses: [NodeID: String] = [:]) {
         self.voters = Array(Set(voters)).sorted()
         let voting = Set(voters)
         self.learners = Array(Set(learners).subtracting(voting)).sorted()
         self.outgoing = Array(Set(outgoing)).sorted()
+        let members = voting.union(learners).union(outgoing)
+        self.addresses = addresses.filter { members.contains($0.key) }
     }
 
     /// Whether a change is under way (decisions need both majorities).
@@ -36,7 +42,7 @@ public struct Membership: Sendable, Hashable, CustomStringConvertible {
     public var everyone: [NodeID] { Array(Set(self.voters).union(self.outgoing).union(self.learners)).sorted() }
 
     /// The configuration this joint one leads to (itself when not joint).
-    public var leavingJoint: Membership { Membership(voters: self.voters, learners: self.learners) }
+    public var leavingJoint: Membership { Membership(voters: self.voters, learners: self.learners, addresses: self.addresses) }
 
     /// Why `voters` and `learners` cannot form a configuration, or `nil`.
     public static func problem(voters: [NodeID], learners: [NodeID]) -> String? {
@@ -58,11 +64,18 @@ public struct Membership: Sendable, Hashable, CustomStringConvertible {
 extension Membership: WireCodable {
     /// Most members one decoded configuration may name in each list.
     public static let maximumMembers = 1024
+    /// Longest address, in bytes.
+    public static let maximumAddressBytes = 300
 
     public func encode(into writer: inout WireWriter) {
         for list in [self.voters, self.learners, self.outgoing] {
             writer.varint(UInt64(list.count))
             for node in list { node.encode(into: &writer) }
+        }
+        writer.varint(UInt64(self.addresses.count))
+        for (node, address) in self.addresses.sorted(by: { $0.key < $1.key }) {
+            node.encode(into: &writer)
+            writer.data(Array(address.utf8))
         }
     }
 
@@ -78,7 +91,16 @@ extension Membership: WireCodable {
         guard Membership.problem(voters: lists[0], learners: lists[1]) == nil, Set(lists[2]).count == lists[2].count else {
             throw .malformed("configuration with voters \(lists[0]), learners \(lists[1]), outgoing \(lists[2])")
         }
-        return Membership(voters: lists[0], learners: lists[1], outgoing: lists[2])
+        let members = Set(lists.joined())
+        var addresses: [NodeID: String] = [:]
+        for _ in 0..<(try reader.count(limit: Self.maximumMembers, what: "addresses")) {
+            let node = try NodeID.decode(from: &reader)
+            let address = String(decoding: try reader.data(limit: Self.maximumAddressBytes, what: "address"), as: UTF8.self)
+            guard members.contains(node), addresses.updateValue(address, forKey: node) == nil else {
+                throw .malformed("address of \(node), which is not a member or has two")
+            }
+        }
+        return Membership(voters: lists[0], learners: lists[1], outgoing: lists[2], addresses: addresses)
     }
 }
 

@@ -101,9 +101,14 @@ public protocol Replica: Sendable {
     /// Asks this replica, if it leads, to move the cluster to `voters` and `learners` (any
     /// change at once: add, remove, replace several, promote a learner, demote a voter).
     /// `nil` means the change started; it completes on its own (Raft: through a joint
-    /// configuration, left once committed), and shows in `membership`. Default: refused as
-    /// `.unsupported`.
-    mutating func changeMembership(voters: [NodeID], learners: [NodeID]) -> MembershipChangeRefusal?
+    /// configuration, left once committed), and shows in `membership`. `addresses` adds or
+    /// replaces members' peer addresses (kept with the configuration; the others stay).
+    /// Default: refused as `.unsupported`.
+    mutating func changeMembership(voters: [NodeID], learners: [NodeID], addresses: [NodeID: String]) -> MembershipChangeRefusal?
+
+    /// Whether `membership` is committed (a change asked for has then taken effect for good,
+    /// once it is also not joint). Default: true (a fixed membership).
+    var membershipIsCommitted: Bool { get }
 
     /// Whether this replica serves linearizable reads itself now (a leader; a Raft follower
     /// with follower reads, which asks the leader for a read index): a gateway on this node
@@ -156,7 +161,17 @@ extension Replica {
     public var counters: [String: UInt64] { [:] }
 
     /// By default membership is fixed.
-    public mutating func changeMembership(voters: [NodeID], learners: [NodeID]) -> MembershipChangeRefusal? { .unsupported }
+    public mutating func changeMembership(voters: [NodeID], learners: [NodeID], addresses: [NodeID: String]) -> MembershipChangeRefusal? {
+        .unsupported
+    }
+
+    /// A change that leaves every member's address as it is.
+    public mutating func changeMembership(voters: [NodeID], learners: [NodeID]) -> MembershipChangeRefusal? {
+        self.changeMembership(voters: voters, learners: learners, addresses: [:])
+    }
+
+    /// By default membership is fixed, hence committed.
+    public var membershipIsCommitted: Bool { true }
 }
 
 /// Why a replica did not start a leadership transfer.
@@ -258,6 +273,10 @@ public struct ReplicaConfig<Options: ReplicaOptions>: Sendable {
     /// The keys of a protocol that authenticates its messages or its clients (PBFT); empty
     /// for crash-fault protocols, whose links are authenticated by the transport.
     public var keys: KeyRing
+    /// This replica is not in `members` (the cluster's first configuration): it joins a
+    /// running cluster, which added it by a membership change, and learns every later
+    /// configuration from the log. Only for protocols whose membership changes.
+    public var joining = false
 
     /// Creates a configuration; `members` is sorted and must contain `id` without duplicates.
     public init(
@@ -274,8 +293,14 @@ public struct ReplicaConfig<Options: ReplicaOptions>: Sendable {
     /// Checks membership and options.
     public func validate() throws {
         guard !self.members.isEmpty else { throw ConfigurationError("members must not be empty") }
-        guard self.members.contains(self.id) else {
-            throw ConfigurationError("members \(self.members) do not contain this replica \(self.id)")
+        if self.joining {
+            guard !self.members.contains(self.id) else {
+                throw ConfigurationError("replica \(self.id) joins, yet is in the first configuration \(self.members)")
+            }
+        } else {
+            guard self.members.contains(self.id) else {
+                throw ConfigurationError("members \(self.members) do not contain this replica \(self.id)")
+            }
         }
         guard Set(self.members).count == self.members.count else {
             throw ConfigurationError("members \(self.members) contain a duplicate")

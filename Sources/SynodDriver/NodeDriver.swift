@@ -28,8 +28,10 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
 
     /// This node.
     public let id: NodeID
-    /// Every member, sorted.
-    public let members: [NodeID]
+    /// The replicas the gateway's sessions send to, sorted: every member of the first
+    /// configuration, and (a protocol whose membership changes) every member that joined
+    /// since.
+    public private(set) var members: [NodeID]
     public let options: NodeDriverOptions
     /// The protocol core.
     public private(set) var core: R
@@ -224,9 +226,11 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
     /// Asks the core to change the cluster's membership (see
     /// `Replica.changeMembership(voters:learners:)`); `nil` when the change started. Drain
     /// afterwards.
-    public mutating func changeMembership(voters: [NodeID], learners: [NodeID]) -> MembershipChangeRefusal? {
+    public mutating func changeMembership(
+        voters: [NodeID], learners: [NodeID], addresses: [NodeID: String] = [:]
+    ) -> MembershipChangeRefusal? {
         guard self.stopped == nil else { return .notLeader(hint: nil) }
-        return self.core.changeMembership(voters: voters, learners: learners)
+        return self.core.changeMembership(voters: voters, learners: learners, addresses: addresses)
     }
 
     /// Answers a query from this node's state machine, which may lag (a serializable read).
@@ -242,9 +246,20 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
     /// Handles the core's `Ready` and returns everything to do since the last call.
     public mutating func drain() -> [Action] {
         if self.stopped == nil { self.handleReady() }
+        if self.stopped == nil { self.followMembership() }
         if self.stopped == nil { self.compactIfDue() }
         defer { self.actions = [] }
         return self.actions
+    }
+
+    /// Members that join reach the gateway's sessions: requests may go to (and redirects are
+    /// followed to) every replica ever a member. The list only grows: a replica removed from
+    /// the configuration may not hear of later changes, and its sessions must still follow
+    /// the redirects of the members it knew to a leader that joined after it left.
+    mutating func followMembership() {
+        guard let membership = self.core.membership, membership.everyone.contains(where: { !self.members.contains($0) }) else { return }
+        self.members = Array(Set(self.members).union(membership.everyone)).sorted()
+        for index in self.sessions.indices { self.sessions[index].follow(members: self.members) }
     }
 
     mutating func handleReady() {

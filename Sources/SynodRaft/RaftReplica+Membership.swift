@@ -10,11 +10,15 @@ import SynodCore
 extension RaftReplica {
     public var membership: Membership? { self.configuration }
 
+    public var membershipIsCommitted: Bool { self.log.membershipIndex <= self.commitIndex }
+
     /// Starts moving the cluster to `voters` and `learners`. Refused while a change is under
     /// way (an uncommitted configuration, or a joint one not yet left), before this leader has
     /// committed an entry of its own term (so that it knows the committed configuration), and
     /// when a learner to promote is more than `maxLearnerLagEntries` behind.
-    public mutating func changeMembership(voters: [NodeID], learners: [NodeID]) -> MembershipChangeRefusal? {
+    public mutating func changeMembership(
+        voters: [NodeID], learners: [NodeID], addresses: [NodeID: String]
+    ) -> MembershipChangeRefusal? {
         guard self.role == .leader else { return .notLeader(hint: self.leader) }
         if let problem = Membership.problem(voters: voters, learners: learners) { return .invalid(problem) }
         let current = self.configuration
@@ -25,7 +29,10 @@ extension RaftReplica {
             return .busy("this leader has not yet committed an entry of its term; try again shortly")
         }
         if let transferee = self.transferee { return .busy("leadership is being handed to \(transferee)") }
-        let target = Membership(voters: voters, learners: learners)
+        if let (node, _) = addresses.first(where: { $0.value.utf8.count > Membership.maximumAddressBytes }) {
+            return .invalid("the address of \(node) is longer than \(Membership.maximumAddressBytes) bytes")
+        }
+        let target = Membership(voters: voters, learners: learners, addresses: current.addresses.merging(addresses) { $1 })
         if target == current { return nil }
         for node in target.voters where current.learners.contains(node) {
             let behind = self.log.lastIndex.rawValue - self.progress[self.position(of: node)!].matchIndex.rawValue
@@ -33,7 +40,10 @@ extension RaftReplica {
         }
         // Learners never count toward a quorum: changing only them needs no joint step.
         let entry = target.voters == current.voters
-            ? target : Membership(voters: target.voters, learners: target.learners, outgoing: current.voters)
+            ? target
+            : Membership(
+                voters: target.voters, learners: target.learners, outgoing: current.voters,
+                addresses: current.addresses.merging(target.addresses) { $1 })
         self.appendToOwnLog(configuration: entry)
         return nil
     }

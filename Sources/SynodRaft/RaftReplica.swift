@@ -133,14 +133,16 @@ public struct RaftReplica: Replica {
     public init(config: ReplicaConfig<RaftOptions>, restoring: Recovered<RaftRecord>, randomSeed: UInt64) {
         precondition((try? config.validate()) != nil, "invalid Raft configuration")
         self.id = config.id
-        self.known = config.members
+        // A joining replica is not in the first configuration; it knows itself all the same.
+        let known = config.joining ? config.members + [config.id] : config.members
+        self.known = known
         self.options = config.options
-        self.selfPosition = config.members.firstIndex(of: config.id)!
+        self.selfPosition = known.firstIndex(of: config.id)!
         self.random = DeterministicRandom(seed: randomSeed)
-        self.votesGranted = Array(repeating: false, count: config.members.count)
-        self.progress = Array(repeating: FollowerProgress(), count: config.members.count)
-        self.lastReadAcknowledgement = Array(repeating: 0, count: config.members.count)
-        self.recentlyActive = Array(repeating: false, count: config.members.count)
+        self.votesGranted = Array(repeating: false, count: known.count)
+        self.progress = Array(repeating: FollowerProgress(), count: known.count)
+        self.lastReadAcknowledgement = Array(repeating: 0, count: known.count)
+        self.recentlyActive = Array(repeating: false, count: known.count)
         // `members` seeds the first configuration; the log and snapshot hold every later one.
         self.log = RaftLog(membership: Membership(voters: config.members))
         if let snapshot = restoring.snapshot {

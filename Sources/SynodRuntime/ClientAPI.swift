@@ -54,13 +54,26 @@ public struct ClientAPI<R: Replica>: Sendable {
             }
             return await api.transferLeadership(body: Data(buffer: body))
         }
+        for (path, change) in [("/v3/cluster/member/add", MemberChange.add), ("/v3/cluster/member/remove", .remove),
+                               ("/v3/cluster/member/promote", .promote)] {
+            router.post(RouterPath(path)) { request, _ -> Response in
+                var request = request
+                guard let body = try? await request.collectBody(upTo: 4096) else {
+                    return api.error(.contentTooLarge, "request body exceeds 4096 bytes")
+                }
+                return await api.changeMembers(change, body: Data(buffer: body))
+            }
+        }
+        let list: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in await api.listMembers() }
+        router.post("/v3/cluster/member/list", use: list)
+        router.get("/v3/cluster/member/list", use: list)
         router.get("/health") { _, _ -> Response in
             do {
                 let status = try await api.node.status()
                 let healthy = status.healthy
                 let reason = switch R.coordination {
                 case .leader: "no leader"
-                case .leaderless: "\(status.reachable) of \(api.node.configuration.peers.count) members reachable, no majority"
+                case .leaderless: "\(status.reachable) members reachable, no majority"
                 }
                 return api.json(healthy ? .ok : .serviceUnavailable,
                                 .object([("health", .string(healthy ? "true" : "false")), ("reason", .string(healthy ? "" : reason))]))
@@ -71,7 +84,7 @@ public struct ClientAPI<R: Replica>: Sendable {
         router.get("/v3/cluster") { _, _ -> Response in
             do {
                 let statuses = try await api.node.clusterStatus()
-                let members = api.node.configuration.peers.keys.sorted().map { member -> JSONValue in
+                let members = try await api.node.membership().members.keys.sorted().map { member -> JSONValue in
                     guard let status = statuses.first(where: { $0.id == Int(member.rawValue) }) else {
                         return .object([("id", .integer(Int64(member.rawValue))), ("reachable", .bool(false))])
                     }
@@ -90,7 +103,7 @@ public struct ClientAPI<R: Replica>: Sendable {
                 let status = try await api.node.status()
                 return api.json(.ok, api.statusJSON(status, extra: [
                     ("protocol", .string(R.protocolName)),
-                    ("members", .array(api.node.configuration.peers.keys.sorted().map { .integer(Int64($0.rawValue)) })),
+                    ("members", .array(try await api.node.membership().members.keys.sorted().map { .integer(Int64($0.rawValue)) })),
                 ]))
             } catch {
                 return api.error(.serviceUnavailable, "\(error)")
@@ -159,9 +172,10 @@ public struct ClientAPI<R: Replica>: Sendable {
             let number = try Self.number(object, "targetID")
             guard number > 0, number <= Int64(UInt16.max) else { throw BadRequest(message: "targetID must name a member, got \(number)") }
             target = NodeID(UInt16(number))
-            guard self.node.configuration.peers[target] != nil else {
-                let members = self.node.configuration.peers.keys.sorted().map { "\($0.rawValue)" }.joined(separator: ", ")
-                throw BadRequest(message: "targetID \(number) is not a member; members: \(members)")
+            let members = try await self.node.membership().members
+            guard members[target] != nil else {
+                let names = members.keys.sorted().map { "\($0.rawValue)" }.joined(separator: ", ")
+                throw BadRequest(message: "targetID \(number) is not a member; members: \(names)")
             }
         } catch let error as BadRequest {
             return self.error(error.status, error.message)
@@ -180,6 +194,128 @@ public struct ClientAPI<R: Replica>: Sendable {
             }
         } catch {
             return self.error(.internalServerError, "\(error)")
+        }
+    }
+
+    // MARK: Membership (etcd's Cluster service)
+
+    enum MemberChange: Sendable {
+        case add, remove, promote
+    }
+
+    /// etcd's MemberList, with Synod's additions a joining node needs: the protocol and the
+    /// first configuration (`initialCluster`, as `--peers` gave it).
+    func listMembers() async -> Response {
+        do {
+            let (membership, members) = try await self.node.membership()
+            let status = try await self.node.status()
+            return self.json(.ok, .object([
+                ("header", self.header(epoch: status.epoch, revision: status.revision)),
+                ("members", self.json(members: members, membership: membership)),
+                ("protocol", .string(R.protocolName)),
+                ("initialCluster", .string(self.node.cluster.membersDescription)),
+                ("joint", .bool(membership?.isJoint ?? false)),
+            ]))
+        } catch {
+            return self.error(.serviceUnavailable, "\(error)")
+        }
+    }
+
+    func json(members: [NodeID: PeerAddress], membership: Membership?) -> JSONValue {
+        .array(members.keys.sorted().map { self.json(member: $0, address: members[$0], membership: membership) })
+    }
+
+    func json(member: NodeID, address: PeerAddress?, membership: Membership?) -> JSONValue {
+        var fields: [(String, JSONValue)] = [
+            ("ID", .string("\(member.rawValue)")), ("name", .string("node-\(member.rawValue)")),
+            ("peerURLs", .array(address.map { [.string("\($0)")] } ?? [])),
+        ]
+        if membership?.learners.contains(member) == true { fields.append(("isLearner", .bool(true))) }
+        return .object(fields)
+    }
+
+    /// etcd's MemberAdd (`{"peerURLs": ["HOST:PORT"], "isLearner": true}`, and Synod's `ID`:
+    /// the member's id, which its certificate names; the lowest free one when left out),
+    /// MemberRemove and MemberPromote (`{"ID": "4"}`), sent to the leader. Answers once the
+    /// change is committed (a change of voters: once its joint step is left too).
+    func changeMembers(_ kind: MemberChange, body: Data) async -> Response {
+        let id: NodeID?
+        var parsedAddress: PeerAddress?
+        var learner = false
+        do {
+            guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+                throw BadRequest(message: "the body is not a JSON object, e.g. " + (kind == .add
+                    ? "{\"peerURLs\": [\"127.0.0.1:7004\"], \"isLearner\": true}" : "{\"ID\": \"4\"}"))
+            }
+            if object["ID"] != nil {
+                let number = try Self.number(object, "ID")
+                guard number > 0, number <= Int64(UInt16.max) else { throw BadRequest(message: "ID must lie in 1...65535, got \(number)") }
+                id = NodeID(UInt16(number))
+            } else {
+                guard kind == .add else { throw BadRequest(message: "ID is required, e.g. {\"ID\": \"4\"}") }
+                id = nil
+            }
+            if kind == .add {
+                guard let urls = object["peerURLs"] as? [String], urls.count == 1 else {
+                    throw BadRequest(message: "peerURLs must hold the new member's one peer address, e.g. [\"127.0.0.1:7004\"]")
+                }
+                guard let parsed = PeerAddress(urls[0]) else { throw BadRequest(message: "peerURLs entry '\(urls[0])' is not HOST:PORT") }
+                parsedAddress = parsed
+                learner = try Self.flag(object, "isLearner")
+            }
+        } catch let error as BadRequest {
+            return self.error(error.status, error.message)
+        } catch {
+            return self.error(.badRequest, "\(error)")
+        }
+        let added = AddedMember(id)
+        let node = self.node
+        let (address, isLearner) = (parsedAddress, learner)
+        do {
+            let membership = try await node.changeMembership(timeout: .milliseconds(node.configuration.requestTimeoutMilliseconds)) {
+                current throws(MembershipError) in
+                let everyone = current.everyone
+                var voters = current.voters
+                var learners = current.learners
+                switch kind {
+                case .add:
+                    let member = id ?? NodeID(UInt16((1...Int(UInt16.max)).first { !everyone.contains(NodeID(UInt16($0))) }!))
+                    guard !everyone.contains(member) else { throw .invalid("\(member) is already a member") }
+                    if let (other, _) = current.addresses.first(where: { PeerAddress($0.value) == address })
+                        ?? node.configuration.peers.first(where: { everyone.contains($0.key) && $0.value == address }).map({ ($0.key, "") }) {
+                        throw .invalid("\(other) already listens on \(address!)")
+                    }
+                    added.value = member
+                    if isLearner { learners.append(member) } else { voters.append(member) }
+                    return (voters, learners, [member: "\(address!)"])
+                case .remove:
+                    guard let member = id, everyone.contains(member) else { throw .invalid("\(id!) is not a member") }
+                    return (voters.filter { $0 != member }, learners.filter { $0 != member }, [:])
+                case .promote:
+                    guard let member = id, learners.contains(member) else {
+                        throw .invalid("\(id!) is not a learner" + (voters.contains(id!) ? " (it votes already)" : ""))
+                    }
+                    return (voters + [member], learners.filter { $0 != member }, [:])
+                }
+            }
+            let status = try? await node.status()
+            let members = try await node.membership().members
+            var fields: [(String, JSONValue)] = [("header", self.header(epoch: status?.epoch ?? 0, revision: status?.revision ?? 0))]
+            if kind == .add, let member = added.value {
+                fields.append(("member", self.json(member: member, address: address, membership: membership)))
+            }
+            fields.append(("members", self.json(members: members, membership: membership)))
+            return self.json(.ok, .object(fields))
+        } catch let error as MembershipError {
+            switch error {
+            case .unsupported: return self.error(.notImplemented, "\(R.protocolName) has a fixed membership")
+            case .notLeader: return self.error(.conflict, error.description + "; send membership changes to the leader")
+            case .busy, .unavailable: return self.error(.serviceUnavailable, error.description)
+            case .invalid: return self.error(.badRequest, error.description)
+            case .timeout: return self.error(.gatewayTimeout, error.description)
+            }
+        } catch {
+            return self.error(.serviceUnavailable, "\(error)")
         }
     }
 
@@ -410,4 +546,11 @@ extension KVResponse {
             return 0
         }
     }
+}
+
+/// The id a member add settled on: written on the node's loop by the change, read after it
+/// completes (the promise orders the two), hence `@unchecked Sendable`.
+final class AddedMember: @unchecked Sendable {
+    var value: NodeID?
+    init(_ value: NodeID?) { self.value = value }
 }

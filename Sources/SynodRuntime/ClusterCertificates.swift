@@ -47,14 +47,17 @@ public enum ClusterCertificates {
     /// Makes a CA, one certificate per member of `nodes`, and a client certificate, and writes
     /// them to `directory` as PEM: `ca.pem`, `ca-key.pem`, `node-ID.pem`, `node-ID-key.pem`,
     /// `client.pem`, `client-key.pem` (keys readable by the owner only). Existing files are
-    /// never overwritten unless `overwrite`.
+    /// never overwritten unless `overwrite`. When `directory` already holds a CA (`ca.pem` and
+    /// `ca-key.pem`) and `overwrite` is off, that CA signs the members' certificates and only
+    /// theirs are written: how a member added to a running cluster gets its certificate.
     public static func generate(
         nodes: [NodeID], hosts: [String] = [], directory: String, validityDays: Int = 825, overwrite: Bool = false
     ) throws(TLSSetupError) -> Written {
         guard !nodes.isEmpty else { throw TLSSetupError("no nodes to make certificates for") }
         guard (1...36_500).contains(validityDays) else { throw TLSSetupError("the validity must lie in 1...36500 days") }
         var names = nodes.map { ["node-\($0.rawValue).pem", "node-\($0.rawValue)-key.pem"] }.flatMap { $0 }
-        names += ["ca.pem", "ca-key.pem", "client.pem", "client-key.pem"]
+        let existingCA = !overwrite && ["ca.pem", "ca-key.pem"].allSatisfy { FileManager.default.fileExists(atPath: directory + "/" + $0) }
+        if !existingCA { names += ["ca.pem", "ca-key.pem", "client.pem", "client-key.pem"] }
         if !overwrite {
             for name in names where FileManager.default.fileExists(atPath: directory + "/" + name) {
                 throw TLSSetupError("\(directory)/\(name) exists; remove it or pass --force to replace every file")
@@ -70,23 +73,38 @@ public enum ClusterCertificates {
         let notAfter = now.addingTimeInterval(Double(validityDays) * 86_400)
         var written: [String] = []
         do {
-            let caKey = P256.Signing.PrivateKey()
-            let caName = try DistinguishedName {
-                CommonName("synod cluster CA")
-                OrganizationName("Synod")
+            let caKey: P256.Signing.PrivateKey
+            let ca: Certificate
+            if existingCA {
+                do {
+                    caKey = try P256.Signing.PrivateKey(pemRepresentation: try String(contentsOfFile: directory + "/ca-key.pem", encoding: .utf8))
+                    ca = try Certificate(pemEncoded: try String(contentsOfFile: directory + "/ca.pem", encoding: .utf8))
+                } catch {
+                    throw TLSSetupError("cannot use the CA in \(directory) (ca.pem, ca-key.pem): \(error)")
+                }
+                guard ca.publicKey == Certificate.PublicKey(caKey.publicKey) else {
+                    throw TLSSetupError("\(directory)/ca-key.pem is not the key of \(directory)/ca.pem")
+                }
+            } else {
+                caKey = P256.Signing.PrivateKey()
+                let caName = try DistinguishedName {
+                    CommonName("synod cluster CA")
+                    OrganizationName("Synod")
+                }
+                ca = try Certificate(
+                    version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(caKey.publicKey),
+                    notValidBefore: notBefore, notValidAfter: notAfter, issuer: caName, subject: caName,
+                    signatureAlgorithm: .ecdsaWithSHA256,
+                    extensions: try Certificate.Extensions {
+                        Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                        Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                        SubjectKeyIdentifier(hash: .init(caKey.publicKey))
+                    },
+                    issuerPrivateKey: .init(caKey))
+                try Self.write(try ca.serializeAsPEM().pemString, to: directory + "/ca.pem", secret: false, into: &written)
+                try Self.write(caKey.pemRepresentation, to: directory + "/ca-key.pem", secret: true, into: &written)
             }
-            let ca = try Certificate(
-                version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(caKey.publicKey),
-                notValidBefore: notBefore, notValidAfter: notAfter, issuer: caName, subject: caName,
-                signatureAlgorithm: .ecdsaWithSHA256,
-                extensions: try Certificate.Extensions {
-                    Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-                    Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-                    SubjectKeyIdentifier(hash: .init(caKey.publicKey))
-                },
-                issuerPrivateKey: .init(caKey))
-            try Self.write(try ca.serializeAsPEM().pemString, to: directory + "/ca.pem", secret: false, into: &written)
-            try Self.write(caKey.pemRepresentation, to: directory + "/ca-key.pem", secret: true, into: &written)
+            let caName = ca.subject
             let alternativeNames = Self.alternativeNames(hosts: hosts)
             func issue(_ commonName: String, file: String) throws {
                 let key = P256.Signing.PrivateKey()
@@ -110,7 +128,7 @@ public enum ClusterCertificates {
                 try Self.write(key.pemRepresentation, to: "\(directory)/\(file)-key.pem", secret: true, into: &written)
             }
             for node in nodes.sorted() { try issue(Self.commonName(node), file: "node-\(node.rawValue)") }
-            try issue("synod-client", file: "client")
+            if !existingCA { try issue("synod-client", file: "client") }
         } catch let error as TLSSetupError {
             throw error
         } catch {

@@ -11,8 +11,14 @@ import Synchronization
 public struct NodeConfiguration: Sendable {
     /// This node.
     public var id: NodeID
-    /// Every member's peer address, this node's included.
+    /// The cluster's first configuration: every member it started with and its peer address
+    /// (this node's included, unless it joins later). A protocol whose membership changes
+    /// (Raft) keeps every later configuration, with the addresses of members that joined, in
+    /// its log.
     public var peers: [NodeID: PeerAddress]
+    /// Where this node listens for peers; its entry in `peers` when nil (a node that joins a
+    /// running cluster is not in `peers`, and must give it).
+    public var listenAddress: PeerAddress?
     /// The directory of this node's write-ahead log.
     public var dataDirectory: String
     /// One core tick (the protocols' timeouts are counted in ticks).
@@ -39,6 +45,12 @@ public struct NodeConfiguration: Sendable {
         self.peers = peers
         self.dataDirectory = dataDirectory
     }
+
+    /// Where this node listens for peers.
+    public var peerAddress: PeerAddress? { self.listenAddress ?? self.peers[self.id] }
+
+    /// Whether this node joins a running cluster (it is not in the first configuration).
+    public var joining: Bool { self.peers[self.id] == nil }
 
     /// The cluster this node belongs to, running `protocolName`.
     public func cluster(protocolName: String) -> ClusterIdentity {
@@ -148,6 +160,13 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     var drainScheduled = false
     /// Leadership transfers waiting for their target to lead.
     var transferWaiters: [(target: NodeID, promise: EventLoopPromise<Void>)] = []
+    /// Every member now and its peer address, this node included: the first configuration,
+    /// then the core's newest (`Replica.membership`) with the addresses it carries.
+    public internal(set) var members: [NodeID: PeerAddress]
+    /// The core's configuration `members` was made from.
+    var knownMembership: Membership?
+    /// Membership changes waiting to be committed (and, for voters, their joint step left).
+    var membershipWaiters: [(target: Membership, promise: EventLoopPromise<Membership>)] = []
     private let publishedEpoch = Atomic<UInt64>(0)
 
     /// The protocol epoch (term, ballot, view) this node last saw, readable from any thread:
@@ -199,6 +218,16 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 "why": "never synced before the crash, so never acknowledged",
             ])
         }
+        guard let listenAddress = configuration.peerAddress else {
+            throw NodeStartError("node \(configuration.id) is not in the first configuration and has no address to listen on for peers")
+        }
+        do {
+            try StoredCluster(
+                clusterID: cluster.clusterID, protocolName: R.protocolName, initial: configuration.peers, listen: listenAddress
+            ).write(dataDirectory: configuration.dataDirectory)
+        } catch {
+            throw NodeStartError("cannot start on \(configuration.dataDirectory): \(error)")
+        }
         if let problem = R.problem(restoring: recovered) {
             throw NodeStartError("the write-ahead log in \(configuration.dataDirectory) holds records that contradict each other: \(problem)")
         }
@@ -209,7 +238,8 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         driverOptions.maximumReplyBytes = Frame.maximumPayloadBytes
         var generator = SystemRandomNumberGenerator()
         let limits = configuration.limits
-        let config = ReplicaConfig(id: configuration.id, members: members, options: options)
+        var config = ReplicaConfig(id: configuration.id, members: members, options: options)
+        config.joining = configuration.joining
         try config.validate()
         do {
             // Fresh per incarnation: 44 random bits for the gateway's client sessions (a
@@ -221,6 +251,11 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         } catch {
             throw NodeStartError("the snapshot in \(configuration.dataDirectory)/wal does not restore: \(error)")
         }
+        if configuration.joining && self.driver.core.membership == nil {
+            throw NodeStartError("\(R.protocolName) has a fixed membership: node \(configuration.id) cannot join; its members are \(cluster.membersDescription)")
+        }
+        self.members = configuration.peers
+        self.members[configuration.id] = listenAddress
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.loop = self.group.next()
         self.threadPool = NIOThreadPool(numberOfThreads: 1)
@@ -230,7 +265,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         self.transport = PeerTransport(id: configuration.id, cluster: self.cluster, tls: tls, loop: self.loop, logger: logger)
         if tls == nil {
             logger.warning("the peer port is plain TCP (--insecure-peers): anyone who can reach it can act as a member", metadata: [
-                "peer": "\(configuration.peers[configuration.id]!)",
+                "peer": "\(listenAddress)",
             ])
         }
         logger.info("restored", metadata: [
@@ -243,11 +278,12 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     public func start() async throws {
         self.threadPool.start()
         self.snapshotPool.start()
-        let address = self.configuration.peers[self.configuration.id]!
+        let address = self.members[self.configuration.id]!
         try await self.loop.flatSubmit {
             self.transport.listen(on: address) { frame, peer in self.receive(frame, from: peer) }
         }.get()
         try await self.loop.submit {
+            self.refreshMembers()
             self.transport.connectAll()
             let tick = TimeAmount.milliseconds(self.configuration.tickMilliseconds)
             self.tickTask = self.loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in self.tick() }
@@ -330,6 +366,51 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         try await promise.futureResult.get()
     }
 
+    /// The configuration now: the core's (nil when the protocol's membership is fixed) and
+    /// every member's peer address.
+    public func membership() async throws -> (membership: Membership?, members: [NodeID: PeerAddress]) {
+        try await self.loop.submit { (self.driver.core.membership, self.members) }.get()
+    }
+
+    /// Changes the membership (etcd's MemberAdd, MemberRemove, MemberPromote): `change` turns
+    /// the configuration now into the voters, learners and new members' addresses wanted (it
+    /// runs on the node's loop, so no other change slips in between; it throws
+    /// `MembershipError.invalid` to refuse). This node must lead. Returns the configuration
+    /// once the change is committed and, for a change of voters, its joint step left; throws
+    /// `MembershipError` when refused, or `.timeout` when that does not happen within `timeout`
+    /// (the change may still complete).
+    public func changeMembership(
+        timeout: TimeAmount,
+        _ change: @escaping @Sendable (Membership) throws(MembershipError) -> (voters: [NodeID], learners: [NodeID], addresses: [NodeID: String])
+    ) async throws(MembershipError) -> Membership {
+        let promise = self.loop.makePromise(of: Membership.self)
+        self.loop.execute {
+            guard self.failed == nil else { return promise.fail(MembershipError.unavailable("the node is stopping")) }
+            guard let current = self.driver.core.membership else { return promise.fail(MembershipError.unsupported) }
+            let wanted: (voters: [NodeID], learners: [NodeID], addresses: [NodeID: String])
+            do { wanted = try change(current) } catch { return promise.fail(error) }
+            if let refusal = self.driver.changeMembership(voters: wanted.voters, learners: wanted.learners, addresses: wanted.addresses) {
+                return promise.fail(MembershipError(refusal))
+            }
+            self.membershipWaiters.append((Membership(voters: wanted.voters, learners: wanted.learners), promise))
+            self.requestDrain()
+            self.refreshMembers()  // a change to nothing completes at once
+            self.loop.scheduleTask(in: timeout) {
+                guard let index = self.membershipWaiters.firstIndex(where: { $0.promise.futureResult === promise.futureResult }) else { return }
+                self.membershipWaiters.remove(at: index)
+                promise.fail(MembershipError.timeout(
+                    "the change was not committed within \(timeout.nanoseconds / 1_000_000) ms; it may still complete"))
+            }
+        }
+        do {
+            return try await promise.futureResult.get()
+        } catch let error as MembershipError {
+            throw error
+        } catch {
+            throw .unavailable("\(error)")
+        }
+    }
+
     /// The node's role, leader, epoch and progress.
     public func status() async throws -> NodeStatus {
         try await self.loop.submit { self.localStatus() }.get()
@@ -339,7 +420,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         let reachable = 1 + self.transport.provenLinks
         let healthy = switch R.coordination {
         case .leader: self.driver.leader != nil
-        case .leaderless: QuorumSystem.majority(of: self.configuration.peers.count).isPhase2Quorum(reachable)
+        case .leaderless: QuorumSystem.majority(of: self.members.count).isPhase2Quorum(reachable)
         }
         return NodeStatus(
             id: Int(self.configuration.id.rawValue), role: self.driver.role, leader: self.driver.leader.map { Int($0.rawValue) },
@@ -356,7 +437,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             self.statusCounter += 1
             let id = self.statusCounter
             self.statusQueries[id] = (promise, [self.localStatus()])
-            for peer in self.configuration.peers.keys.sorted() where peer != self.configuration.id {
+            for peer in self.members.keys.sorted() where peer != self.configuration.id {
                 self.transport.send(.statusRequest(id: id), to: peer)
             }
             self.transport.flush()
@@ -400,7 +481,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                   !query.1.contains(where: { $0.id == status.id })
             else { return }
             self.statusQueries[id]!.1.append(status)
-            if self.statusQueries[id]!.1.count == self.configuration.peers.count { self.finishStatusQuery(id) }
+            if self.statusQueries[id]!.1.count == self.members.count { self.finishStatusQuery(id) }
         }
     }
 
@@ -422,7 +503,10 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     func drain() {
         let actions = self.driver.drain()
         guard !actions.isEmpty else { return }
-        defer { self.transport.flush() }
+        defer {
+            self.refreshMembers()
+            self.transport.flush()
+        }
         for action in actions {
             switch action {
             case .send(let to, let message):
@@ -528,6 +612,43 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         }
     }
 
+    /// Takes up the core's newest configuration, if it changed: the members' addresses, the
+    /// peer links; and completes the membership changes it completes.
+    func refreshMembers() {
+        guard let membership = self.driver.core.membership else { return }
+        if membership != self.knownMembership {
+            self.knownMembership = membership
+            var members: [NodeID: PeerAddress] = [:]
+            for node in membership.everyone {
+                if let text = membership.addresses[node], let address = PeerAddress(text) {
+                    members[node] = address
+                } else if let address = self.configuration.peers[node] {
+                    members[node] = address
+                } else {
+                    self.logger.warning("a member has no known peer address", metadata: ["member": "\(node)"])
+                }
+            }
+            members[self.configuration.id] = self.members[self.configuration.id]
+            if members != self.members {
+                self.members = members
+                self.transport.setMembers(members)
+            }
+            self.logger.info("configuration", metadata: ["membership": "\(membership)"])
+        }
+        // Committed; or this node removed itself, which it appended only once the joint step
+        // was committed: from there the change completes under whichever member leads next
+        // (it appends the final configuration itself if it is missing), while this node, no
+        // longer a member, hears of it no more.
+        guard !self.membershipWaiters.isEmpty, !membership.isJoint,
+              self.driver.core.membershipIsCommitted || !membership.contains(self.configuration.id)
+        else { return }
+        for waiter in self.membershipWaiters
+        where waiter.target.voters == membership.voters && waiter.target.learners == membership.learners {
+            waiter.promise.succeed(membership)
+        }
+        self.membershipWaiters.removeAll { $0.target.voters == membership.voters && $0.target.learners == membership.learners }
+    }
+
     func fail(_ reason: String) {
         guard self.failed == nil else { return }
         self.failed = reason
@@ -538,7 +659,41 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
 
     func failAll(_ error: RequestError) {
         for id in self.statusQueries.keys.sorted() { self.finishStatusQuery(id) }
+        for waiter in self.membershipWaiters { waiter.promise.fail(MembershipError.unavailable(error.description)) }
+        self.membershipWaiters.removeAll()
         for token in self.promises.keys.sorted() { self.promises.removeValue(forKey: token)?.fail(error) }
+    }
+}
+
+/// Why a membership change did not happen.
+public enum MembershipError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The protocol's membership is fixed.
+    case unsupported
+    /// This node does not lead.
+    case notLeader(String)
+    /// Another change is under way, or the leader is not ready yet: try again shortly.
+    case busy(String)
+    /// The change asked for is not valid (an unknown member, a learner behind, …).
+    case invalid(String)
+    /// Not committed in time; the change may still complete.
+    case timeout(String)
+    /// The node is stopping.
+    case unavailable(String)
+
+    init(_ refusal: MembershipChangeRefusal) {
+        switch refusal {
+        case .unsupported: self = .unsupported
+        case .notLeader: self = .notLeader(refusal.description)
+        case .busy: self = .busy(refusal.description)
+        case .invalid, .learnerBehind: self = .invalid(refusal.description)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .unsupported: "this protocol's membership cannot change"
+        case .notLeader(let reason), .busy(let reason), .invalid(let reason), .timeout(let reason), .unavailable(let reason): reason
+        }
     }
 }
 

@@ -94,8 +94,9 @@ final class RefusalLog: @unchecked Sendable {
 
 /// The receiving end of one peer connection. Both sides open with a hello: on a connection
 /// this node accepted it must come from a member with a lower id (the lower id of a pair
-/// dials); on one it dialled, from the member it dialled. Either way the hello must describe
-/// the same cluster (id, protocol, members) and, with TLS, name the member the verified
+/// dials) this node knows as a member now (`isMember`: membership may change while the node
+/// runs); on one it dialled, from the member it dialled. Either way the hello must describe
+/// the same cluster (id, protocol, first configuration) and, with TLS, name the member the verified
 /// certificate names. Only then does `identified` make the connection that member's link;
 /// every later frame goes to `deliver`. Anything malformed or mismatched closes the connection
 /// with a logged reason.
@@ -110,6 +111,8 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
     let deliver: @Sendable (PeerFrame<Message>, NodeID) -> Void
     let identified: @Sendable (NodeID, any Channel) -> Void
     let maximumMessageBytes: Int
+    /// Whether a node is a member now (asked on the node's loop).
+    let isMember: @Sendable (NodeID) -> Bool
     /// The member dialled (nil on an accepted connection).
     let dialled: NodeID?
     /// The member this connection speaks for, once its hello checked out.
@@ -122,6 +125,7 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
     init(
         local: PeerHello, requireCertificate: Bool, refusals: RefusalLog, dialled: NodeID? = nil,
         maximumMessageBytes: Int = PeerTransport<Message>.defaultMaximumMessageBytes,
+        isMember: @escaping @Sendable (NodeID) -> Bool,
         deliver: @escaping @Sendable (PeerFrame<Message>, NodeID) -> Void,
         identified: @escaping @Sendable (NodeID, any Channel) -> Void
     ) {
@@ -130,6 +134,7 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
         self.refusals = refusals
         self.dialled = dialled
         self.maximumMessageBytes = maximumMessageBytes
+        self.isMember = isMember
         self.deliver = deliver
         self.identified = identified
     }
@@ -200,7 +205,7 @@ final class PeerInboundHandler<Message: WireCodable & Sendable>: ChannelInboundH
         if let dialled = self.dialled {
             guard node == dialled else { throw .unexpectedPeer(node, expected: dialled) }
         } else {
-            guard self.local.cluster.members[node] != nil, node != self.local.node else { throw .unknownPeer(node) }
+            guard self.isMember(node), node != self.local.node else { throw .unknownPeer(node) }
             guard node < self.local.node else { throw .shouldAccept(node) }
         }
         if let difference = self.local.cluster.mismatch(hello.cluster) { throw .otherCluster(node, difference) }
@@ -331,7 +336,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     /// one is refused.
     func admit(_ channel: any Channel) throws {
         if self.inbound.count >= self.maximumInbound {
-            let memberHosts = Set(self.hello.cluster.members.values.map(\.host))
+            let memberHosts = Set(self.links.values.map(\.address.host))
             // Ordered: not from a member's address before from one, then oldest first.
             func rank(_ connection: Inbound) -> (Int, UInt64) {
                 let fromMember = connection.channel.remoteAddress?.ipAddress.map { memberHosts.contains($0) } ?? false
@@ -356,7 +361,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         try channel.pipeline.syncOperations.addHandler(
             PeerInboundHandler<Message>(
                 local: self.hello, requireCertificate: self.tls != nil, refusals: self.refusals, dialled: dialled,
-                maximumMessageBytes: self.maximumMessageBytes, deliver: self.deliver ?? { _, _ in }
+                maximumMessageBytes: self.maximumMessageBytes, isMember: { self.links[$0] != nil }, deliver: self.deliver ?? { _, _ in }
             ) { peer, channel in self.identified(channel, as: peer, dialled: dialled != nil) })
     }
 
@@ -369,7 +374,10 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     /// connection answers with this node's hello.
     func identified(_ channel: any Channel, as peer: NodeID, dialled: Bool) {
         self.loop.preconditionInEventLoop()
-        guard !self.stopped, self.links[peer] != nil else { return }
+        guard !self.stopped, self.links[peer] != nil else {
+            channel.close(promise: nil)  // a member that left meanwhile
+            return
+        }
         if !dialled {
             self.inbound[ObjectIdentifier(channel)]?.identified = true
             self.write(.hello(self.hello), on: channel)
@@ -539,6 +547,25 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
             channel.flush()
         }
         self.unflushedChannels.removeAll(keepingCapacity: true)
+    }
+
+    /// Takes up a new set of members (a membership change): links to new members are made
+    /// (dialled when their id is higher, once `connectAll` ran), links to members that left
+    /// are closed, and a member whose address changed is redialled there.
+    func setMembers(_ members: [NodeID: PeerAddress]) {
+        self.loop.preconditionInEventLoop()
+        guard !self.stopped else { return }
+        let wanted = members.filter { $0.key != self.id }
+        for (peer, link) in self.links where wanted[peer] != link.address {
+            self.links[peer] = nil
+            link.channel?.close(promise: nil)
+            self.logger.info("peer link removed", metadata: ["peer": "\(peer)", "address": "\(link.address)"])
+        }
+        for (peer, address) in wanted.sorted(by: { $0.key < $1.key }) where self.links[peer] == nil {
+            self.links[peer] = Link(address: address)
+            self.logger.info("peer link added", metadata: ["peer": "\(peer)", "address": "\(address)"])
+            if self.pingTask != nil && peer > self.id { self.connect(peer) }
+        }
     }
 
     /// Closes the listener and every link.

@@ -15,6 +15,9 @@ struct CertsCommand: ParsableCommand {
             (a client certificate for --client-cert-auth, which names no member and so never \
             opens the peer port). Keys are written readable by their owner only. Keep ca-key.pem \
             off the nodes: whoever holds it can mint members.
+            When DIR already holds ca.pem and ca-key.pem (and no --force), that CA signs the \
+            new members' certificates and only those are written: how a node added to a running \
+            cluster gets one (synod certs --nodes 4 --out DIR).
             Then: synod serve --id 1 ... --certs DIR
             """
     )
@@ -31,7 +34,7 @@ struct CertsCommand: ParsableCommand {
     @Option(help: "Days the certificates stay valid.")
     var days = 825
 
-    @Flag(help: "Replace existing files in the directory.")
+    @Flag(help: "Replace existing files in the directory (a new CA too).")
     var force = false
 
     func members() throws -> [NodeID] {

@@ -24,6 +24,12 @@ struct ServeCommand: AsyncParsableCommand {
             then, against any node (requests are forwarded to the leader):
               curl -s localhost:8001/v3/kv/put -d '{"key":"Zm9v","value":"YmFy"}'
               curl -s localhost:8002/v3/kv/range -d '{"key":"Zm9v"}'
+            A fourth node joins (Raft): make its certificate with the same CA, add it, start it:
+              synod certs --nodes 4 --out /tmp/synod/certs
+              curl -s localhost:8001/v3/cluster/member/add -d '{"ID":"4","peerURLs":["127.0.0.1:7004"],"isLearner":true}'
+              synod serve --id 4 --join http://127.0.0.1:8001 --client 127.0.0.1:8004 --data-dir /tmp/synod/4 --certs /tmp/synod/certs
+            A node keeps its cluster in its data directory: restart it with --id, --client, --data-dir \
+            and the TLS options alone (--peers and --join only matter the first time).
             SIGTERM or SIGINT stops the node gracefully.
             """
     )
@@ -32,8 +38,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "This node's id (1 to 65535).")
     var id: UInt16
 
-    @Option(help: "Every member as ID=HOST:PORT (its peer port), comma-separated, this node included.")
-    var peers: String
+    @Option(help: ArgumentHelp(
+        "The cluster's first members as ID=HOST:PORT (its peer port), comma-separated, this node included.",
+        discussion: "Only for a new cluster: later configurations (Raft's membership changes) are kept in the log, and a restarted node reads its cluster from its data directory."))
+    var peers: String?
+
+    @Option(help: ArgumentHelp(
+        "Join a running cluster through a member's client URL (http://HOST:PORT or https://…), once this node was added with /v3/cluster/member/add.",
+        discussion: "The node learns the cluster id, the protocol, the first configuration and its own peer address from the member list."))
+    var join: String?
 
     @Option(help: "HOST:PORT for the client HTTP API.")
     var client: String
@@ -41,8 +54,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Directory of this node's write-ahead log (created if missing).")
     var dataDir: String
 
-    @Option(help: "Protocol: \(ProtocolRegistry.names.joined(separator: ", ")).")
-    var `protocol` = "raft"
+    @Option(help: "Protocol: \(ProtocolRegistry.names.joined(separator: ", ")) (default raft; a restarted or joining node uses its cluster's).")
+    var `protocol`: String?
 
     @Option(name: .customLong("tick-ms"), help: "Milliseconds per protocol tick (timeouts are counted in ticks).")
     var tickMs = 10
@@ -114,9 +127,14 @@ struct ServeCommand: AsyncParsableCommand {
     var protocolOptions: [String] = []
 
     func validate() throws {
-        _ = try self.peerAddresses()
+        if self.peers != nil {
+            _ = try self.peerAddresses()
+            guard self.join == nil else { throw ValidationError("give --peers (a new cluster) or --join (a running one), not both") }
+        } else if let join = self.join {
+            _ = try Self.joinURL(join)
+        }
         _ = try Self.address(self.client, what: "--client")
-        _ = try ProtocolRegistry.lookUp(self.protocol)
+        if let name = self.protocol { _ = try ProtocolRegistry.lookUp(name) }
         guard (1...10_000).contains(self.tickMs) else { throw ValidationError("--tick-ms must lie in 1...10000") }
         guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level '\(self.logLevel)'") }
         guard !self.dataDir.isEmpty else { throw ValidationError("--data-dir is empty; give the directory of this node's log") }
@@ -128,7 +146,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard self.walSegmentBytes >= 4096 else { throw ValidationError("--wal-segment-bytes must be at least 4096") }
         guard self.maxClientConnections >= 0 else { throw ValidationError("--max-client-connections must be 0 (automatic) or more") }
         guard (0...86_400).contains(self.clientIdleTimeout) else { throw ValidationError("--client-idle-timeout must lie in 0...86400 seconds") }
-        do { _ = try ProtocolRegistry.with(self.protocol, SimCommand.CheckOptions(settings: self.protocolOptions)) } catch {
+        do { _ = try ProtocolRegistry.with(self.protocol ?? "raft", SimCommand.CheckOptions(settings: self.protocolOptions)) } catch {
             throw ValidationError("\(error)")
         }
     }
@@ -205,7 +223,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func peerAddresses() throws -> [NodeID: PeerAddress] {
         var peers: [NodeID: PeerAddress] = [:]
-        for entry in self.peers.split(separator: ",") {
+        for entry in (self.peers ?? "").split(separator: ",") {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, let raw = UInt16(parts[0]), raw >= 1 else {
                 throw ValidationError("--peers entry '\(entry)' is not ID=HOST:PORT")
@@ -217,29 +235,123 @@ struct ServeCommand: AsyncParsableCommand {
         return peers
     }
 
+    /// The `--join` URL as host, port and whether it is https.
+    static func joinURL(_ text: String) throws -> (host: String, port: Int, tls: Bool) {
+        let tls = text.hasPrefix("https://")
+        guard tls || text.hasPrefix("http://"), let address = PeerAddress(text) else {
+            throw ValidationError("--join '\(text)' is not a member's client URL, http://HOST:PORT or https://HOST:PORT")
+        }
+        return (address.host, address.port, tls)
+    }
+
+    /// Where the node's cluster comes from: `--peers` (a new cluster), the data directory (a
+    /// restart), or `--join` (a node added to a running cluster).
+    struct Start: Sendable {
+        var protocolName: String
+        var peers: [NodeID: PeerAddress]
+        var clusterID: UInt64?
+        var listen: PeerAddress?
+    }
+
+    func start() async throws -> Start {
+        if self.peers != nil {
+            return Start(protocolName: self.protocol ?? "raft", peers: try self.peerAddresses(), clusterID: self.clusterID.flatMap { UInt64($0, radix: 16) })
+        }
+        if let stored = try StoredCluster.read(dataDirectory: self.dataDir) {
+            if let name = self.protocol, name != stored.protocolName {
+                throw NodeStartError("\(self.dataDir) holds a \(stored.protocolName) node, not \(name); drop --protocol")
+            }
+            if self.join != nil { Console.error("note: \(self.dataDir) already belongs to a cluster; --join is ignored\n") }
+            return Start(protocolName: stored.protocolName, peers: stored.initial, clusterID: stored.clusterID, listen: stored.listen)
+        }
+        guard let join = self.join else {
+            throw NodeStartError("\(self.dataDir) holds no cluster yet: give --peers to start a new cluster, or --join URL to join a running one")
+        }
+        return try await self.learnCluster(join)
+    }
+
+    /// Asks a member for the member list: the cluster id, protocol and first configuration,
+    /// and this node's peer address (given when it was added).
+    func learnCluster(_ url: String) async throws -> Start {
+        let (host, port, tls) = try Self.joinURL(url)
+        let context: NIOSSLContext?
+        if tls {
+            var files = try self.clientTLSSetting()?.files
+            if files == nil, let certs = self.certs { files = TLSFiles.member(NodeID(self.id), in: certs) }
+            guard let files else { throw NodeStartError("--join \(url) is https: give --certs (or --cert-file and --key-file) to trust it") }
+            context = try files.clientContext()
+        } else {
+            context = nil
+        }
+        let reply: HTTPConnection.Reply
+        do {
+            let connection = try await HTTPConnection.connect(host: host, port: port, tls: context)
+            defer { Task { await connection.close() } }
+            reply = try await connection.request(.GET, "/v3/cluster/member/list", timeout: .seconds(5))
+        } catch {
+            throw NodeStartError("cannot ask \(url) for the member list: \(error)")
+        }
+        guard reply.status == 200, let json = reply.json, let header = json["header"] as? [String: Any],
+              let clusterText = header["cluster_id"] as? String, let clusterID = UInt64(clusterText),
+              let protocolName = json["protocol"] as? String, let initialText = json["initialCluster"] as? String,
+              let members = json["members"] as? [[String: Any]]
+        else {
+            throw NodeStartError("\(url)/v3/cluster/member/list did not answer with a Synod member list (HTTP \(reply.status)): \(String(decoding: reply.body.prefix(300), as: UTF8.self))")
+        }
+        var initial: [NodeID: PeerAddress] = [:]
+        for entry in initialText.split(separator: ",") {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let raw = UInt16(parts[0]), let address = PeerAddress(String(parts[1])) else {
+                throw NodeStartError("the member list names a first configuration '\(initialText)' this build cannot read")
+            }
+            initial[NodeID(raw)] = address
+        }
+        guard let me = members.first(where: { $0["ID"] as? String == "\(self.id)" }),
+              let urls = me["peerURLs"] as? [String], let listen = urls.first.flatMap(PeerAddress.init)
+        else {
+            let names = members.compactMap { $0["ID"] as? String }.joined(separator: ", ")
+            throw NodeStartError(
+                "node \(self.id) is not a member of the cluster at \(url) (members: \(names)); add it first: "
+                    + "curl -s \(url)/v3/cluster/member/add -d '{\"ID\":\"\(self.id)\",\"peerURLs\":[\"HOST:PORT\"],\"isLearner\":true}' (to the leader)")
+        }
+        if let name = self.protocol, name != protocolName {
+            throw NodeStartError("the cluster at \(url) runs \(protocolName), not \(name); drop --protocol")
+        }
+        return Start(protocolName: protocolName, peers: initial, clusterID: clusterID, listen: listen)
+    }
+
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         signal(SIGPIPE, SIG_IGN)
-        try await ProtocolRegistry.with(self.protocol, Serve(command: self))()
+        let start: Start
+        do {
+            start = try await self.start()
+        } catch {
+            Console.error("error: cannot start node \(self.id): \(error)\n")
+            throw ExitCode(1)
+        }
+        try await ProtocolRegistry.with(start.protocolName, Serve(command: self, start: start))()
     }
 
     /// `serve` for the protocol `with` opens, as a concrete type (so the node is specialised).
     struct Serve: ProtocolBody {
         let command: ServeCommand
+        let start: Start
         func run<R: Replica>(_ type: R.Type) -> @Sendable () async throws -> Void {
-            let command = self.command
-            return { try await command.serve(R.self) }
+            let (command, start) = (self.command, self.start)
+            return { try await command.serve(R.self, start: start) }
         }
     }
 
-    func serve<R: Replica>(_ type: R.Type) async throws {
+    func serve<R: Replica>(_ type: R.Type, start: Start) async throws {
         var logger = Logger(label: "synod.n\(self.id)")
         logger.logLevel = Logger.Level(rawValue: self.logLevel)!
-        var configuration = NodeConfiguration(id: NodeID(self.id), peers: try self.peerAddresses(), dataDirectory: self.dataDir)
+        var configuration = NodeConfiguration(id: NodeID(self.id), peers: start.peers, dataDirectory: self.dataDir)
+        configuration.listenAddress = start.listen
         configuration.tickMilliseconds = Int64(self.tickMs)
         configuration.snapshotInterval = self.snapshotEvery
         configuration.clusterToken = self.clusterToken
-        configuration.clusterID = self.clusterID.flatMap { UInt64($0, radix: 16) }
+        configuration.clusterID = start.clusterID
         configuration.walSegmentBytes = self.walSegmentBytes
         configuration.peerTLS = try self.peerTLSFiles()
         let connectionLimit = Self.raiseDescriptorLimit()
@@ -267,7 +379,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await node.start()
         } catch {
-            Console.error("error: cannot listen for peers on \(configuration.peers[NodeID(self.id)]!): \(error)\n")
+            Console.error("error: cannot listen for peers on \(configuration.peerAddress!): \(error)\n")
             throw ExitCode(1)
         }
         let client = try Self.address(self.client, what: "--client")

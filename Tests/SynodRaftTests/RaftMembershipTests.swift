@@ -180,7 +180,12 @@ struct RaftMembershipTests {
 
     @Test("configuration entries round-trip through the codec; a bad one is refused")
     func codec() throws {
-        let entry = RaftEntry(term: Term(3), configuration: members([1, 4], learners: [2], outgoing: [1, 2, 3]))
+        let addressed = Membership(
+            voters: [TestCluster.node(1), TestCluster.node(4)], learners: [TestCluster.node(2)],
+            outgoing: [1, 2, 3].map(TestCluster.node), addresses: [TestCluster.node(4): "10.0.0.4:7004", TestCluster.node(9): "dropped"])
+        #expect(addressed.addresses == [TestCluster.node(4): "10.0.0.4:7004"], "only members' addresses are kept")
+        #expect(addressed.leavingJoint.addresses == addressed.addresses)
+        let entry = RaftEntry(term: Term(3), configuration: addressed)
         let record = RaftRecord.entries(first: LogIndex(5), [entry, RaftEntry(term: Term(3), command: nil)])
         #expect(try RaftRecord.decode(record.encoded()) == record)
         var bytes = record.encoded()
@@ -194,6 +199,60 @@ struct RaftMembershipTests {
             writer.varint(UInt64(list.count))
             for node in list { NodeID(node).encode(into: &writer) }
         }
+        writer.varint(0)
         #expect(throws: WireError.self) { try Membership.decode(writer.bytes) }
+        // An address of a replica that is not a member is refused.
+        var stranger = WireWriter()
+        for list in [[1], [], []] as [[UInt16]] {
+            stranger.varint(UInt64(list.count))
+            for node in list { NodeID(node).encode(into: &stranger) }
+        }
+        stranger.varint(1)
+        NodeID(5).encode(into: &stranger)
+        stranger.data(Array("127.0.0.1:7005".utf8))
+        #expect(throws: WireError.self) { try Membership.decode(stranger.bytes) }
+        // Every truncation of a valid encoding is refused, never trapped on.
+        let valid = addressed.encoded()
+        #expect(try Membership.decode(valid) == addressed)
+        for length in 0..<valid.count { #expect(throws: WireError.self) { try Membership.decode(Array(valid.prefix(length))) } }
+    }
+}
+
+@Suite("Raft: a replica that joins a running cluster")
+struct RaftJoiningTests {
+    /// Replicas 1...3 bootstrap as voters; replica 4 starts outside the first configuration
+    /// (`joining`), as a node that `synod serve --join` starts.
+    static func cluster() -> TestCluster {
+        var cluster = TestCluster(size: 4)
+        let first = (1...3).map(TestCluster.node)
+        for number in 1...3 {
+            cluster.replicas[number - 1] = RaftReplica(
+                config: ReplicaConfig(id: TestCluster.node(number), members: first), restoring: .empty, randomSeed: UInt64(number))
+        }
+        var config = ReplicaConfig<RaftOptions>(id: TestCluster.node(4), members: first)
+        config.joining = true
+        cluster.replicas[3] = RaftReplica(config: config, restoring: .empty, randomSeed: 4)
+        return cluster
+    }
+
+    @Test("a joined replica is added as a learner, promoted, leads, and commits")
+    func joinedReplicaLeads() {
+        var cluster = Self.cluster()
+        #expect(cluster.membership(4) == members([1, 2, 3]))
+        cluster.elect(1)
+        #expect(cluster.change(1, voters: [1, 2, 3], learners: [4]) == nil)
+        cluster.deliverAll()
+        #expect(cluster.membership(4) == members([1, 2, 3], learners: [4]))
+        #expect(cluster.change(1, voters: [1, 2, 3, 4]) == nil)
+        cluster.deliverAll()
+        #expect(cluster.membership(4) == members([1, 2, 3, 4]))
+        #expect(cluster.replicas[0].transferLeadership(to: TestCluster.node(4)) == nil)
+        cluster.drain(1)
+        cluster.deliverAll(limit: 10_000)
+        #expect(cluster.replicas[3].role == .leader)
+        cluster.propose(4, 1)
+        cluster.deliverAll(limit: 10_000)
+        #expect(cluster.mailbox.isEmpty, "the cluster went quiet")
+        #expect(cluster.committed[3].contains { $0.command.sequence == 1 }, "the joined leader commits")
     }
 }

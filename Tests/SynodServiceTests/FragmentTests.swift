@@ -30,7 +30,7 @@ struct FragmentTests {
         let cluster = ClusterIdentity(clusterID: 1, protocolName: "raft", members: Dictionary(uniqueKeysWithValues: members))
         let handler = PeerInboundHandler<RaftMessage>(
             local: PeerHello(node: NodeID(2), cluster: cluster), requireCertificate: false, refusals: RefusalLog(logger: Logger(label: "test")),
-            maximumMessageBytes: maximumMessageBytes,
+            maximumMessageBytes: maximumMessageBytes, isMember: { cluster.members[$0] != nil },
             deliver: { frame, _ in delivered.frames.withLock { $0.append(frame.encoded()) } },
             identified: { _, _ in })
         handler.peer = NodeID(1)  // as after node 1's hello
