@@ -132,6 +132,9 @@ extension RaftMessage: WireCodable {
             writer.byte(5)
             writer.varint(message.term.rawValue)
             message.snapshot.encode(into: &writer)
+            writer.varint(message.offset)
+            writer.varint(message.totalBytes)
+            writer.varint(message.checksum)
         case .preVote(let message):
             writer.byte(6)
             writer.varint(message.term.rawValue)
@@ -150,6 +153,11 @@ extension RaftMessage: WireCodable {
             writer.varint(message.id)
             writer.varint(message.index.rawValue)
             writer.bool(message.granted)
+        case .snapshotAck(let message):
+            writer.byte(11)
+            writer.varint(message.term.rawValue)
+            writer.varint(message.position)
+            writer.varint(message.received)
         }
     }
 
@@ -177,7 +185,12 @@ extension RaftMessage: WireCodable {
                 throw .malformed("snapshot of term \(snapshot.tag) sent in \(term)")
             }
             if !snapshot.identity.isEmpty { _ = try Membership.decode(snapshot.identity) }
-            return .installSnapshot(InstallSnapshot(term: term, snapshot: snapshot))
+            let offset = try reader.varint()
+            let total = try reader.varint()
+            guard total <= UInt64(Snapshot.maximumDataBytes), offset <= total, UInt64(snapshot.data.count) <= total - offset else {
+                throw .malformed("snapshot chunk of \(snapshot.data.count) bytes at \(offset) of \(total)")
+            }
+            return .installSnapshot(InstallSnapshot(term: term, snapshot: snapshot, offset: offset, totalBytes: total, checksum: try reader.varint()))
         case 6:
             return .preVote(RequestVote(term: try term(), lastLogIndex: try index(), lastLogTerm: try term()))
         case 7:
@@ -189,6 +202,10 @@ extension RaftMessage: WireCodable {
         case 10:
             return .readIndexResponse(ReadIndexMessage(
                 term: try term(), id: try reader.varint(), index: try index(), granted: try reader.bool()))
+        case 11:
+            let ack = SnapshotAck(term: try term(), position: try reader.varint(), received: try reader.varint())
+            guard ack.received <= UInt64(Snapshot.maximumDataBytes) else { throw .malformed("snapshot acknowledged up to \(ack.received) bytes") }
+            return .snapshotAck(ack)
         case let tag:
             throw .malformed("unknown Raft message tag \(tag)")
         }

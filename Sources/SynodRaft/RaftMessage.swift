@@ -27,6 +27,8 @@ public enum RaftMessage: Sendable, Equatable {
     case readIndex(ReadIndexMessage)
     /// The leader's answer: `index` when `granted`, or a refusal (not the leader of `term`).
     case readIndexResponse(ReadIndexMessage)
+    /// A follower's report of how much of a snapshot it holds (chunked InstallSnapshot).
+    case snapshotAck(SnapshotAck)
 
     /// The term the message was sent in.
     public var term: Term {
@@ -36,6 +38,7 @@ public enum RaftMessage: Sendable, Equatable {
         case .appendEntries(let message): return message.term
         case .appendResponse(let message): return message.term
         case .installSnapshot(let message): return message.term
+        case .snapshotAck(let message): return message.term
         case .preVote(let message): return message.term
         case .preVoteResponse(let message): return message.term
         case .timeoutNow(let message): return message.term
@@ -73,19 +76,64 @@ public struct TimeoutNow: Sendable, Equatable {
     public init(term: Term) { self.term = term }
 }
 
-/// InstallSnapshot arguments (§7), in one message: the state up to `snapshot.position`, whose
-/// entry has term `snapshot.tag`. The follower answers with an `AppendResponse` whose
-/// `matchIndex` is that position, once the snapshot is durable.
+/// InstallSnapshot arguments (§7), one chunk of the snapshot's bytes per message: the state up
+/// to `snapshot.position`, whose entry has term `snapshot.tag`. `snapshot.data` holds the
+/// bytes from `offset` on; the whole is `totalBytes` long and hashes to `checksum`. The
+/// follower answers each chunk but the last with a `SnapshotAck` (how much it holds), and the
+/// last, once the whole snapshot is durable, with an `AppendResponse` whose `matchIndex` is that
+/// position. A follower keeps the chunks it received across lost messages and leader changes
+/// (a snapshot is known by position, tag, size and checksum), so a transfer resumes where it
+/// stopped instead of starting over.
 public struct InstallSnapshot: Sendable, Equatable {
     /// The leader's term.
     public var term: Term
-    /// The leader's snapshot.
+    /// The leader's snapshot: its position, tag and identity, and the chunk's bytes.
     public var snapshot: Snapshot
+    /// Where the chunk starts in the snapshot's bytes.
+    public var offset: UInt64
+    /// The length of the snapshot's bytes.
+    public var totalBytes: UInt64
+    /// `InstallSnapshot.checksum(of:)` of the snapshot's bytes.
+    public var checksum: UInt64
 
-    /// Creates an InstallSnapshot request.
+    /// A whole snapshot in one message.
     public init(term: Term, snapshot: Snapshot) {
+        self.init(term: term, snapshot: snapshot, offset: 0, totalBytes: UInt64(snapshot.data.count),
+                  checksum: Self.checksum(of: snapshot.data))
+    }
+
+    /// One chunk.
+    public init(term: Term, snapshot: Snapshot, offset: UInt64, totalBytes: UInt64, checksum: UInt64) {
         self.term = term
         self.snapshot = snapshot
+        self.offset = offset
+        self.totalBytes = totalBytes
+        self.checksum = checksum
+    }
+
+    /// Whether the chunk ends the snapshot.
+    public var isLast: Bool { self.offset + UInt64(self.snapshot.data.count) == self.totalBytes }
+
+    /// The checksum a snapshot's bytes travel with (a stable 64-bit hash).
+    public static func checksum(of data: [UInt8]) -> UInt64 {
+        var hasher = StableHasher()
+        hasher.combine(bytes: data)
+        return hasher.value
+    }
+}
+
+/// How much of the snapshot at `position` a follower holds: the leader sends the next chunk
+/// from `received` (0: the follower holds none of it, after a restart, or the leader's
+/// snapshot changed).
+public struct SnapshotAck: Sendable, Equatable {
+    public var term: Term
+    public var position: UInt64
+    public var received: UInt64
+
+    public init(term: Term, position: UInt64, received: UInt64) {
+        self.term = term
+        self.position = position
+        self.received = received
     }
 }
 
@@ -235,6 +283,12 @@ extension RaftMessage: TraceDigestible {
             hasher.combine(message.snapshot.position)
             hasher.combine(message.snapshot.tag)
             hasher.combine(message.snapshot.data.count)
+            hasher.combine(message.offset)
+        case .snapshotAck(let message):
+            hasher.combine(11)
+            hasher.combine(message.term.rawValue)
+            hasher.combine(message.position)
+            hasher.combine(message.received)
         }
     }
 }

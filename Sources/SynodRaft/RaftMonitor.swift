@@ -84,8 +84,38 @@ public struct RaftMonitor: SafetyMonitor {
         violations += self.observeCommit(replica.commitIndex, term: replica.term, position: position, node: node)
         if replica.role == .leader {
             violations += self.checkLeaderCompleteness(term: replica.term, position: position, node: node)
+            if let violation = Self.checkFlowControl(replica, node: node) { violations.append(violation) }
         }
         return violations
+    }
+
+    /// Flow control: what a leader has sent a pipelining follower beyond its match point (the
+    /// entries' command bytes, counted from the log, not from the leader's own bookkeeping)
+    /// stays within the window, short of the newest message's overshoot; the leader's record of
+    /// the messages in flight agrees with its log.
+    static func checkFlowControl(_ leader: RaftReplica, node: NodeID) -> InvariantViolation? {
+        let options = leader.options
+        for position in leader.replicationPositions {
+            let follower = leader.progress[position]
+            guard follower.state == .replicate, follower.matchIndex >= leader.log.base, follower.nextIndex > follower.matchIndex.next else {
+                continue
+            }
+            let entries = leader.log.entries(from: follower.matchIndex.next, maxCount: Int(follower.nextIndex.rawValue - follower.matchIndex.next.rawValue))
+            let bytes = entries.reduce(0) { $0 + ($1.command?.payload.count ?? 0) }
+            let peer = leader.known[position]
+            if follower.inflight.count > options.maxInflightMessages {
+                return InvariantViolation(
+                    invariant: "flow-control", node: node,
+                    detail: "\(follower.inflight.count) messages in flight to \(peer), window \(options.maxInflightMessages)")
+            }
+            if follower.inflight.isEmpty || bytes - follower.inflight.last!.bytes >= options.maxInflightBytes {
+                return InvariantViolation(
+                    invariant: "flow-control", node: node,
+                    detail: "entries i\(follower.matchIndex.next.rawValue)...i\(follower.nextIndex.previous.rawValue) (\(bytes) bytes in "
+                        + "\(follower.inflight.count) messages) in flight to \(peer), beyond the window of \(options.maxInflightBytes) bytes")
+            }
+        }
+        return nil
     }
 
     public mutating func restarted(node: NodeID, replica: RaftReplica, recovered: Recovered<RaftRecord>) {

@@ -15,13 +15,25 @@ public struct RaftOptions: ReplicaOptions, Equatable {
     public var maxPayloadBytesPerMessage = 2 << 20
     /// Most AppendEntries messages in flight to one follower (pipelining window).
     public var maxInflightMessages = 64
+    /// Most command bytes in flight to one follower: no message is sent while this many are
+    /// unacknowledged (the last one sent may cross it, by at most one message). With
+    /// `maxInflightMessages`, what bounds the leader's (and its transport's) memory for a slow
+    /// follower.
+    public var maxInflightBytes = 16 << 20
     /// Most uncommitted entries a leader accepts before answering `overloaded`.
     public var maxUncommittedEntries = 100_000
+    /// Most command bytes a leader holds uncommitted from its own term before answering
+    /// `overloaded` (a proposal is always accepted when nothing of its term is uncommitted, so a
+    /// command larger than the bound still commits, alone).
+    public var maxUncommittedBytes = 64 << 20
     /// Most linearizable reads waiting at a leader.
     public var maxPendingReads = 100_000
     /// Heartbeats a leader waits for a follower to acknowledge a snapshot before sending it
     /// again (a snapshot is large; a lost one is resent, a slow one is not resent at once).
     public var snapshotResendHeartbeats = 5
+    /// Most snapshot bytes in one InstallSnapshot message: a snapshot travels in chunks, one
+    /// in flight at a time, and a lost chunk is sent again from where the follower stopped.
+    public var maxSnapshotChunkBytes = 1 << 20
     /// Most entries a learner may lag behind the leader's log and still be promoted to voter
     /// (a voter far behind would leave the new configuration without a working majority).
     public var maxLearnerLagEntries = 1000
@@ -72,9 +84,12 @@ public struct RaftOptions: ReplicaOptions, Equatable {
         }
         guard self.maxPayloadBytesPerMessage >= 1 else { throw ConfigurationError("maxPayloadBytesPerMessage must be positive") }
         guard self.maxInflightMessages >= 1 else { throw ConfigurationError("maxInflightMessages must be positive") }
+        guard self.maxInflightBytes >= 1 else { throw ConfigurationError("maxInflightBytes must be positive") }
+        guard self.maxUncommittedBytes >= 1 else { throw ConfigurationError("maxUncommittedBytes must be positive") }
         guard self.maxUncommittedEntries >= 1 else { throw ConfigurationError("maxUncommittedEntries must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
         guard self.snapshotResendHeartbeats >= 1 else { throw ConfigurationError("snapshotResendHeartbeats must be positive") }
+        guard self.maxSnapshotChunkBytes >= 1 else { throw ConfigurationError("maxSnapshotChunkBytes must be positive") }
         guard self.maxLearnerLagEntries >= 0 else { throw ConfigurationError("maxLearnerLagEntries must not be negative") }
         guard self.maxClockDrift >= 0 && self.maxClockDrift < 1 else {
             throw ConfigurationError("maxClockDrift must lie in 0..<1, got \(self.maxClockDrift)")
@@ -104,9 +119,13 @@ public struct RaftOptions: ReplicaOptions, Equatable {
     }
 
     /// The options settable by name: `pre-vote`, `check-quorum`, `lease-reads` and
-    /// `follower-reads` (on or off), `max-clock-drift` (a fraction) and `max-inflight` (the
-    /// pipelining window in messages; 1 turns pipelining off).
-    public static let settable = ["pre-vote", "check-quorum", "lease-reads", "follower-reads", "max-clock-drift", "max-inflight"]
+    /// `follower-reads` (on or off), `max-clock-drift` (a fraction), `max-inflight` (the
+    /// pipelining window in messages; 1 turns pipelining off), `max-inflight-bytes` (the window
+    /// in command bytes), `max-uncommitted-bytes` and `snapshot-chunk-bytes`.
+    public static let settable = [
+        "pre-vote", "check-quorum", "lease-reads", "follower-reads", "max-clock-drift", "max-inflight", "max-inflight-bytes",
+        "max-uncommitted-bytes", "snapshot-chunk-bytes",
+    ]
 
     public mutating func set(_ name: String, to value: String) throws {
         switch name {
@@ -124,6 +143,15 @@ public struct RaftOptions: ReplicaOptions, Equatable {
                 throw ConfigurationError("option 'max-inflight' takes a positive number of messages, got '\(value)'")
             }
             self.maxInflightMessages = window
+        case "max-inflight-bytes", "max-uncommitted-bytes", "snapshot-chunk-bytes":
+            guard let bytes = Int(value), bytes >= 1 else {
+                throw ConfigurationError("option '\(name)' takes a positive number of bytes, got '\(value)'")
+            }
+            switch name {
+            case "max-inflight-bytes": self.maxInflightBytes = bytes
+            case "max-uncommitted-bytes": self.maxUncommittedBytes = bytes
+            default: self.maxSnapshotChunkBytes = bytes
+            }
         default:
             throw ConfigurationError("unknown Raft option '\(name)'; known: \(Self.settable.joined(separator: ", "))")
         }

@@ -69,9 +69,7 @@ extension RaftReplica {
     /// The leader of this term hands leadership over: campaign at once, skipping Pre-Vote,
     /// with vote requests that replicas still hearing from that leader answer anyway.
     mutating func handleTimeoutNow(_ request: TimeoutNow, from sender: NodeID) {
-        guard request.term == self.term, self.role == .follower || self.role == .preCandidate,
-              self.configuration.isVoter(self.id)
-        else { return }
+        guard request.term == self.term, self.role == .follower || self.role == .preCandidate, self.mayCampaign else { return }
         self.becomeCandidate(transfer: true)
     }
 

@@ -48,6 +48,16 @@ extension RaftReplica {
         return nil
     }
 
+    /// Whether this replica may stand for election: it votes in its newest configuration, or
+    /// in the newest one it knows committed while a later one is not (thesis §4.2.2: a
+    /// replica outside its newest configuration may still be needed until that is committed;
+    /// without this, the up-to-date replicas that a change removes or demotes stop
+    /// campaigning, and the voters that lack the change cannot win without their votes).
+    var mayCampaign: Bool {
+        if self.configuration.isVoter(self.id) { return true }
+        return self.log.membershipIndex > self.commitIndex && self.log.membership(at: self.commitIndex).isVoter(self.id)
+    }
+
     /// The position of `node` in `known`, if this replica knows of it.
     func position(of node: NodeID) -> Int? { self.known.firstIndex(of: node) }
 
@@ -82,7 +92,7 @@ extension RaftReplica {
             self.progress[position] = FollowerProgress()
             self.progress[position].nextIndex = max(self.log.lastIndex, self.log.base.next)
         }
-        if !membership.isVoter(self.id) && (self.role == .candidate || self.role == .preCandidate) {
+        if !self.mayCampaign && (self.role == .candidate || self.role == .preCandidate) {
             self.becomeFollower(term: self.term, leader: nil)
         }
         if let transferee = self.transferee, !membership.voters.contains(transferee) { self.transferee = nil }

@@ -19,9 +19,13 @@ extension RaftReplica {
         self.options.followerReads && self.role == .follower && self.hearsFromLeader && self.configuration.contains(self.id)
     }
 
-    /// Reads served under a lease (by this leader) and as a follower, since this replica started.
+    /// Reads served under a lease (by this leader) and as a follower, and snapshot chunks sent
+    /// (and sent again from where a follower stopped), since this replica started.
     public var counters: [String: UInt64] {
-        ["leaseReads": self.leaseReadsServed, "followerReads": self.followerReadsServed]
+        [
+            "leaseReads": self.leaseReadsServed, "followerReads": self.followerReadsServed,
+            "snapshotChunks": self.snapshotChunksSent, "snapshotChunksResumed": self.snapshotChunksResumed,
+        ]
     }
 
     public mutating func read(_ request: ReadRequest) {

@@ -67,7 +67,9 @@ extension RaftReplica {
 
     /// §7: a follower that receives the leader's snapshot beyond its commit index replaces its
     /// state with it; it keeps the entries after the snapshot only if its log holds the
-    /// snapshot's last entry. The acknowledgement leaves once the snapshot is durable.
+    /// snapshot's last entry. The acknowledgement leaves once the snapshot is durable. The
+    /// snapshot comes in chunks: each is kept if it continues what this follower holds, and
+    /// answered with how much it holds; the whole is checked against its checksum.
     mutating func handleInstallSnapshot(_ request: InstallSnapshot, from sender: NodeID) {
         guard request.term == self.term else {
             let stale = AppendResponse(
@@ -80,13 +82,42 @@ extension RaftReplica {
         }
         self.electionElapsedTicks = 0
         let index = LogIndex(request.snapshot.position)
-        if index > self.commitIndex {
-            let identity = request.snapshot.identity
+        if index <= self.commitIndex {
+            self.receivingSnapshot = nil
+        } else {
+            var partial = self.receivingSnapshot.flatMap { $0.matches(request) ? $0 : nil }
+            if partial == nil && request.offset == 0 {
+                partial = PartialSnapshot(
+                    position: request.snapshot.position, tag: request.snapshot.tag, identity: request.snapshot.identity,
+                    totalBytes: request.totalBytes, checksum: request.checksum, data: [])
+            }
+            guard var partial else {
+                // A chunk of a snapshot this follower holds nothing of: from the start, please.
+                let ack = SnapshotAck(term: self.term, position: request.snapshot.position, received: 0)
+                self.send(.snapshotAck(ack), to: sender, afterSync: false)
+                return
+            }
+            // A chunk that continues the bytes held is kept; a repeat or one beyond a gap is not.
+            if request.offset == UInt64(partial.data.count) { partial.data += request.snapshot.data }
+            guard UInt64(partial.data.count) == partial.totalBytes else {
+                self.receivingSnapshot = partial
+                let ack = SnapshotAck(term: self.term, position: partial.position, received: UInt64(partial.data.count))
+                self.send(.snapshotAck(ack), to: sender, afterSync: false)
+                return
+            }
+            self.receivingSnapshot = nil
+            guard InstallSnapshot.checksum(of: partial.data) == partial.checksum else {
+                let ack = SnapshotAck(term: self.term, position: partial.position, received: 0)
+                self.send(.snapshotAck(ack), to: sender, afterSync: false)
+                return
+            }
+            let snapshot = Snapshot(position: partial.position, tag: partial.tag, data: partial.data, identity: partial.identity)
+            let identity = snapshot.identity
             self.log.install(
                 base: index, term: Term(request.snapshot.tag),
                 membership: identity.isEmpty ? nil : try? Membership.decode(identity))
             self.refreshMembership()
-            self.snapshot = request.snapshot
+            self.snapshot = snapshot
             self.commitIndex = index
             self.emittedCommitIndex = index
             self.snapshotHandOver = .received
@@ -113,6 +144,7 @@ extension RaftReplica {
     mutating func appendToOwnLog(_ command: Command?) -> LogIndex {
         let index = self.log.append(RaftEntry(term: self.term, command: command))
         self.markDirty(from: index)
+        self.uncommittedBytes += command?.payload.count ?? 0
         return index
     }
 
@@ -152,11 +184,11 @@ extension RaftReplica {
                 follower.progressedSinceHeartbeat = true
             }
             if follower.nextIndex <= follower.matchIndex { follower.nextIndex = follower.matchIndex.next }
-            follower.inflightLastIndexes.removeAll { $0 <= response.matchIndex }
-            if follower.state == .probe {
-                follower.state = .replicate
+            follower.acknowledge(through: response.matchIndex)
+            // A probe found the match point, or the snapshot arrived: replicate from there.
+            if follower.state != .replicate && (follower.state == .probe || follower.matchIndex >= self.log.base) {
+                follower.become(.replicate)
                 follower.nextIndex = follower.matchIndex.next
-                follower.inflightLastIndexes.removeAll()
             }
             self.progress[peer] = follower
             self.maybeCommit()
@@ -167,10 +199,10 @@ extension RaftReplica {
             // A rejection at or below the match point answers an old message: ignore it. So
             // does one of a heartbeat sent while the follower's snapshot is on its way.
             guard response.rejectedIndex > follower.matchIndex else { return }
-            if follower.nextIndex <= self.log.base && follower.probeSent { return }
-            follower.state = .probe
-            follower.probeSent = false
-            follower.inflightLastIndexes.removeAll()
+            // While the snapshot travels, the follower rejects heartbeats at the base (it lacks
+            // it): that is what the snapshot is for.
+            if follower.state == .snapshot { return }
+            follower.become(.probe)
             let hinted = min(response.hintIndex.next, response.rejectedIndex)
             follower.nextIndex = max(follower.matchIndex.next, hinted)
             self.progress[peer] = follower
@@ -187,6 +219,12 @@ extension RaftReplica {
         if self.options.mutation != .commitPreviousTermByCounting {
             guard self.log.term(at: candidate) == self.term else { return }
         }
+        var index = self.commitIndex.next
+        while index <= candidate {
+            let entry = self.log.entry(at: index)
+            if entry.term == self.term { self.uncommittedBytes -= entry.command?.payload.count ?? 0 }
+            index = index.next
+        }
         self.commitIndex = candidate
         self.leaderCommitted()
     }
@@ -196,20 +234,19 @@ extension RaftReplica {
         for position in self.replicationPositions {
             var follower = self.progress[position]
             switch follower.state {
-            case .probe:
-                if follower.nextIndex <= self.log.base {
-                    // A snapshot is large: resend it only after a few heartbeats unanswered.
-                    follower.heartbeatsSinceSnapshot += 1
-                    if follower.heartbeatsSinceSnapshot >= self.options.snapshotResendHeartbeats { follower.probeSent = false }
-                } else {
+            case .snapshot:
+                // A snapshot is large: resend it only after a few heartbeats unanswered.
+                follower.heartbeatsSinceSnapshot += 1
+                if follower.heartbeatsSinceSnapshot >= self.options.snapshotResendHeartbeats && follower.probeSent {
                     follower.probeSent = false
+                    follower.snapshotResend = true
                 }
+            case .probe:
+                follower.probeSent = false
             case .replicate:
-                if !follower.inflightLastIndexes.isEmpty && !follower.progressedSinceHeartbeat {
+                if !follower.inflight.isEmpty && !follower.progressedSinceHeartbeat {
                     // Messages were lost: fall back to probing from the match point.
-                    follower.state = .probe
-                    follower.probeSent = false
-                    follower.inflightLastIndexes.removeAll()
+                    follower.become(.probe)
                     follower.nextIndex = follower.matchIndex.next
                 }
             }
@@ -251,6 +288,11 @@ extension RaftReplica {
         }
         var sent = false
         switch follower.state {
+        case .snapshot:
+            // Defensive: the follower's next entry is in the log (its match point reached the
+            // base without an acknowledgement of the snapshot): probe from it.
+            follower.become(.probe)
+            fallthrough
         case .probe:
             if !follower.probeSent {
                 let entries = self.log.entries(
@@ -263,15 +305,20 @@ extension RaftReplica {
                 }
             }
         case .replicate:
-            while follower.inflightLastIndexes.count < self.options.maxInflightMessages
+            // The window: at most `maxInflightMessages` messages and (short of one message's
+            // overshoot) `maxInflightBytes` command bytes unacknowledged.
+            let byteBound = self.options.mutation == .inflightWithoutByteBound ? Int.max : self.options.maxInflightBytes
+            while follower.inflight.count < self.options.maxInflightMessages && follower.inflightBytes < byteBound
                 && follower.nextIndex <= self.log.lastIndex
             {
                 let entries = self.log.entries(
                     from: follower.nextIndex, maxCount: self.options.maxEntriesPerMessage,
-                    maxPayloadBytes: self.options.maxPayloadBytesPerMessage)
+                    maxPayloadBytes: min(self.options.maxPayloadBytesPerMessage, byteBound - follower.inflightBytes))
                 self.sendAppendEntries(to: peer, prevLogIndex: follower.nextIndex.previous, entries: entries)
                 follower.nextIndex = follower.nextIndex.advanced(by: entries.count)
-                follower.inflightLastIndexes.append(follower.nextIndex.previous)
+                let bytes = entries.reduce(0) { $0 + ($1.command?.payload.count ?? 0) }
+                follower.inflight.append(FollowerProgress.Inflight(lastIndex: follower.nextIndex.previous, bytes: bytes))
+                follower.inflightBytes += bytes
                 sent = true
             }
         }
@@ -285,17 +332,54 @@ extension RaftReplica {
         self.progress[position] = follower
     }
 
-    /// §7: the follower needs entries this leader has compacted; it gets the snapshot, one at a
-    /// time, and heartbeats while the snapshot travels.
+    /// A follower reports how much of the snapshot it holds: the next chunk goes from there
+    /// (at the next `ready()`); a follower that holds none of it (it restarted, or this
+    /// leader's snapshot changed) gets it from the start.
+    mutating func handleSnapshotAck(_ ack: SnapshotAck, from peer: Int) {
+        guard self.role == .leader, ack.term == self.term, let snapshot = self.snapshot, peer != self.selfPosition else { return }
+        var follower = self.progress[peer]
+        guard follower.state == .snapshot, follower.snapshotPosition == snapshot.position, ack.position == snapshot.position,
+              ack.received <= UInt64(snapshot.data.count)
+        else { return }
+        // Progress, or a follower that holds nothing (again); an older report changes nothing.
+        guard ack.received > follower.snapshotOffset || (ack.received == 0 && follower.snapshotOffset > 0) else { return }
+        follower.snapshotOffset = ack.received
+        follower.probeSent = false
+        follower.heartbeatsSinceSnapshot = 0
+        follower.progressedSinceHeartbeat = true
+        self.progress[peer] = follower
+    }
+
+    /// §7: the follower needs entries this leader has compacted; it gets the snapshot in
+    /// chunks, one in flight at a time, and heartbeats while the snapshot travels. A chunk
+    /// unanswered for `snapshotResendHeartbeats` heartbeats is sent again, from where the
+    /// follower last said it stood.
     mutating func sendSnapshot(to position: Int, follower: inout FollowerProgress, allowEmpty: Bool) {
         let peer = self.known[position]
-        if follower.state == .replicate {
-            follower.state = .probe
+        if follower.state != .snapshot { follower.become(.snapshot) }
+        if let snapshot = self.snapshot, follower.snapshotPosition != snapshot.position {
+            // A newer snapshot than the one under way: from its start.
+            follower.snapshotPosition = snapshot.position
+            follower.snapshotOffset = 0
             follower.probeSent = false
-            follower.inflightLastIndexes.removeAll()
         }
         if !follower.probeSent, let snapshot = self.snapshot {
-            self.send(.installSnapshot(InstallSnapshot(term: self.term, snapshot: snapshot)), to: peer, afterSync: false)
+            if self.snapshotChecksum?.position != snapshot.position || self.snapshotChecksum?.bytes != snapshot.data.count {
+                self.snapshotChecksum = (snapshot.position, snapshot.data.count, InstallSnapshot.checksum(of: snapshot.data))
+            }
+            let start = Int(follower.snapshotOffset)
+            let end = min(snapshot.data.count, start + self.options.maxSnapshotChunkBytes)
+            let chunk = Snapshot(
+                position: snapshot.position, tag: snapshot.tag,
+                data: start == 0 && end == snapshot.data.count ? snapshot.data : Array(snapshot.data[start..<end]),
+                identity: snapshot.identity)
+            let message = InstallSnapshot(
+                term: self.term, snapshot: chunk, offset: UInt64(start), totalBytes: UInt64(snapshot.data.count),
+                checksum: self.snapshotChecksum!.value)
+            self.send(.installSnapshot(message), to: peer, afterSync: false)
+            self.snapshotChunksSent += 1
+            if start > 0 && follower.snapshotResend { self.snapshotChunksResumed += 1 }
+            follower.snapshotResend = false
             follower.probeSent = true
             follower.heartbeatsSinceSnapshot = 0
             follower.sentSinceHeartbeat = true

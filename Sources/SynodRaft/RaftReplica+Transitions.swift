@@ -22,10 +22,10 @@ extension RaftReplica {
         }
     }
 
-    /// The election timer fired: ask first (Pre-Vote) or campaign at once. A replica that is
-    /// not a voter of its configuration (a learner, a removed or a joining replica) waits.
+    /// The election timer fired: ask first (Pre-Vote) or campaign at once. A replica that may
+    /// not campaign (a learner, a removed or a joining replica) waits.
     mutating func campaign() {
-        guard self.configuration.isVoter(self.id) else {
+        guard self.mayCampaign else {
             // It heard from no leader for an election timeout: it no longer knows one.
             if self.leader != nil {
                 self.leader = nil
@@ -99,6 +99,7 @@ extension RaftReplica {
         self.handingOver = false
         self.leaseForfeited = false
         self.contextSentAt = []
+        self.uncommittedBytes = 0  // the term is new: none of its entries exists yet
         for position in self.progress.indices {
             self.progress[position] = FollowerProgress()
             self.progress[position].nextIndex = self.log.lastIndex.next

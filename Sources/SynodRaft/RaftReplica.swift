@@ -38,6 +38,9 @@ public struct RaftReplica: Replica {
     var replicationPositions: [Int] = []
     /// A leader outside its committed configuration is handing leadership over.
     var handingOver = false
+    /// Leader: command bytes of its own term's entries after the commit index (bounded by
+    /// `maxUncommittedBytes`).
+    var uncommittedBytes = 0
     var random: DeterministicRandom
 
     /// The current term (durable).
@@ -79,6 +82,14 @@ public struct RaftReplica: Replica {
     var nextFollowerReadID: UInt64 = 0
     /// Reads served, by how (for the simulator's figures).
     var leaseReadsServed: UInt64 = 0
+    /// Follower: the chunks received so far of a snapshot being sent to it.
+    var receivingSnapshot: PartialSnapshot?
+    /// Leader: the checksum of its snapshot's bytes, once computed.
+    var snapshotChecksum: (position: UInt64, bytes: Int, value: UInt64)?
+    /// Snapshot chunks sent, and those sent again from where a follower stopped (not from the
+    /// start): a lost chunk, or a follower that already held part of it.
+    var snapshotChunksSent: UInt64 = 0
+    var snapshotChunksResumed: UInt64 = 0
     var followerReadsServed: UInt64 = 0
     /// Check-quorum: the members a leader heard from (in its term) since its last check.
     var recentlyActive: [Bool]
@@ -265,6 +276,8 @@ public struct RaftReplica: Replica {
             self.handleReadIndex(request, from: sender)
         case .readIndexResponse(let response):
             self.handleReadIndexResponse(response, from: sender)
+        case .snapshotAck(let ack):
+            self.handleSnapshotAck(ack, from: senderPosition)
         }
     }
 
@@ -288,9 +301,7 @@ public struct RaftReplica: Replica {
         } else {
             // Probe the target now rather than at the next heartbeat (a snapshot in flight
             // keeps its own pace).
-            if self.progress[position].state == .probe && self.progress[position].nextIndex > self.log.base {
-                self.progress[position].probeSent = false
-            }
+            if self.progress[position].state == .probe { self.progress[position].probeSent = false }
             self.sendAppend(to: position, allowEmpty: true)
         }
         return nil
@@ -301,8 +312,10 @@ public struct RaftReplica: Replica {
             self.output.rejected.append(Rejection(request: .proposal(command), reason: .notLeader(hint: self.leader)))
             return
         }
+        let bytes = command.payload.count
         guard self.transferee == nil, !self.handingOver,
-              self.log.lastIndex.rawValue - self.commitIndex.rawValue < UInt64(self.options.maxUncommittedEntries)
+              self.log.lastIndex.rawValue - self.commitIndex.rawValue < UInt64(self.options.maxUncommittedEntries),
+              self.uncommittedBytes == 0 || self.uncommittedBytes + bytes <= self.options.maxUncommittedBytes
         else {
             self.output.rejected.append(Rejection(request: .proposal(command), reason: .overloaded))
             return
@@ -354,20 +367,75 @@ struct FollowerProgress: Sendable {
     enum State: Sendable {
         /// One message at a time until the match point is found.
         case probe
-        /// Optimistic pipelining: several messages in flight.
+        /// Optimistic pipelining: several messages in flight, within the window.
         case replicate
+        /// The follower needs entries this leader compacted: its snapshot is on the way (one
+        /// at a time, resent only after `snapshotResendHeartbeats` unanswered heartbeats).
+        case snapshot
+    }
+
+    /// One AppendEntries in flight.
+    struct Inflight: Sendable {
+        var lastIndex: LogIndex
+        var bytes: Int
     }
 
     var state: State = .probe
     var matchIndex: LogIndex = .zero
     var nextIndex: LogIndex = .init(1)
+    /// Probe: the probe is in flight. Snapshot: a chunk is.
     var probeSent = false
+    /// Snapshot: the snapshot being sent (its position), and how many of its bytes the
+    /// follower confirmed holding.
+    var snapshotPosition: UInt64 = 0
+    var snapshotOffset: UInt64 = 0
+    /// Snapshot: the chunk in flight went unanswered; the next one is sent again.
+    var snapshotResend = false
     /// Heartbeats since the snapshot in flight to this follower was sent.
     var heartbeatsSinceSnapshot = 0
-    /// Last index of each AppendEntries in flight, oldest first.
-    var inflightLastIndexes: [LogIndex] = []
+    /// The AppendEntries in flight (replicate), oldest first, and their command bytes.
+    var inflight: [Inflight] = []
+    var inflightBytes = 0
     var progressedSinceHeartbeat = false
     var sentSinceHeartbeat = false
+
+    /// Forgets every message in flight (they were lost, or answered by a rejection).
+    mutating func clearInflight() {
+        self.inflight.removeAll()
+        self.inflightBytes = 0
+    }
+
+    /// Enters `state`, with nothing in flight.
+    mutating func become(_ state: State) {
+        self.state = state
+        self.probeSent = false
+        self.clearInflight()
+        self.snapshotPosition = 0
+        self.snapshotOffset = 0
+    }
+
+    /// The messages in flight up to `index` were received.
+    mutating func acknowledge(through index: LogIndex) {
+        while let first = self.inflight.first, first.lastIndex <= index {
+            self.inflightBytes -= first.bytes
+            self.inflight.removeFirst()
+        }
+    }
+}
+
+/// A snapshot arriving in chunks, known by position, tag, size and checksum.
+struct PartialSnapshot: Sendable {
+    var position: UInt64
+    var tag: UInt64
+    var identity: [UInt8]
+    var totalBytes: UInt64
+    var checksum: UInt64
+    var data: [UInt8]
+
+    func matches(_ message: InstallSnapshot) -> Bool {
+        self.position == message.snapshot.position && self.tag == message.snapshot.tag
+            && self.totalBytes == message.totalBytes && self.checksum == message.checksum
+    }
 }
 
 /// Where the snapshot handed to the driver comes from.

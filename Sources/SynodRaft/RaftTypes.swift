@@ -110,4 +110,8 @@ public enum RaftMutation: String, Sendable, CaseIterable {
     /// Lease reads without check-quorum (which validation otherwise refuses): followers that
     /// hear from the leader still vote for another at once, so the lease protects nothing.
     case leaseWithoutCheckQuorum
+    /// Bound the pipelining window by messages only, not by bytes: a slow follower's window
+    /// holds up to `maxInflightMessages` full messages. Breaks no safety property; the
+    /// monitor's flow-control check catches it.
+    case inflightWithoutByteBound
 }

@@ -32,6 +32,10 @@ public struct FaultSet: OptionSet, Sendable, Hashable, CustomStringConvertible {
     /// Leaders serve reads under a lease (where the protocol has leases: its `lease-reads`
     /// option is turned on), while clocks drift up to the protocol's bound.
     public static let lease = FaultSet(rawValue: 1 << 12)
+    /// One replica's disk and network become `slowFactor` times slower for a while; the
+    /// protocol's pipelining window in bytes is made small (where it has one: Raft's
+    /// `max-inflight-bytes`), so that it binds, and the monitor checks the leader keeps to it.
+    public static let slowFollower = FaultSet(rawValue: 1 << 13)
 
     /// Every fault, with its command-line name and a description, in a stable order.
     public static let catalogue: [(name: String, fault: FaultSet, summary: String)] = [
@@ -48,6 +52,7 @@ public struct FaultSet: OptionSet, Sendable, Hashable, CustomStringConvertible {
         ("rejoin", .rejoin, "one replica is cut off for several election timeouts, then rejoins"),
         ("membership", .membership, "the leader is asked to add, remove, promote or replace members"),
         ("lease", .lease, "leaders serve reads under a lease, clocks drifting up to the protocol's bound"),
+        ("slow-follower", .slowFollower, "one replica's disk and network become 100 times slower for a while"),
     ]
 
     /// Every fault.

@@ -121,6 +121,8 @@ public struct SimulationStatistics: Sendable, Equatable {
     public var rejoinDisruptions = 0
     /// Membership changes a leader accepted.
     public var membershipChanges = 0
+    /// Replicas slowed down (the `slow-follower` fault).
+    public var slowdowns = 0
     /// The protocol's own counters (`Replica.counters`), summed over replicas and restarts:
     /// for Raft, reads served under a lease and by followers.
     public var protocolCounters: [String: UInt64] = [:]

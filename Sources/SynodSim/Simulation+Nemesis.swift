@@ -11,13 +11,15 @@ extension Simulation {
         if faults.contains(.transfer) { actions += [2] }
         if faults.contains(.rejoin) { actions += [3] }
         if faults.contains(.membership) { actions += [4] }
+        if faults.contains(.slowFollower) { actions += [5] }
         if !actions.isEmpty {
             switch actions[self.random.integer(in: 0..<actions.count)] {
             case 0: self.crashRandomReplica()
             case 1: self.partitionRandomly()
             case 2: self.transferLeadership()
             case 3: self.isolateForRejoin()
-            default: self.changeMembership()
+            case 4: self.changeMembership()
+            default: self.slowDownReplica()
             }
         }
         self.schedule(after: self.random.uniform(self.options.nemesisIntervalNanoseconds), .nemesis)
@@ -139,6 +141,18 @@ extension Simulation {
     /// then lets it back (`letBack`): from every other replica, or (half the time a leader is
     /// known) from the leader alone, so that it still reaches the rest and can ask them for
     /// votes the whole time.
+    /// Makes a replica other than the leader slow (its syncs and every message to or from it
+    /// take `slowFactor` times longer) for a fault duration or more.
+    func slowDownReplica() {
+        if let slow = self.slowReplica, self.now < slow.until { return }
+        let candidates = self.nodes.indices.filter { $0 != self.believedLeader && self.nodes[$0].driver != nil }
+        guard !candidates.isEmpty else { return }
+        let node = candidates[self.random.integer(in: 0..<candidates.count)]
+        let duration = 30 * self.options.tickNanoseconds + self.random.uniform(self.options.faultDurationNanoseconds)
+        self.slowReplica = (node, self.now + duration)
+        self.statistics.slowdowns += 1
+    }
+
     func isolateForRejoin() {
         guard self.isolated == nil else { return }
         let candidates = self.nodes.indices.filter { $0 != self.believedLeader && self.nodes[$0].driver != nil }

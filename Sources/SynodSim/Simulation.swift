@@ -39,6 +39,8 @@ public final class Simulation<R: Replica> {
     /// The replica the `rejoin` fault cut off, the leader when it was cut off, and whether
     /// only the links between those two are cut (the replica still reaches the others).
     var isolated: (node: Int, leader: Int?, fromLeaderOnly: Bool)?
+    /// The replica the `slow-follower` fault slowed down, and until when.
+    var slowReplica: (node: Int, until: UInt64)?
     var rejoinWatch: RejoinWatch?
     /// The leadership transfer under way: its target and when it was asked for.
     var pendingTransfer: (target: Int, since: UInt64)?
@@ -75,7 +77,8 @@ public final class Simulation<R: Replica> {
         try replicaOptions.validate()
         self.seed = seed
         self.options = options
-        self.replicaOptions = Self.withLeases(replicaOptions, if: options.faults.contains(.lease))
+        self.replicaOptions = Self.withSmallWindow(
+            Self.withLeases(replicaOptions, if: options.faults.contains(.lease)), if: options.faults.contains(.slowFollower))
         self.members = (1...options.nodes).map { NodeID(UInt16($0)) }
         self.random = DeterministicRandom(seed: seed)
         self.monitor = R.Monitor(members: self.members)
@@ -91,6 +94,29 @@ public final class Simulation<R: Replica> {
         var leased = options
         guard (try? leased.set("lease-reads", to: "on")) != nil, (try? leased.validate()) != nil else { return options }
         return leased
+    }
+
+    /// The window in bytes the `slow-follower` fault gives a protocol that has one: a few
+    /// of the simulation's commands.
+    static var slowFollowerWindowBytes: Int { 256 }
+
+    /// `options` with a small pipelining window in bytes, when `enabled` and the protocol has
+    /// one (a `max-inflight-bytes` option).
+    static func withSmallWindow(_ options: R.Options, if enabled: Bool) -> R.Options {
+        guard enabled else { return options }
+        var small = options
+        guard (try? small.set("max-inflight-bytes", to: "\(Self.slowFollowerWindowBytes)")) != nil, (try? small.validate()) != nil
+        else { return options }
+        return small
+    }
+
+    /// How many times slower the `slow-follower` fault makes a replica's disk and links.
+    static var slowFactor: UInt64 { 100 }
+
+    /// Whether replica `position` is slowed down now (the `slow-follower` fault).
+    func isSlow(_ position: Int) -> Bool {
+        guard self.faultsActive, let slow = self.slowReplica else { return false }
+        return slow.node == position && self.now < slow.until
     }
 
     /// Runs to completion and returns the report.
@@ -417,7 +443,8 @@ public final class Simulation<R: Replica> {
         node.syncInFlight = true
         node.syncingCount = node.disk.count
         // Syncs complete in order.
-        let done = max(self.now + self.random.uniform(self.options.syncRangeNanoseconds), node.lastSyncDoneTime)
+        let duration = self.random.uniform(self.options.syncRangeNanoseconds) * (self.isSlow(position) ? Self.slowFactor : 1)
+        let done = max(self.now + duration, node.lastSyncDoneTime)
         node.lastSyncDoneTime = done
         self.nodes[position] = node
         self.statistics.syncs += 1
@@ -519,8 +546,9 @@ public final class Simulation<R: Replica> {
         }
         var copies = 1
         if faults.contains(.duplication) && self.random.chance(self.options.duplicationProbability) { copies = 2 }
+        let slowdown = self.isSlow(position) || self.isSlow(destination) ? Self.slowFactor : 1
         for _ in 0..<copies {
-            self.schedule(after: self.latency(faults), .deliver(from: position, to: destination, message: message))
+            self.schedule(after: self.latency(faults) * slowdown, .deliver(from: position, to: destination, message: message))
         }
     }
 

@@ -88,7 +88,7 @@ struct SimCommand: ParsableCommand {
 
     @Option(name: .customLong("option"), help: ArgumentHelp(
         "Set a protocol option, as NAME=VALUE (repeatable), e.g. --option pre-vote=off.",
-        discussion: "Raft: pre-vote, check-quorum, follower-reads (on or off; on by default), lease-reads (off by default), max-clock-drift (a fraction, 0.25), max-inflight (pipelining window, 64; 1 turns pipelining off); Multi-Paxos: pre-vote (on by default)."))
+        discussion: "Raft: pre-vote, check-quorum, follower-reads (on or off; on by default), lease-reads (off by default), max-clock-drift (a fraction, 0.25), max-inflight (pipelining window, 64; 1 turns pipelining off), max-inflight-bytes (16777216), max-uncommitted-bytes (67108864), snapshot-chunk-bytes (1048576); Multi-Paxos: pre-vote (on by default)."))
     var protocolOptions: [String] = []
 
     @Flag(help: "Print one JSON object on stdout instead of the human summary.")
@@ -164,7 +164,7 @@ struct SimCommand: ParsableCommand {
 
     func run() throws {
         if self.listFaults {
-            for entry in FaultSet.catalogue { print("\(entry.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(entry.summary)") }
+            for entry in FaultSet.catalogue { print("\(entry.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(entry.summary)") }
             return
         }
         if self.scenario == "dueling-proposers" {
@@ -327,15 +327,16 @@ struct SimCommand: ParsableCommand {
         let rejoins = reports.reduce(0) { $0 + $1.statistics.rejoins }
         let disruptions = reports.reduce(0) { $0 + $1.statistics.rejoinDisruptions }
         let membershipChanges = reports.reduce(0) { $0 + $1.statistics.membershipChanges }
+        let slowdowns = reports.reduce(0) { $0 + $1.statistics.slowdowns }
         let counters = SimulationStatistics.protocolCounters(of: reports)
-        let reads = counters.isEmpty ? "" : "\n" + "reads:            "
+        let reads = counters.isEmpty ? "" : "\n" + "counters:         "
             + counters.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let meanTransfer = completedTransfers == 0 ? "" : String(format: ", mean %.1f ms", Double(transferTime) / Double(completedTransfers) / 1e6)
         var lines = [
             "protocol \(self.protocol), \(self.nodes) nodes, workload \(self.workload), faults \(self.faults), seeds \(self.seeds)",
             "seeds run:        \(reports.count), failing: \(failed.count) (\(nonLinearizable) not linearizable)",
             "operations:       \(completed) completed, \(unknown) unknown outcome",
-            "faults injected:  \(crashes) crashes, \(torn) torn records, \(partitions) partitions, \(rejoins) rejoins",
+            "faults injected:  \(crashes) crashes, \(torn) torn records, \(partitions) partitions, \(rejoins) rejoins, \(slowdowns) slow followers",
             "leadership:       \(started) transfers started, \(completedTransfers) completed\(meanTransfer); \(disruptions) leaders deposed after a rejoin",
             "membership:       \(membershipChanges) changes accepted by a leader" + reads,
             "snapshots:        \(snapshots) made durable, \(installs) of them sent by another replica (--snapshot-every \(self.snapshotEvery))",
@@ -372,6 +373,7 @@ struct SimCommand: ParsableCommand {
                 "rejoins": report.statistics.rejoins,
                 "rejoinDisruptions": report.statistics.rejoinDisruptions,
                 "membershipChanges": report.statistics.membershipChanges,
+                "slowFollowers": report.statistics.slowdowns,
                 "counters": report.statistics.protocolCounters,
                 "snapshots": report.statistics.snapshots,
                 "snapshotInstalls": report.statistics.snapshotInstalls,
@@ -390,6 +392,7 @@ struct SimCommand: ParsableCommand {
             "rejoins": reports.reduce(0) { $0 + $1.statistics.rejoins },
             "rejoinDisruptions": reports.reduce(0) { $0 + $1.statistics.rejoinDisruptions },
             "membershipChanges": reports.reduce(0) { $0 + $1.statistics.membershipChanges },
+            "slowFollowers": reports.reduce(0) { $0 + $1.statistics.slowdowns },
             "counters": SimulationStatistics.protocolCounters(of: reports),
             "violations": reports.filter { !$0.violations.isEmpty }.count,
             "nonLinearizable": reports.filter(\.linearizabilityFailed).count,

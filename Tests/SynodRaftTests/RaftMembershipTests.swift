@@ -256,3 +256,63 @@ struct RaftJoiningTests {
         #expect(cluster.committed[3].contains { $0.command.sequence == 1 }, "the joined leader commits")
     }
 }
+
+@Suite("Raft: elections while a change is not yet committed")
+struct RaftUncommittedChangeElectionTests {
+    @Test("a replica outside its newest, uncommitted configuration still campaigns (thesis §4.2.2): the change completes when its leader dies mid-way")
+    func removedButNeededReplicaCampaigns() {
+        // Voters 1, 2, 3 (4 a learner), led by 1, move to voters 3 and 4, 2 demoted to learner.
+        var cluster = TestCluster(size: 4)
+        cluster.elect(1)
+        #expect(cluster.change(1, voters: [1, 2, 3], learners: [4]) == nil)
+        cluster.deliverAll()
+        for _ in 0..<2 { cluster.replicas[0].tick() }
+        cluster.drain(1)
+        cluster.deliverAll()
+        #expect(cluster.change(1, voters: [3, 4], learners: [2]) == nil)
+        // The joint configuration commits; the final one reaches 2 only, then 1 dies.
+        var steps = 0
+        while !cluster.mailbox.isEmpty && steps < 10_000 {
+            steps += 1
+            let (from, envelope) = cluster.mailbox.removeFirst()
+            let to = Int(envelope.to.rawValue)
+            if case .appendEntries(let append) = envelope.message, to == 3 || to == 4,
+               append.entries.contains(where: { $0.configuration == members([3, 4], learners: [2]) }) {
+                continue
+            }
+            cluster.replicas[to - 1].receive(envelope.message, from: from)
+            cluster.drain(to)
+        }
+        // A heartbeat round that only 2 hears carries the final configuration to it.
+        for _ in 0..<2 { cluster.replicas[0].tick() }
+        cluster.drain(1)
+        cluster.deliverAll(isolated: [3, 4])
+        #expect(cluster.membership(2) == members([3, 4], learners: [2]), "2 holds the final configuration, in which it is a learner")
+        #expect(cluster.membership(3) == members([3, 4], learners: [2], outgoing: [1, 2, 3]), "3 and 4 hold the joint one")
+        #expect(cluster.membership(4) == members([3, 4], learners: [2], outgoing: [1, 2, 3]))
+        // Without 1: 3 and 4 cannot win (2 holds a longer log and refuses them), so 2, which
+        // votes in the joint configuration it knows committed, must stand.
+        var leader: Int?
+        for _ in 0..<300 where leader == nil {
+            for number in 2...4 {
+                cluster.replicas[number - 1].tick()
+                cluster.drain(number)
+            }
+            cluster.deliverAll(isolated: [1])
+            leader = (2...4).first { cluster.replicas[$0 - 1].role == .leader }
+        }
+        #expect(leader != nil, "someone leads again")
+        // The change completes: the final configuration commits on 3 and 4, and whoever led
+        // without being a voter of it hands over to one that is.
+        for _ in 0..<300 {
+            for number in 2...4 {
+                cluster.replicas[number - 1].tick()
+                cluster.drain(number)
+            }
+            cluster.deliverAll(isolated: [1])
+        }
+        #expect(cluster.membership(3) == members([3, 4], learners: [2]) && cluster.membership(4) == members([3, 4], learners: [2]))
+        let finalLeader = (2...4).first { cluster.replicas[$0 - 1].role == .leader }
+        #expect(finalLeader == 3 || finalLeader == 4, "a voter of the final configuration leads: \(String(describing: finalLeader))")
+    }
+}
