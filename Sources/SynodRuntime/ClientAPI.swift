@@ -221,8 +221,11 @@ public struct ClientAPI<R: Replica>: Sendable {
         }
     }
 
+    /// The members of `membership` (every member of `members` for a fixed membership): a
+    /// node that was removed lists the configuration without itself.
     func json(members: [NodeID: PeerAddress], membership: Membership?) -> JSONValue {
-        .array(members.keys.sorted().map { self.json(member: $0, address: members[$0], membership: membership) })
+        let ids = membership?.everyone ?? members.keys.sorted()
+        return .array(ids.map { self.json(member: $0, address: members[$0], membership: membership) })
     }
 
     func json(member: NodeID, address: PeerAddress?, membership: Membership?) -> JSONValue {
