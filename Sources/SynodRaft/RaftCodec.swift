@@ -75,6 +75,9 @@ extension RaftRecord: WireCodable {
             writer.byte(3)
             writer.varint(base.rawValue)
             writer.varint(term.rawValue)
+        case .snapshotChunk(let chunk):
+            writer.byte(4)
+            chunk.encodeBody(into: &writer)
         }
     }
 
@@ -93,6 +96,8 @@ extension RaftRecord: WireCodable {
             let base = LogIndex(try reader.varint())
             guard base.rawValue >= 1 && base.rawValue < Term.maximum else { throw .malformed("checkpoint base \(base) out of range") }
             return .checkpoint(base: base, term: try Term.decode(from: &reader))
+        case 4:
+            return .snapshotChunk(try InstallSnapshot.decodeBody(from: &reader))
         case let tag:
             throw .malformed("unknown Raft record tag \(tag)")
         }
@@ -130,11 +135,7 @@ extension RaftMessage: WireCodable {
             writer.varint(message.readContext)
         case .installSnapshot(let message):
             writer.byte(5)
-            writer.varint(message.term.rawValue)
-            message.snapshot.encode(into: &writer)
-            writer.varint(message.offset)
-            writer.varint(message.totalBytes)
-            writer.varint(message.checksum)
+            message.encodeBody(into: &writer)
         case .preVote(let message):
             writer.byte(6)
             writer.varint(message.term.rawValue)
@@ -179,18 +180,7 @@ extension RaftMessage: WireCodable {
                 term: try term(), success: try reader.bool(), matchIndex: try index(), rejectedIndex: try index(),
                 hintIndex: try index(), readContext: try reader.varint()))
         case 5:
-            let term = try term()
-            let snapshot = try Snapshot.decode(from: &reader)
-            guard snapshot.tag < Term.maximum, snapshot.tag <= term.rawValue else {
-                throw .malformed("snapshot of term \(snapshot.tag) sent in \(term)")
-            }
-            if !snapshot.identity.isEmpty { _ = try Membership.decode(snapshot.identity) }
-            let offset = try reader.varint()
-            let total = try reader.varint()
-            guard total <= UInt64(Snapshot.maximumDataBytes), offset <= total, UInt64(snapshot.data.count) <= total - offset else {
-                throw .malformed("snapshot chunk of \(snapshot.data.count) bytes at \(offset) of \(total)")
-            }
-            return .installSnapshot(InstallSnapshot(term: term, snapshot: snapshot, offset: offset, totalBytes: total, checksum: try reader.varint()))
+            return .installSnapshot(try InstallSnapshot.decodeBody(from: &reader))
         case 6:
             return .preVote(RequestVote(term: try term(), lastLogIndex: try index(), lastLogTerm: try term()))
         case 7:
@@ -209,5 +199,31 @@ extension RaftMessage: WireCodable {
         case let tag:
             throw .malformed("unknown Raft message tag \(tag)")
         }
+    }
+}
+
+extension InstallSnapshot {
+    /// The encoding shared by the message and the record that keeps a received chunk.
+    func encodeBody(into writer: inout WireWriter) {
+        writer.varint(self.term.rawValue)
+        self.snapshot.encode(into: &writer)
+        writer.varint(self.offset)
+        writer.varint(self.totalBytes)
+        writer.varint(self.checksum)
+    }
+
+    static func decodeBody(from reader: inout WireReader) throws(WireError) -> InstallSnapshot {
+        let term = try Term.decode(from: &reader)
+        let snapshot = try Snapshot.decode(from: &reader)
+        guard snapshot.tag < Term.maximum, snapshot.tag <= term.rawValue else {
+            throw .malformed("snapshot of term \(snapshot.tag) sent in \(term)")
+        }
+        if !snapshot.identity.isEmpty { _ = try Membership.decode(snapshot.identity) }
+        let offset = try reader.varint()
+        let total = try reader.varint()
+        guard total <= UInt64(Snapshot.maximumDataBytes), offset <= total, UInt64(snapshot.data.count) <= total - offset else {
+            throw .malformed("snapshot chunk of \(snapshot.data.count) bytes at \(offset) of \(total)")
+        }
+        return InstallSnapshot(term: term, snapshot: snapshot, offset: offset, totalBytes: total, checksum: try reader.varint())
     }
 }

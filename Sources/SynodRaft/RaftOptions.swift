@@ -34,6 +34,9 @@ public struct RaftOptions: ReplicaOptions, Equatable {
     /// Most snapshot bytes in one InstallSnapshot message: a snapshot travels in chunks, one
     /// in flight at a time, and a lost chunk is sent again from where the follower stopped.
     public var maxSnapshotChunkBytes = 1 << 20
+    /// The largest chunk allowed: a follower writes each chunk it receives as one record, and
+    /// the write-ahead log's records stay under 16 MiB.
+    public static let maximumSnapshotChunkBytes = 8 << 20
     /// Most entries a learner may lag behind the leader's log and still be promoted to voter
     /// (a voter far behind would leave the new configuration without a working majority).
     public var maxLearnerLagEntries = 1000
@@ -89,7 +92,9 @@ public struct RaftOptions: ReplicaOptions, Equatable {
         guard self.maxUncommittedEntries >= 1 else { throw ConfigurationError("maxUncommittedEntries must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
         guard self.snapshotResendHeartbeats >= 1 else { throw ConfigurationError("snapshotResendHeartbeats must be positive") }
-        guard self.maxSnapshotChunkBytes >= 1 else { throw ConfigurationError("maxSnapshotChunkBytes must be positive") }
+        guard self.maxSnapshotChunkBytes >= 1 && self.maxSnapshotChunkBytes <= Self.maximumSnapshotChunkBytes else {
+            throw ConfigurationError("maxSnapshotChunkBytes must lie in 1...\(Self.maximumSnapshotChunkBytes) (a follower keeps each chunk as one WAL record)")
+        }
         guard self.maxLearnerLagEntries >= 0 else { throw ConfigurationError("maxLearnerLagEntries must not be negative") }
         guard self.maxClockDrift >= 0 && self.maxClockDrift < 1 else {
             throw ConfigurationError("maxClockDrift must lie in 0..<1, got \(self.maxClockDrift)")

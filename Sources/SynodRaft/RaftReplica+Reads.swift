@@ -25,6 +25,7 @@ extension RaftReplica {
         [
             "leaseReads": self.leaseReadsServed, "followerReads": self.followerReadsServed,
             "snapshotChunks": self.snapshotChunksSent, "snapshotChunksResumed": self.snapshotChunksResumed,
+            "snapshotTransfersResumedAfterRestart": self.snapshotTransfersResumedAfterRestart,
         ]
     }
 

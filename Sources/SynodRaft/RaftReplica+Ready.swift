@@ -27,6 +27,26 @@ extension RaftReplica {
             let entries = self.log.entries(from: first, maxCount: Int.max)
             self.output.records.append(.entries(first: first, entries))
         }
+        if self.output.checkpoint {
+            // A partial snapshot is part of the durable state: written again after the
+            // checkpoint, one record per chunk.
+            self.receivedChunkRecords = []
+            if let partial = self.receivingSnapshot {
+                var offset = 0
+                while offset < partial.data.count {
+                    let end = min(partial.data.count, offset + self.options.maxSnapshotChunkBytes)
+                    let chunk = Snapshot(
+                        position: partial.position, tag: partial.tag, data: Array(partial.data[offset..<end]),
+                        identity: partial.identity)
+                    self.output.records.append(.snapshotChunk(InstallSnapshot(
+                        term: Term(partial.tag), snapshot: chunk, offset: UInt64(offset), totalBytes: partial.totalBytes,
+                        checksum: partial.checksum)))
+                    offset = end
+                }
+            }
+        }
+        for chunk in self.receivedChunkRecords { self.output.records.append(.snapshotChunk(chunk)) }
+        self.receivedChunkRecords = []
     }
 
     mutating func emitCommitted() {

@@ -98,11 +98,21 @@ extension RaftReplica {
                 return
             }
             // A chunk that continues the bytes held is kept; a repeat or one beyond a gap is not.
-            if request.offset == UInt64(partial.data.count) { partial.data += request.snapshot.data }
+            let kept = request.offset == UInt64(partial.data.count) && !request.snapshot.data.isEmpty
+            if kept {
+                partial.data += request.snapshot.data
+                if partial.restored {
+                    partial.restored = false
+                    self.snapshotTransfersResumedAfterRestart += 1
+                }
+            }
             guard UInt64(partial.data.count) == partial.totalBytes else {
                 self.receivingSnapshot = partial
+                // Kept durably, and acknowledged once durable: the leader never resumes from
+                // beyond what a restart of this follower keeps.
+                if kept { self.receivedChunkRecords.append(request) }
                 let ack = SnapshotAck(term: self.term, position: partial.position, received: UInt64(partial.data.count))
-                self.send(.snapshotAck(ack), to: sender, afterSync: false)
+                self.send(.snapshotAck(ack), to: sender, afterSync: true)
                 return
             }
             self.receivingSnapshot = nil

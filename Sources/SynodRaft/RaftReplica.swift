@@ -84,6 +84,10 @@ public struct RaftReplica: Replica {
     var leaseReadsServed: UInt64 = 0
     /// Follower: the chunks received so far of a snapshot being sent to it.
     var receivingSnapshot: PartialSnapshot?
+    /// Follower: chunks kept since the last `ready()`, to be written as records.
+    var receivedChunkRecords: [InstallSnapshot] = []
+    /// Follower: snapshot transfers continued from chunks a restart kept.
+    var snapshotTransfersResumedAfterRestart: UInt64 = 0
     /// Leader: the checksum of its snapshot's bytes, once computed.
     var snapshotChecksum: (position: UInt64, bytes: Int, value: UInt64)?
     /// Snapshot chunks sent, and those sent again from where a follower stopped (not from the
@@ -136,6 +140,8 @@ public struct RaftReplica: Replica {
                     return "record \(position): a checkpoint at \(checkpointBase) beyond the snapshot at i\(base)"
                 }
                 last = base
+            case .snapshotChunk:
+                break  // a chunk that continues nothing is ignored on restore
             }
         }
         return nil
@@ -167,6 +173,7 @@ public struct RaftReplica: Replica {
         // base, as `install` does: records older than the snapshot's checkpoint (a crash
         // before the checkpoint was durable) may hold another history there.
         var termAtBase: Term? = self.log.base == .zero ? .zero : nil
+        var partial: PartialSnapshot?
         for record in restoring.records {
             switch record {
             case .hardState(let term, let votedFor):
@@ -183,7 +190,22 @@ public struct RaftReplica: Replica {
                 // The records that follow rewrite everything after `base`.
                 termAtBase = base == self.log.base ? term : nil
                 self.log.truncate(after: self.log.base)
+                partial = nil  // a checkpoint writes again the chunks it keeps
+            case .snapshotChunk(let chunk):
+                if chunk.offset == 0 {
+                    partial = PartialSnapshot(
+                        position: chunk.snapshot.position, tag: chunk.snapshot.tag, identity: chunk.snapshot.identity,
+                        totalBytes: chunk.totalBytes, checksum: chunk.checksum, data: chunk.snapshot.data)
+                } else if var held = partial, held.matches(chunk), UInt64(held.data.count) == chunk.offset {
+                    held.data += chunk.snapshot.data
+                    partial = held
+                }
             }
+        }
+        if var partial, partial.position > self.log.base.rawValue, UInt64(partial.data.count) < partial.totalBytes {
+            // The transfer resumes from these bytes: the leader hears how many this follower holds.
+            partial.restored = true
+            self.receivingSnapshot = partial
         }
         if termAtBase != self.log.baseTerm { self.log.truncate(after: self.log.base) }
         if self.log.lastTerm > self.term {
@@ -431,6 +453,8 @@ struct PartialSnapshot: Sendable {
     var totalBytes: UInt64
     var checksum: UInt64
     var data: [UInt8]
+    /// Restored from records after a restart, and not yet continued.
+    var restored = false
 
     func matches(_ message: InstallSnapshot) -> Bool {
         self.position == message.snapshot.position && self.tag == message.snapshot.tag

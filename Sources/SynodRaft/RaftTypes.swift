@@ -71,6 +71,10 @@ public enum RaftRecord: Sendable, Equatable {
     /// A checkpoint begins: the log's compacted prefix ends at `base`, whose entry has `term`
     /// (the snapshot's), and the records that follow rewrite everything after it.
     case checkpoint(base: LogIndex, term: Term)
+    /// A chunk of a leader's snapshot this follower holds (not its last: a complete snapshot is
+    /// installed and written as a snapshot). A chunk at offset 0 begins a new partial snapshot;
+    /// a later one continues it. A restarted follower resumes the transfer from what these hold.
+    case snapshotChunk(InstallSnapshot)
 }
 
 /// The role of a Raft replica.

@@ -190,7 +190,90 @@ struct RaftSnapshotChunkTests {
         #expect(acks() == [0] && follower.log.base == .zero, "a whole that does not match its checksum is refused")
     }
 
-    @Test("chunks and acknowledgements round-trip through the codec; a chunk beyond its snapshot's size is malformed")
+    /// The chunks in `records`, as (offset, bytes).
+    static func chunkRecords(_ records: [RaftRecord]) -> [(offset: UInt64, bytes: Int)] {
+        records.compactMap { if case .snapshotChunk(let chunk) = $0 { (chunk.offset, chunk.snapshot.data.count) } else { nil } }
+    }
+
+    @Test("a follower keeps each chunk as a record and acknowledges it once durable; restarted, it resumes from the chunks it kept")
+    func resumesAfterRestart() throws {
+        let members = (1...3).map { NodeID(UInt16($0)) }
+        let config = ReplicaConfig<RaftOptions>(id: members[0], members: members)
+        var follower = RaftReplica(config: config, restoring: .empty, randomSeed: 1)
+        let data = (0..<40).map { UInt8($0) }
+        let checksum = InstallSnapshot.checksum(of: data)
+        func chunk(_ offset: Int, _ count: Int) -> RaftMessage {
+            .installSnapshot(InstallSnapshot(
+                term: Term(2), snapshot: Snapshot(position: 9, tag: 1, data: Array(data[offset..<offset + count])),
+                offset: UInt64(offset), totalBytes: 40, checksum: checksum))
+        }
+        var disk: [RaftRecord] = []
+        for offset in [0, 10] {
+            follower.receive(chunk(offset, 10), from: members[1])
+            let ready = follower.ready()
+            disk += ready.records
+            #expect(Self.chunkRecords(ready.records).map(\.offset) == [UInt64(offset)], "the chunk kept is written")
+            let acks = ready.messages.filter { if case .snapshotAck = $0.message { true } else { false } }
+            #expect(acks.count == 1 && acks.allSatisfy { $0.afterSync }, "acknowledged once durable")
+        }
+        follower.receive(chunk(10, 10), from: members[1])
+        #expect(Self.chunkRecords(follower.ready().records).isEmpty, "a repeat is not written again")
+        #expect(RaftReplica.problem(restoring: Recovered(records: disk)) == nil)
+
+        // The follower restarts: it holds 20 bytes, says so, and the transfer goes on from there.
+        follower = RaftReplica(config: config, restoring: Recovered(records: disk), randomSeed: 2)
+        follower.receive(chunk(0, 10), from: members[1])
+        let acks = follower.ready().messages.compactMap { if case .snapshotAck(let ack) = $0.message { ack.received } else { nil } }
+        #expect(acks == [20], "a restarted follower reports the bytes it kept")
+        follower.receive(chunk(20, 20), from: members[1])
+        _ = follower.ready()
+        #expect(follower.log.base == LogIndex(9) && follower.snapshot?.data == data)
+        #expect(follower.counters["snapshotTransfersResumedAfterRestart"] == 1)
+
+        // Records of another snapshot's chunks, or beyond a gap, restore nothing of them.
+        let other = RaftRecord.snapshotChunk(InstallSnapshot(
+            term: Term(2), snapshot: Snapshot(position: 9, tag: 1, data: [1]), offset: 30, totalBytes: 40, checksum: checksum))
+        let firstChunk = try #require(disk.firstIndex { if case .snapshotChunk = $0 { true } else { false } })
+        follower = RaftReplica(config: config, restoring: Recovered(records: Array(disk[...firstChunk]) + [other]), randomSeed: 2)
+        follower.receive(chunk(30, 10), from: members[1])
+        #expect(follower.ready().messages.contains { if case .snapshotAck(let ack) = $0.message { ack.received == 10 } else { false } })
+    }
+
+    @Test("a compaction while a snapshot arrives writes the partial snapshot again after its checkpoint")
+    func checkpointKeepsPartialSnapshot() throws {
+        let members = (1...3).map { NodeID(UInt16($0)) }
+        var follower = follower(logTerms: [1, 1], term: 1)
+        follower.receive(.appendEntries(AppendEntries(
+            term: Term(2), prevLogIndex: LogIndex(2), prevLogTerm: Term(1), entries: [], leaderCommit: LogIndex(2), readContext: 0)),
+            from: members[1])
+        _ = follower.ready()
+        let data = (0..<40).map { UInt8($0) }
+        let checksum = InstallSnapshot.checksum(of: data)
+        for offset in [0, 10, 20] {
+            follower.receive(.installSnapshot(InstallSnapshot(
+                term: Term(2), snapshot: Snapshot(position: 9, tag: 2, data: Array(data[offset..<offset + 10])),
+                offset: UInt64(offset), totalBytes: 40, checksum: checksum)), from: members[1])
+            _ = follower.ready()
+        }
+        follower.compact(through: 2, state: [7])
+        let ready = follower.ready()
+        #expect(ready.checkpoint)
+        let checkpoint = try #require(ready.records.firstIndex { if case .checkpoint = $0 { true } else { false } })
+        let chunks = Self.chunkRecords(Array(ready.records[checkpoint...]))
+        #expect(chunks.map(\.offset) == [0] && chunks.map(\.bytes) == [30], "the 30 bytes held, after the checkpoint")
+        // Restored from the snapshot and the checkpoint's records alone, it still holds them.
+        let restored = RaftReplica(
+            config: ReplicaConfig(id: members[0], members: members), restoring: Recovered(snapshot: ready.snapshot, records: ready.records),
+            randomSeed: 3)
+        var resumed = restored
+        resumed.receive(.installSnapshot(InstallSnapshot(
+            term: Term(2), snapshot: Snapshot(position: 9, tag: 2, data: Array(data[30..<40])),
+            offset: 30, totalBytes: 40, checksum: checksum)), from: members[1])
+        _ = resumed.ready()
+        #expect(resumed.log.base == LogIndex(9) && resumed.snapshot?.data == data)
+    }
+
+    @Test("chunks, acknowledgements and chunk records round-trip through the codec; a chunk beyond its snapshot's size is malformed")
     func codec() throws {
         let install = RaftMessage.installSnapshot(InstallSnapshot(
             term: Term(4), snapshot: Snapshot(position: 9, tag: 3, data: [1, 2, 3]), offset: 5, totalBytes: 8, checksum: 77))
@@ -202,5 +285,10 @@ struct RaftSnapshotChunkTests {
         #expect(throws: WireError.self) { try RaftMessage.decode(beyond.encoded()) }
         let encoded = install.encoded()
         for length in 0..<encoded.count { #expect(throws: WireError.self) { try RaftMessage.decode(Array(encoded.prefix(length))) } }
+        let record = RaftRecord.snapshotChunk(InstallSnapshot(
+            term: Term(4), snapshot: Snapshot(position: 9, tag: 3, data: [1, 2, 3]), offset: 5, totalBytes: 8, checksum: 77))
+        #expect(try RaftRecord.decode(record.encoded()) == record)
+        let recordBytes = record.encoded()
+        for length in 0..<recordBytes.count { #expect(throws: WireError.self) { try RaftRecord.decode(Array(recordBytes.prefix(length))) } }
     }
 }
