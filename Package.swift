@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "SynodPaxos", targets: ["SynodPaxos"]),
         .library(name: "SynodRuntime", targets: ["SynodRuntime"]),
         .library(name: "SynodDriver", targets: ["SynodDriver"]),
+        .library(name: "SynodClocks", targets: ["SynodClocks"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
@@ -51,6 +52,9 @@ let package = Package(
         // The pure node driver: one node's whole Ready contract (requests and their sessions,
         // routing, sync ordering, apply, replies, snapshots), run by the simulator and the server.
         .target(name: "SynodDriver", dependencies: ["SynodCore"], swiftSettings: optimized),
+        // Logical time: Lamport, vector and hybrid logical clocks (pure values; a Lamport clock
+        // shared through an atomic).
+        .target(name: "SynodClocks", dependencies: ["SynodCore"], swiftSettings: optimized),
         // Durable storage: the write-ahead log (segments, CRC-32C, torn-tail recovery).
         .target(name: "SynodStorage", dependencies: ["SynodCore"], swiftSettings: optimized),
         // The server runtime: one node of any protocol over TCP with a durable log, and the
@@ -115,6 +119,7 @@ let package = Package(
         ),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodCheckTests", dependencies: ["SynodCheck"]),
+        .testTarget(name: "SynodClocksTests", dependencies: ["SynodCore", "SynodClocks"]),
         .testTarget(name: "SynodKVTests", dependencies: ["SynodCore", "SynodKV"]),
         .testTarget(name: "SynodPaxosTests", dependencies: ["SynodCore", "SynodPaxos", "SynodSim"]),
         .testTarget(name: "SynodStorageTests", dependencies: ["SynodCore", "SynodRaft", "SynodStorage"]),
