@@ -19,9 +19,11 @@ enum FlatJSONValue: Equatable {
 /// (RFC 8259 syntax; nested objects, arrays and fractions are refused). Hand-written so that
 /// every refusal says exactly what is wrong, integers and booleans never blur, and a line of
 /// any content fails cleanly instead of trapping.
-struct FlatJSONParser {
-    /// Longest line accepted, in bytes: a bound on work and memory per line.
-    static let maximumLineBytes = 1 << 20
+public struct FlatJSONParser {
+    /// Longest line accepted, in bytes: a bound on work and memory per line, above any line a
+    /// Synod history holds (the server takes values of up to 1 MiB; a line holds up to three,
+    /// each up to six bytes per byte once escaped).
+    public static let maximumLineBytes = 32 << 20
 
     private let bytes: [UInt8]
     private var index = 0

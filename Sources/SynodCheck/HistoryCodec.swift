@@ -19,20 +19,49 @@ public enum HistoryCodec {
     static let fieldNames: Set<String> = ["client", "op", "key", "value", "expected", "output", "call", "return", "unknown"]
 
     /// Parses a whole history; blank lines are skipped.
+    ///
+    /// A client is sequential: two completed operations of one client that overlap in time are
+    /// refused (the later line is named); one may call at the instant the previous returned. An operation whose outcome is unknown may overlap its
+    /// client's later ones (the client gave up on it and went on).
     /// - Throws: `HistoryFormatError` for the first bad line.
     public static func decode(_ text: some Collection<UInt8>) throws(HistoryFormatError) -> [HistoryOperation] {
         var operations: [HistoryOperation] = []
+        var lines: [Int] = []
         var lineNumber = 0
         for line in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }) { continue }
             do {
                 operations.append(try Self.decodeLine(line))
+                lines.append(lineNumber)
             } catch {
                 throw HistoryFormatError(line: lineNumber, reason: error.text)
             }
         }
+        if let overlap = Self.overlap(in: operations) {
+            let (earlier, later) = (operations[overlap.earlier], operations[overlap.later])
+            throw HistoryFormatError(
+                line: lines[overlap.later],
+                reason: "client \(later.client) calls at \(later.call) while its operation of line \(lines[overlap.earlier]) "
+                    + "(\(earlier.kind.rawValue), \(earlier.call)...\(earlier.returnTime!)) is under way: a client runs one operation at a time")
+        }
         return operations
+    }
+
+    /// Two completed operations of one client whose intervals overlap (by index; `later` calls
+    /// second), or `nil`.
+    public static func overlap(in operations: [HistoryOperation]) -> (earlier: Int, later: Int)? {
+        var byClient: [Int: [Int]] = [:]
+        for index in operations.indices where !operations[index].isPending { byClient[operations[index].client, default: []].append(index) }
+        var found: (earlier: Int, later: Int)?
+        for indices in byClient.values {
+            let sorted = indices.sorted { (operations[$0].call, $0) < (operations[$1].call, $1) }
+            for (earlier, later) in zip(sorted, sorted.dropFirst()) where operations[later].call < operations[earlier].returnTime! {
+                if found == nil || later < found!.later { found = (earlier, later) }
+                break
+            }
+        }
+        return found
     }
 
     /// Parses one line.
@@ -90,7 +119,11 @@ public enum HistoryCodec {
         var operation = HistoryOperation(
             client: Int(client), kind: kind, key: key, call: UInt64(call), returnTime: returnTime, unknown: unknown)
         switch kind {
-        case .put, .append, .cas:
+        case .put:
+            // A put of null leaves the key absent, as a delete does (a get's null means absent).
+            _ = try require("value")
+            operation.value = try optionalString("value")
+        case .append, .cas:
             guard case .string(let value) = try require("value") else { throw .init("\(opName) needs a string \"value\"") }
             operation.value = value
         case .get, .delete:

@@ -4,24 +4,8 @@ struct KeySearch {
         case linearizable
         case violation(LinearizabilityViolation)
         case gaveUp(String)
-    }
-
-    /// A memoised configuration: which operations are linearized, and the register's state.
-    struct Configuration: Hashable {
-        /// `LinearizedSet.low`: every completed operation below this word is linearized.
-        var frontier: Int32
-        var words: [UInt64]
-        var hash: UInt64
-        var state: Int32
-
-        func hash(into hasher: inout Hasher) {
-            hasher.combine(self.hash)
-            hasher.combine(self.state)
-        }
-
-        static func == (lhs: Self, rhs: Self) -> Bool {
-            lhs.hash == rhs.hash && lhs.state == rhs.state && lhs.frontier == rhs.frontier && lhs.words == rhs.words
-        }
+        /// The step budget of this turn is spent; `run` goes on from here when called again.
+        case paused
     }
 
     let key: String
@@ -35,16 +19,40 @@ struct KeySearch {
     var isReturn: [Bool] = []
     var returnEntryOf: [Int32] = []
     var head: Int32 = 0
-    /// Interned register states: index → value.
-    var states: [RegisterValue?] = [nil]
-    var stateIDs: [RegisterValue?: Int32] = [nil: 0]
+    /// Interned register states (0: absent).
+    var states = StateTable()
     /// The operations in the model's terms, index for index.
     let model: [ModelOperation]
-    var cache: Set<Configuration> = []
+    /// Configurations explored (and failed, or under way).
+    var cache = ConfigurationTable()
+    var keyBuffer: [UInt64] = []
     /// Memoised model steps: (state, operation) → next state, or -1 when the step is refused.
     /// Strings are built and hashed once per distinct transition, not once per search step.
     var transitions: [UInt64: Int32] = [:]
     var cachedStates: Int { self.cache.count }
+    /// The memory this search holds, in bytes (estimated from capacities: the memo exactly,
+    /// the dictionaries at a fixed cost per entry).
+    var memoryBytes: Int {
+        self.cache.bytes + 48 * self.transitions.count + self.states.memoryBytes + 64 * self.operations.count
+            + 8 * self.linearized.words.count + 16 * self.stack.capacity
+    }
+
+    // The search's position, kept between turns (see `run`).
+    let isPending: [Bool]
+    let neverWrites: [Bool]
+    var linearized: LinearizedSet
+    var state: Int32 = 0
+    var stack: [Step] = []
+    /// The deepest dead end: the explanation of a violation.
+    var bestDepth = -1
+    var bestLinearization: [Int32] = []
+    var bestUnplaced: Int32 = -1
+    var bestState: Int32 = 0
+    /// Steps taken over all turns.
+    var iterations = 0
+    var entry: Int32 = -1
+    /// At a new node, first look for a state-keeping candidate (see `Step.forced`).
+    var atNewNode = true
 
     init(key: String, operations: [HistoryOperation], maximumCachedStates: Int) {
         self.key = key
@@ -57,7 +65,12 @@ struct KeySearch {
         self.operations = order.map { reduced[$0] }
         self.model = self.operations.map(ModelOperation.init)
         self.maximumCachedStates = maximumCachedStates
+        self.isPending = self.operations.map(\.isPending)
+        self.neverWrites = self.model.map(RegisterModel.neverWrites)
+        self.linearized = LinearizedSet(
+            completed: self.operations.count { !$0.isPending }, pending: self.operations.count { $0.isPending })
         self.buildList()
+        self.entry = self.next[Int(self.head)]
     }
 
     /// Drops operations that cannot change the verdict:
@@ -126,20 +139,9 @@ struct KeySearch {
     mutating func step(_ state: Int32, _ operation: Int32) -> Int32 {
         let key = UInt64(UInt32(bitPattern: state)) << 32 | UInt64(UInt32(bitPattern: operation))
         if let known = self.transitions[key] { return known }
-        var next: Int32 = -1
-        if let newState = RegisterModel.step(self.states[Int(state)], self.model[Int(operation)]) {
-            next = self.intern(newState)
-        }
+        let next = RegisterModel.step(state, self.model[Int(operation)], &self.states)
         self.transitions[key] = next
         return next
-    }
-
-    mutating func intern(_ state: RegisterValue?) -> Int32 {
-        if let id = self.stateIDs[state] { return id }
-        let id = Int32(self.states.count)
-        self.states.append(state)
-        self.stateIDs[state] = id
-        return id
     }
 
     /// A fixed pseudo-random 64-bit tag per operation; a configuration's hash is the XOR of
@@ -177,63 +179,50 @@ struct KeySearch {
 
     /// Linearizes the operation whose call is `entry`, moving the state to `newState`, unless
     /// the configuration it leads to was explored before.
-    mutating func linearize(
-        _ entry: Int32, reaching newState: Int32, from state: inout Int32, forced: Bool,
-        _ linearized: inout LinearizedSet, _ stack: inout [Step]
-    ) -> Attempt {
+    mutating func linearize(_ entry: Int32, reaching newState: Int32, forced: Bool) -> Attempt {
         let operation = self.operationOf[Int(entry)]
-        linearized.insert(Int(operation))
-        guard self.cache.insert(linearized.configuration(state: newState)).inserted else {
-            linearized.remove(Int(operation))
+        self.linearized.insert(Int(operation))
+        self.linearized.keyWords(into: &self.keyBuffer)
+        guard self.cache.insert(frontier: Int32(self.linearized.low), state: newState, hash: self.linearized.hash, words: self.keyBuffer) else {
+            self.linearized.remove(Int(operation))
             return .explored
         }
         if self.cache.count > self.maximumCachedStates { return .overBudget }
-        stack.append(Step(operation: operation, callEntry: entry, previousState: state, forced: forced))
-        state = newState
+        self.stack.append(Step(operation: operation, callEntry: entry, previousState: self.state, forced: forced))
+        self.state = newState
         self.unlink(entry)
         self.unlink(self.returnEntryOf[Int(operation)])
         return .descended
     }
 
-    mutating func run(deadline: ContinuousClock.Instant, clock: ContinuousClock) -> Outcome {
-        let isPending = self.operations.map(\.isPending)
-        let neverWrites = self.model.map(RegisterModel.neverWrites)
-        var linearized = LinearizedSet(
-            completed: self.operations.count { !$0.isPending }, pending: self.operations.count { $0.isPending })
-        var state: Int32 = 0
-        var stack: [Step] = []
-        // The deepest dead end: the explanation of a violation.
-        var bestDepth = -1
-        var bestLinearization: [Int32] = []
-        var bestUnplaced: Int32 = -1
-        var bestState: Int32 = 0
-        var iterations = 0
-        var entry = self.next[Int(self.head)]
-        // At a new node, first look for a state-keeping candidate (see `Step.forced`).
-        var atNewNode = true
-
+    /// Searches on from where the last turn stopped, for at most `steps` steps (then `.paused`)
+    /// and until `deadline` (then `.gaveUp`): the checker gives every key turns, so that one
+    /// hard key cannot starve the others.
+    mutating func run(steps: Int, deadline: ContinuousClock.Instant, clock: ContinuousClock) -> Outcome {
+        let stop = self.iterations &+ steps
         while true {
-            iterations &+= 1
-            if iterations & 0xFFF == 0 && clock.now >= deadline {
-                return .gaveUp("time budget spent on key \(self.key) after \(iterations) steps")
+            self.iterations &+= 1
+            if self.iterations & 0xFFF == 0 && clock.now >= deadline {
+                return .gaveUp("time budget spent on key \(self.key) after \(self.iterations) steps")
             }
+            if self.iterations == stop { return .paused }
             var deadEnd = false
-            if atNewNode {
-                atNewNode = false
+            if self.atNewNode {
+                self.atNewNode = false
                 var candidate = self.next[Int(self.head)]
                 var forcedEntry: Int32 = -1
                 while candidate >= 0 && !self.isReturn[Int(candidate)] {
                     let operation = self.operationOf[Int(candidate)]
-                    if neverWrites[Int(operation)] && self.step(state, operation) == state {
+                    if self.neverWrites[Int(operation)] && self.step(self.state, operation) == self.state {
                         forcedEntry = candidate
                         break
                     }
                     candidate = self.next[Int(candidate)]
                 }
                 if forcedEntry >= 0 {
-                    switch self.linearize(forcedEntry, reaching: state, from: &state, forced: true, &linearized, &stack) {
+                    switch self.linearize(forcedEntry, reaching: self.state, forced: true) {
                     case .descended:
-                        atNewNode = true
+                        self.atNewNode = true
                         continue
                     case .explored:
                         deadEnd = true  // explored before, and failed: so does this node
@@ -241,18 +230,18 @@ struct KeySearch {
                         return .gaveUp("more than \(self.maximumCachedStates) states memoised on key \(self.key)")
                     }
                 } else {
-                    entry = self.next[Int(self.head)]
+                    self.entry = self.next[Int(self.head)]
                 }
             }
             if !deadEnd {
-                guard entry >= 0 else { return .linearizable }
-                let operation = self.operationOf[Int(entry)]
-                if !self.isReturn[Int(entry)] {
-                    let stateID = self.step(state, operation)
+                guard self.entry >= 0 else { return .linearizable }
+                let operation = self.operationOf[Int(self.entry)]
+                if !self.isReturn[Int(self.entry)] {
+                    let stateID = self.step(self.state, operation)
                     if stateID >= 0 {
-                        switch self.linearize(entry, reaching: stateID, from: &state, forced: false, &linearized, &stack) {
+                        switch self.linearize(self.entry, reaching: stateID, forced: false) {
                         case .descended:
-                            atNewNode = true
+                            self.atNewNode = true
                             continue
                         case .explored:
                             break
@@ -260,35 +249,35 @@ struct KeySearch {
                             return .gaveUp("more than \(self.maximumCachedStates) states memoised on key \(self.key)")
                         }
                     }
-                    entry = self.next[Int(entry)]
+                    self.entry = self.next[Int(self.entry)]
                     continue
                 }
                 // A completion whose operation is not linearized yet. If it is a pending
                 // operation's (they sort last), every completed operation is linearized: done.
-                if isPending[Int(operation)] { return .linearizable }
-                if stack.count > bestDepth {
-                    bestDepth = stack.count
-                    bestLinearization = stack.map(\.operation)
-                    bestUnplaced = operation
-                    bestState = state
+                if self.isPending[Int(operation)] { return .linearizable }
+                if self.stack.count > self.bestDepth {
+                    self.bestDepth = self.stack.count
+                    self.bestLinearization = self.stack.map(\.operation)
+                    self.bestUnplaced = operation
+                    self.bestState = self.state
                 }
             }
             // Backtrack: undo steps until one that was a free choice, then try the next
             // candidate after it.
             while true {
-                guard let top = stack.popLast() else {
+                guard let top = self.stack.popLast() else {
                     return .violation(LinearizabilityViolation(
                         key: self.key,
-                        longestLinearization: bestLinearization.map { self.operations[Int($0)] },
-                        unplaced: self.operations[Int(max(bestUnplaced, 0))],
-                        stateAfterLinearization: self.states[Int(bestState)].map { String(decoding: $0, as: UTF8.self) }))
+                        longestLinearization: self.bestLinearization.map { self.operations[Int($0)] },
+                        unplaced: self.operations[Int(max(self.bestUnplaced, 0))],
+                        stateAfterLinearization: self.states.value(self.bestState).map { String(decoding: $0, as: UTF8.self) }))
                 }
-                linearized.remove(Int(top.operation))
-                state = top.previousState
+                self.linearized.remove(Int(top.operation))
+                self.state = top.previousState
                 self.relink(self.returnEntryOf[Int(top.operation)])
                 self.relink(top.callEntry)
                 if !top.forced {
-                    entry = self.next[Int(top.callEntry)]
+                    self.entry = self.next[Int(top.callEntry)]
                     break
                 }
             }
@@ -350,10 +339,11 @@ struct LinearizedSet {
         while self.high >= 0 && self.words[self.high] == 0 { self.high -= 1 }
     }
 
-    func configuration(state: Int32) -> KeySearch.Configuration {
-        var key: [UInt64] = []
-        if self.high >= self.low { key.append(contentsOf: self.words[self.low...self.high]) }
-        key.append(contentsOf: self.words[self.completedWords...])
-        return KeySearch.Configuration(frontier: Int32(self.low), words: key, hash: self.hash, state: state)
+    /// The words that, with `low` and the hash, identify the set: the completed window and
+    /// the pending words.
+    func keyWords(into buffer: inout [UInt64]) {
+        buffer.removeAll(keepingCapacity: true)
+        if self.high >= self.low { buffer.append(contentsOf: self.words[self.low...self.high]) }
+        buffer.append(contentsOf: self.words[self.completedWords...])
     }
 }

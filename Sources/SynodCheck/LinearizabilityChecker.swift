@@ -10,13 +10,21 @@
 /// histories of bounded concurrency.
 ///
 /// Time and memory are bounded: when the budget is spent the verdict is `unknown`, never a hang.
+/// Keys take turns (smallest first, each turn twice as long as the one before), so a key that
+/// cannot be decided does not starve the others: the history is `not linearizable` as soon as
+/// any key is refuted, whatever keys stay undecided.
 public struct LinearizabilityChecker: Sendable {
     /// Bounds on the search.
     public struct Options: Sendable {
         /// Wall-clock budget for the whole history.
         public var timeout: Duration = .seconds(60)
         /// Most memoised states kept for one key before giving up with `unknown`.
-        public var maximumCachedStates = 20_000_000
+        public var maximumCachedStates = 50_000_000
+        /// Memory the searches may hold together, in bytes; past it the key holding the most
+        /// is given up (`unknown`) and its memory released, and the others go on.
+        public var maximumMemoryBytes = 4 << 30
+        /// Search steps of a key's first turn; each round doubles it (up to 64 times).
+        public var firstTurnSteps = 1 << 12
         /// Creates the defaults.
         public init() {}
     }
@@ -40,25 +48,67 @@ public struct LinearizabilityChecker: Sendable {
             result.reason = "operation \(bad + 1) returns before its call: \(history[bad].summary)"
             return result
         }
-        for keyBytes in byKey.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
-            let operations = byKey[keyBytes]!
-            let key = operations[0].key
-            var search = KeySearch(key: key, operations: operations, maximumCachedStates: self.options.maximumCachedStates)
-            let outcome = search.run(deadline: deadline, clock: clock)
-            result.cachedStates = max(result.cachedStates, search.cachedStates)
-            switch outcome {
-            case .linearizable:
-                continue
-            case .violation(let violation):
-                result.verdict = .notLinearizable
-                result.violation = violation
-                return result
-            case .gaveUp(let reason):
-                result.verdict = .unknown
-                result.unknownKeys.append(key)
-                result.reason = reason
-                if clock.now >= deadline { return result }
+        // Smallest keys first; equal sizes in key order, so turns are deterministic.
+        let keys = byKey.keys.sorted {
+            let (left, right) = (byKey[$0]!.count, byKey[$1]!.count)
+            return left != right ? left < right : $0.lexicographicallyPrecedes($1)
+        }
+        var searches: [KeySearch?] = keys.map {
+            let operations = byKey[$0]!
+            return KeySearch(key: operations[0].key, operations: operations, maximumCachedStates: self.options.maximumCachedStates)
+        }
+        byKey = [:]
+        var active = Array(searches.indices)
+        var turn = max(1, self.options.firstTurnSteps)
+        var undecided: [(index: Int, reason: String)] = []
+        func finish(_ index: Int) {
+            result.cachedStates = max(result.cachedStates, searches[index]!.cachedStates)
+            searches[index] = nil  // its memory goes now, in a few large blocks
+        }
+        while !active.isEmpty {
+            var stillActive: [Int] = []
+            for index in active {
+                if clock.now >= deadline {
+                    undecided.append((index, "time budget spent"))
+                    finish(index)
+                    continue
+                }
+                switch searches[index]!.run(steps: turn, deadline: deadline, clock: clock) {
+                case .linearizable:
+                    finish(index)
+                case .violation(let violation):
+                    finish(index)
+                    result.verdict = .notLinearizable
+                    result.violation = violation
+                    // The keys not decided yet stay undecided: one refuted key is the verdict.
+                    let open = searches.indices.filter { searches[$0] != nil } + undecided.map(\.index)
+                    result.unknownKeys = open.sorted().map { String(decoding: keys[$0], as: UTF8.self) }
+                    return result
+                case .gaveUp(let reason):
+                    undecided.append((index, reason))
+                    finish(index)
+                case .paused:
+                    stillActive.append(index)
+                }
             }
+            // The memory budget: give up the largest searches until the rest fit.
+            var total = stillActive.reduce(0) { $0 + searches[$1]!.memoryBytes }
+            result.peakMemoryBytes = max(result.peakMemoryBytes, total)
+            while total > self.options.maximumMemoryBytes, let largest = stillActive.max(by: { searches[$0]!.memoryBytes < searches[$1]!.memoryBytes }) {
+                let bytes = searches[largest]!.memoryBytes
+                undecided.append((largest, "memory budget of \(self.options.maximumMemoryBytes >> 20) MiB reached (key \(searches[largest]!.key) held \(bytes >> 20) MiB)"))
+                finish(largest)
+                stillActive.removeAll { $0 == largest }
+                total -= bytes
+            }
+            active = stillActive
+            if turn < self.options.firstTurnSteps << 6 { turn *= 2 }
+        }
+        if !undecided.isEmpty {
+            result.verdict = .unknown
+            undecided.sort { $0.index < $1.index }
+            result.unknownKeys = undecided.map { String(decoding: keys[$0.index], as: UTF8.self) }
+            result.reason = undecided[0].reason
         }
         return result
     }
@@ -87,6 +137,8 @@ public struct CheckResult: Sendable {
     public var reason: String?
     /// The most memoised states one key needed (a measure of memory).
     public var cachedStates = 0
+    /// The most memory the searches held together between turns, in bytes (estimated).
+    public var peakMemoryBytes = 0
 }
 
 /// Why a key's history is not linearizable.

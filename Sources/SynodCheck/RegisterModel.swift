@@ -37,28 +37,28 @@ enum RegisterModel {
         }
     }
 
-    /// The state after applying `operation` to `state`, or `nil` when the operation cannot take
-    /// effect (or return what it returned) in that state.
+    /// The state after applying `operation` to `state` (states interned in `table`), or -1
+    /// when the operation cannot take effect (or return what it returned) in that state.
     ///
     /// A pending operation (outcome unknown) is only ever linearized as *taking effect*: a
     /// pending cas that fails, like any pending operation that never happens, changes nothing,
     /// and the search covers that case by leaving the operation out.
-    static func step(_ state: RegisterValue?, _ operation: ModelOperation) -> RegisterValue?? {
+    static func step(_ state: Int32, _ operation: ModelOperation, _ table: inout StateTable) -> Int32 {
         switch operation.kind {
         case .get:
-            guard let seen = operation.seen else { return .some(state) }
-            return seen == state ? .some(state) : nil
+            guard let seen = operation.seen else { return state }
+            return table.holds(state, seen) ? state : -1
         case .put:
-            return .some(operation.value)
+            return table.intern(operation.value)  // a put of null leaves the key absent
         case .append:
-            return .some((state ?? []) + (operation.value ?? []))
+            return table.intern(appending: operation.value ?? [], to: state)
         case .delete:
-            return .some(nil)
+            return 0
         case .cas:
-            let matches = state == operation.expected
+            let matches = table.holds(state, operation.expected)
             switch operation.swapped {
-            case true?, nil: return matches ? .some(operation.value) : nil
-            case false?: return matches ? nil : .some(state)
+            case true?, nil: return matches ? table.intern(operation.value) : -1
+            case false?: return matches ? -1 : state
             }
         }
     }

@@ -10,22 +10,52 @@ struct CheckCommand: ParsableCommand {
             FILE holds one operation per line in the JSON Lines format of DESIGN.md (fields \
             client, op, key, value, expected, output, call, return, unknown); '-' reads standard \
             input. Keys are checked independently, each with Wing & Gong's search and Lowe's \
-            memoisation. Exit status: 0 linearizable, 1 not linearizable, 2 unknown (time \
-            budget spent), 3 bad input (the line and the reason are printed).
+            memoisation; keys take turns, so one undecidable key does not keep the others from \
+            being refuted. Exit status: 0 linearizable, 1 not linearizable (whatever keys stay \
+            undecided), 2 unknown (time or memory budget spent; the undecided keys are named), \
+            3 bad input or a bad argument (the reason, and the line, are printed).
             """
     )
 
     @Argument(help: "The history file, or '-' for standard input.")
     var file: String
 
-    @Option(help: "Time budget in seconds; past it the verdict is unknown.")
-    var timeout: Double = 60
+    @Option(help: "Time budget in seconds (up to a week); past it the verdict is unknown.")
+    var timeout: String = "60"
+
+    @Option(name: .customLong("max-memory"), help: "Memory budget of the search in MiB; past it the keys holding the most are given up (unknown). Default: half the machine's memory, at most 4096.")
+    var maxMemory: String?
 
     @Flag(help: "Print one JSON object instead of the human report.")
     var json = false
 
+    /// The longest budget accepted: a week (a `Duration` holds far more; a typo does not).
+    static let maximumTimeoutSeconds = 7 * 24 * 3600.0
+
+    /// `--timeout` in seconds, or why it is refused.
+    static func parseTimeout(_ text: String) -> Result<Double, ValidationError> {
+        guard let seconds = Double(text.trimmingCharacters(in: .whitespaces)), seconds.isFinite, seconds > 0 else {
+            return .failure(ValidationError("--timeout must be a positive number of seconds, got '\(text)'"))
+        }
+        guard seconds <= Self.maximumTimeoutSeconds else {
+            return .failure(ValidationError("--timeout of \(text) seconds exceeds a week (\(Int(Self.maximumTimeoutSeconds)) s)"))
+        }
+        return .success(seconds)
+    }
+
+    /// `--max-memory` in bytes, or why it is refused.
+    static func parseMemory(_ text: String?) -> Result<Int, ValidationError> {
+        let physical = Int(min(ProcessInfo.processInfo.physicalMemory, UInt64(Int.max)))
+        guard let text else { return .success(min(4 << 30, max(256 << 20, physical / 2))) }
+        guard let mebibytes = Int(text.trimmingCharacters(in: .whitespaces)), mebibytes >= 16, mebibytes <= physical >> 20 else {
+            return .failure(ValidationError("--max-memory must be a whole number of MiB between 16 and the machine's \(physical >> 20), got '\(text)'"))
+        }
+        return .success(mebibytes << 20)
+    }
+
     func validate() throws {
-        guard self.timeout > 0 && self.timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
+        if case .failure(let error) = Self.parseTimeout(self.timeout) { throw error }
+        if case .failure(let error) = Self.parseMemory(self.maxMemory) { throw error }
     }
 
     func run() throws {
@@ -49,7 +79,11 @@ struct CheckCommand: ParsableCommand {
             self.fail("\(self.file): \(error)")
         }
         var options = LinearizabilityChecker.Options()
-        options.timeout = .milliseconds(Int64(self.timeout * 1000))
+        guard case .success(let budget) = Self.parseTimeout(self.timeout), case .success(let memory) = Self.parseMemory(self.maxMemory) else {
+            self.fail("invalid options")  // validate() refused them already
+        }
+        options.timeout = .milliseconds(Int64(budget * 1000))
+        options.maximumMemoryBytes = memory
         let started = ContinuousClock.now
         let result = LinearizabilityChecker(options: options).check(history)
         let elapsed = ContinuousClock.now - started
@@ -78,7 +112,8 @@ struct CheckCommand: ParsableCommand {
         case .linearizable:
             return "linearizable (\(scope))"
         case .notLinearizable:
-            return "NOT linearizable (\(scope))\n\(result.violation.map(String.init(describing:)) ?? "")"
+            let undecided = result.unknownKeys.isEmpty ? "" : "\n(\(result.unknownKeys.count) other keys were not decided: the refuted key decides)"
+            return "NOT linearizable (\(scope))\n\(result.violation.map(String.init(describing:)) ?? "")\(undecided)"
         case .unknown:
             return "unknown (\(scope)): \(result.reason ?? "budget spent"); undecided keys: \(result.unknownKeys.joined(separator: ", "))"
         }
@@ -91,6 +126,8 @@ struct CheckCommand: ParsableCommand {
             "keys": result.keys,
             "seconds": seconds,
             "cachedStates": result.cachedStates,
+            "peakMemoryBytes": result.peakMemoryBytes,
+            "unknownKeys": result.unknownKeys,
         ]
         if let violation = result.violation {
             object["violation"] = [
@@ -102,7 +139,6 @@ struct CheckCommand: ParsableCommand {
             ] as [String: Any]
         }
         if result.verdict == .unknown {
-            object["unknownKeys"] = result.unknownKeys
             object["reason"] = result.reason ?? "budget spent"
         }
         return Self.jsonString(object)
