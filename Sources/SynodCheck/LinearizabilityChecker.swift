@@ -25,6 +25,11 @@ public struct LinearizabilityChecker: Sendable {
         public var maximumMemoryBytes = 4 << 30
         /// Search steps of a key's first turn; each round doubles it (up to 64 times).
         public var firstTurnSteps = 1 << 12
+        /// Decide keys of gets and puts with unique values by the order the reads reveal, in
+        /// O(n log n), instead of searching (`RevealedOrder`). Off only to compare the two.
+        public var decidesByRevealedOrder = true
+        /// A wrong shortcut in that decision, for the test that shows the comparison can fail.
+        var revealedOrderMutation: RevealedOrder.Mutation?
         /// Creates the defaults.
         public init() {}
     }
@@ -53,12 +58,30 @@ public struct LinearizabilityChecker: Sendable {
             let (left, right) = (byKey[$0]!.count, byKey[$1]!.count)
             return left != right ? left < right : $0.lexicographicallyPrecedes($1)
         }
-        var searches: [KeySearch?] = keys.map {
-            let operations = byKey[$0]!
-            return KeySearch(key: operations[0].key, operations: operations, maximumCachedStates: self.options.maximumCachedStates)
+        var searches: [KeySearch?] = []
+        var revealed: [(index: Int, violation: LinearizabilityViolation)] = []
+        for (index, keyBytes) in keys.enumerated() {
+            let operations = byKey[keyBytes]!
+            let key = operations[0].key
+            let reduced = KeySearch.reduce(operations)
+            if self.options.decidesByRevealedOrder && RevealedOrder.applies(to: reduced) {
+                result.keysDecidedByRevealedOrder += 1
+                if let violation = RevealedOrder.check(key: key, reduced, mutation: self.options.revealedOrderMutation) {
+                    revealed.append((index, violation))
+                }
+                searches.append(nil)
+            } else {
+                searches.append(KeySearch(key: key, operations: operations, maximumCachedStates: self.options.maximumCachedStates))
+            }
+        }
+        if let first = revealed.first {
+            result.verdict = .notLinearizable
+            result.violation = first.violation
+            result.unknownKeys = searches.indices.filter { searches[$0] != nil }.map { String(decoding: keys[$0], as: UTF8.self) }
+            return result
         }
         byKey = [:]
-        var active = Array(searches.indices)
+        var active = searches.indices.filter { searches[$0] != nil }
         var turn = max(1, self.options.firstTurnSteps)
         var undecided: [(index: Int, reason: String)] = []
         func finish(_ index: Int) {
@@ -139,6 +162,8 @@ public struct CheckResult: Sendable {
     public var cachedStates = 0
     /// The most memory the searches held together between turns, in bytes (estimated).
     public var peakMemoryBytes = 0
+    /// Keys decided without search, by the order their unique values reveal.
+    public var keysDecidedByRevealedOrder = 0
 }
 
 /// Why a key's history is not linearizable.
@@ -152,9 +177,28 @@ public struct LinearizabilityViolation: Sendable, CustomStringConvertible {
     public var unplaced: HistoryOperation
     /// The register's value after the longest partial linearization.
     public var stateAfterLinearization: String?
+    /// Set when the key was decided by the order its values reveal (no search, so no partial
+    /// linearization): why `unplaced` cannot be placed.
+    public var reason: String?
+
+    /// A violation.
+    public init(
+        key: String, longestLinearization: [HistoryOperation], unplaced: HistoryOperation, stateAfterLinearization: String?,
+        reason: String? = nil
+    ) {
+        self.key = key
+        self.longestLinearization = longestLinearization
+        self.unplaced = unplaced
+        self.stateAfterLinearization = stateAfterLinearization
+        self.reason = reason
+    }
 
     public var description: String {
         var text = "key \(self.key) is not linearizable.\n"
+        if let reason = self.reason {
+            return text + "Its written values are unique, so each read names the put it saw; this operation cannot be placed:\n  "
+                + "\(self.unplaced.summary)\nbecause \(reason)"
+        }
         text += "Longest partial linearization (\(self.longestLinearization.count) operations):\n"
         for operation in self.longestLinearization.suffix(10) { text += "  \(operation.summary)\n" }
         if self.longestLinearization.count > 10 { text += "  (\(self.longestLinearization.count - 10) earlier operations left out)\n" }

@@ -127,6 +127,7 @@ struct CheckCommand: ParsableCommand {
             "seconds": seconds,
             "cachedStates": result.cachedStates,
             "peakMemoryBytes": result.peakMemoryBytes,
+            "keysDecidedByRevealedOrder": result.keysDecidedByRevealedOrder,
             "unknownKeys": result.unknownKeys,
         ]
         if let violation = result.violation {
@@ -135,6 +136,7 @@ struct CheckCommand: ParsableCommand {
                 "unplaced": Self.jsonObject(violation.unplaced),
                 "longestLinearization": violation.longestLinearization.map(Self.jsonObject),
                 "valueAfterLinearization": violation.stateAfterLinearization ?? NSNull(),
+                "reason": violation.reason ?? NSNull(),
                 "explanation": violation.description,
             ] as [String: Any]
         }
