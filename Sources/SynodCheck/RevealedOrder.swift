@@ -152,7 +152,9 @@ enum RevealedOrder {
         let reason = "\(name(i)) and \(name(j)) must each come before the other: "
             + "\(operation(i.earliestReturnOperation)) returned before \(operation(j.latestCallOperation)) was called, and "
             + "\(operation(j.earliestReturnOperation)) returned before \(operation(i.latestCallOperation)) was called"
-        let unplaced = i.latestCallOperation >= 0 ? i.latestCallOperation : j.latestCallOperation
+        // The operation named unplaced: a read called too late for its value, if there is one.
+        let candidates = [j.latestCallOperation, i.latestCallOperation].filter { $0 >= 0 }
+        let unplaced = candidates.first { operations[$0].kind == .get } ?? candidates[0]
         return LinearizabilityViolation(
             key: key, longestLinearization: [], unplaced: operations[unplaced], stateAfterLinearization: nil, reason: reason)
     }

@@ -88,7 +88,13 @@ struct AnomalyTests {
             H.put(1, "a", 0, 10, key: "fine"), H.get(2, "a", 20, 30, key: "fine"),
             H.put(1, "1", 0, 10), H.put(1, "2", 20, 30), H.get(2, "1", 40, 50),
         ]
-        let result = LinearizabilityChecker().check(history)
+        // The search's explanation (with unique values the key is decided without search: its
+        // explanation names the stale read too, tested below).
+        var options = LinearizabilityChecker.Options()
+        options.decidesByRevealedOrder = false
+        let revealed = LinearizabilityChecker().check(history)
+        #expect(revealed.violation?.unplaced == H.get(2, "1", 40, 50) && revealed.violation?.key == "x")
+        let result = LinearizabilityChecker(options: options).check(history)
         #expect(result.verdict == .notLinearizable)
         let violation = try! #require(result.violation)
         #expect(violation.key == "x")
