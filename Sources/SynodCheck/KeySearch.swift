@@ -54,11 +54,12 @@ struct KeySearch {
     /// At a new node, first look for a state-keeping candidate (see `Step.forced`).
     var atNewNode = true
 
+    /// `operations` are already reduced (`reduce(_:)`).
     init(key: String, operations: [HistoryOperation], maximumCachedStates: Int) {
         self.key = key
         // Completed operations first, in call order, then pending ones: a set of linearized
         // operations is then a full prefix, a short window and the pending bits (`LinearizedSet`).
-        let reduced = Self.reduce(operations)
+        let reduced = operations
         let order = reduced.indices.sorted {
             (reduced[$0].isPending ? 1 : 0, reduced[$0].call, $0) < (reduced[$1].isPending ? 1 : 0, reduced[$1].call, $1)
         }

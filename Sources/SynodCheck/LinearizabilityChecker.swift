@@ -71,7 +71,7 @@ public struct LinearizabilityChecker: Sendable {
                 }
                 searches.append(nil)
             } else {
-                searches.append(KeySearch(key: key, operations: operations, maximumCachedStates: self.options.maximumCachedStates))
+                searches.append(KeySearch(key: key, operations: reduced, maximumCachedStates: self.options.maximumCachedStates))
             }
         }
         if let first = revealed.first {
