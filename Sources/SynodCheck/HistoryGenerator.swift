@@ -85,5 +85,33 @@ public enum HistoryGenerator {
         corrupted[reads[Int.random(in: 0..<reads.count, using: &random)]].output = .value("never-written")
         return corrupted
     }
-}
 
+    /// The same history with one completed read made stale: it returns what an earlier read
+    /// saw before a write that completed before this read was called. On a key whose values
+    /// are written once (no deletes), that value cannot come back, so the copy is certainly
+    /// not linearizable. `nil` when no read has such an earlier read and write.
+    public static func staleOneRead(_ history: [HistoryOperation], seed: UInt64) -> [HistoryOperation]? {
+        var random = SplitMixRandom(seed: seed ^ 0x57A1E)
+        func wrote(_ operation: HistoryOperation) -> Bool {
+            !operation.isPending && (operation.kind == .put || operation.kind == .append || operation.output == .swapped(true))
+        }
+        var reads = history.indices.filter { history[$0].kind == .get && !history[$0].isPending }
+        reads.shuffle(using: &random)
+        for read in reads.prefix(200) {
+            let key = history[read].key
+            // The write that completed before the read was called and was called last.
+            guard let write = history.indices.filter({ history[$0].key == key && wrote(history[$0]) && history[$0].returnTime! < history[read].call })
+                .max(by: { history[$0].call < history[$1].call })
+            else { continue }
+            let earlier = history.indices.first {
+                history[$0].key == key && history[$0].kind == .get && !history[$0].isPending
+                    && history[$0].returnTime! < history[write].call && history[$0].output != history[read].output
+            }
+            guard let earlier else { continue }
+            var stale = history
+            stale[read].output = history[earlier].output
+            return stale
+        }
+        return nil
+    }
+}

@@ -25,8 +25,9 @@ public struct LinearizabilityChecker: Sendable {
         public var maximumMemoryBytes = 4 << 30
         /// Search steps of a key's first turn; each round doubles it (up to 64 times).
         public var firstTurnSteps = 1 << 12
-        /// Decide keys of gets and puts with unique values by the order the reads reveal, in
-        /// O(n log n), instead of searching (`RevealedOrder`). Off only to compare the two.
+        /// Decide keys whose written values are unique (gets, puts and cas; or gets and
+        /// appends) by the order the values reveal, in O(n log n), instead of searching
+        /// (`RevealedOrder`); keys it leaves undecided are searched. Off only to compare the two.
         public var decidesByRevealedOrder = true
         /// A wrong shortcut in that decision, for the test that shows the comparison can fail.
         var revealedOrderMutation: RevealedOrder.Mutation?
@@ -65,14 +66,21 @@ public struct LinearizabilityChecker: Sendable {
             let key = operations[0].key
             let reduced = KeySearch.reduce(operations)
             if self.options.decidesByRevealedOrder && RevealedOrder.applies(to: reduced) {
-                result.keysDecidedByRevealedOrder += 1
-                if let violation = RevealedOrder.check(key: key, reduced, mutation: self.options.revealedOrderMutation) {
+                switch RevealedOrder.check(key: key, reduced, mutation: self.options.revealedOrderMutation) {
+                case .linearizable:
+                    result.keysDecidedByRevealedOrder += 1
+                    searches.append(nil)
+                    continue
+                case .violation(let violation):
+                    result.keysDecidedByRevealedOrder += 1
                     revealed.append((index, violation))
+                    searches.append(nil)
+                    continue
+                case .undecided:
+                    result.keysSearchedAfterRevealedOrder += 1
                 }
-                searches.append(nil)
-            } else {
-                searches.append(KeySearch(key: key, operations: reduced, maximumCachedStates: self.options.maximumCachedStates))
             }
+            searches.append(KeySearch(key: key, operations: reduced, maximumCachedStates: self.options.maximumCachedStates))
         }
         if let first = revealed.first {
             result.verdict = .notLinearizable
@@ -164,6 +172,9 @@ public struct CheckResult: Sendable {
     public var peakMemoryBytes = 0
     /// Keys decided without search, by the order their unique values reveal.
     public var keysDecidedByRevealedOrder = 0
+    /// Keys whose values were unique but did not decide them (an ambiguous split of appends,
+    /// a failed cas the order found had no room for, a cycle of cas): searched.
+    public var keysSearchedAfterRevealedOrder = 0
 }
 
 /// Why a key's history is not linearizable.
@@ -196,7 +207,7 @@ public struct LinearizabilityViolation: Sendable, CustomStringConvertible {
     public var description: String {
         var text = "key \(self.key) is not linearizable.\n"
         if let reason = self.reason {
-            return text + "Its written values are unique, so each read names the put it saw; this operation cannot be placed:\n  "
+            return text + "Its written values are unique, so each read names the write it saw; this operation cannot be placed:\n  "
                 + "\(self.unplaced.summary)\nbecause \(reason)"
         }
         text += "Longest partial linearization (\(self.longestLinearization.count) operations):\n"

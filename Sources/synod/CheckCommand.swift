@@ -128,6 +128,7 @@ struct CheckCommand: ParsableCommand {
             "cachedStates": result.cachedStates,
             "peakMemoryBytes": result.peakMemoryBytes,
             "keysDecidedByRevealedOrder": result.keysDecidedByRevealedOrder,
+            "keysSearchedAfterRevealedOrder": result.keysSearchedAfterRevealedOrder,
             "unknownKeys": result.unknownKeys,
         ]
         if let violation = result.violation {

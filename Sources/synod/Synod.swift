@@ -6,7 +6,7 @@ struct Synod: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "synod",
         abstract: "Consensus protocols behind one interface, proven by a deterministic simulator.",
-        subcommands: [SimCommand.self, CheckCommand.self, ServeCommand.self, DemoCommand.self, BenchCommand.self, CertsCommand.self]
+        subcommands: [SimCommand.self, CheckCommand.self, GenerateHistoryCommand.self, ServeCommand.self, DemoCommand.self, BenchCommand.self, CertsCommand.self]
     )
 
     /// As ArgumentParser's, except that `synod check` answers a bad argument with exit status

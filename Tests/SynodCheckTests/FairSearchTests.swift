@@ -12,7 +12,9 @@ struct FairSearchTests {
     /// A key no search decides within seconds: `count` concurrent appends, then a read of a
     /// value none of their orders makes.
     static func hardKey(_ key: String, appends count: Int = 20) -> [HistoryOperation] {
-        var history = (0..<count).map { H.append($0, String(UnicodeScalar(UInt8(65 + $0))), 0, 100, key: key) }
+        // A put among the appends keeps the revealed order out: only the search could decide it.
+        var history = [H.put(98, "", 0, 0, key: key)]
+        history += (0..<count).map { H.append($0, String(UnicodeScalar(UInt8(65 + $0))), 0, 100, key: key) }
         history.append(HistoryOperation(client: 99, kind: .get, key: key, output: .value("impossible"), call: 200, returnTime: 300))
         return history
     }
