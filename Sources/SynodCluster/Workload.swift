@@ -22,6 +22,9 @@ public final class KVWorkload: Sendable {
     public let keys: Int
     /// The share of operations that are reads.
     public let readFraction: Double
+    /// Bytes per written value: each value is unique (client and sequence) and padded to this
+    /// size; 0 leaves it unpadded.
+    public let valueBytes: Int
     private let state = Mutex(State())
     private let origin = DispatchTime.now().uptimeNanoseconds
 
@@ -30,10 +33,16 @@ public final class KVWorkload: Sendable {
     /// Requests that failed so far (errors, timeouts, lost connections).
     public var failedRequests: Int { self.state.withLock { $0.failedRequests } }
 
-    public init(endpoints: [(host: String, port: Int)], keys: Int = 4, readFraction: Double = 0.5) {
+    public init(endpoints: [(host: String, port: Int)], keys: Int = 4, readFraction: Double = 0.5, valueBytes: Int = 0) {
         self.endpoints = endpoints
         self.keys = keys
         self.readFraction = readFraction
+        self.valueBytes = valueBytes
+    }
+
+    /// A unique value of `bytes` bytes (at least its unique prefix).
+    public static func value(_ prefix: String, bytes: Int) -> String {
+        prefix.utf8.count >= bytes ? prefix : prefix + "-" + String(repeating: "x", count: bytes - prefix.utf8.count - 1)
     }
 
     /// The history so far.
@@ -96,7 +105,7 @@ public final class KVWorkload: Sendable {
                 self.record(HistoryOperation(client: client, kind: .get, key: key, output: .value(value), call: call,
                                              returnTime: self.now()))
             } else {
-                let value = "c\(client)-\(done)"
+                let value = Self.value("c\(client)-\(done)", bytes: self.valueBytes)
                 let reply = try? await connection!.post(
                     "/v3/kv/put", json: ["key": keyField, "value": Data(value.utf8).base64EncodedString()], timeout: .seconds(6))
                 if let reply, reply.status == 200 {

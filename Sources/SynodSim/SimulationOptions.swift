@@ -1,3 +1,4 @@
+import SynodKV
 /// How one simulated run is shaped. Times are virtual nanoseconds.
 public struct SimulationOptions: Sendable, Equatable {
     /// Replicas in the cluster.
@@ -17,6 +18,9 @@ public struct SimulationOptions: Sendable, Equatable {
     /// crashes ends with an unknown outcome); the others run the session themselves (a client
     /// library) and talk to the replicas directly.
     public var gatewayFraction = 0.2
+    /// Bytes per written value: unique values padded to this size (0: unpadded, a few bytes).
+    /// Large values exercise the protocols' size limits and the checker's input limits.
+    public var valueBytes = 0
     /// Fraction of writes that are appends (the rest are puts). Appends are not idempotent,
     /// so a retry applied twice shows up in the history.
     public var appendFraction = 0.5
@@ -83,6 +87,17 @@ public struct SimulationOptions: Sendable, Equatable {
         guard (0...1).contains(self.readFraction) else { throw SimulationError("readFraction must lie in 0...1") }
         guard (0...1).contains(self.gatewayFraction) else { throw SimulationError("gatewayFraction must lie in 0...1") }
         guard (0...1).contains(self.appendFraction) else { throw SimulationError("appendFraction must lie in 0...1") }
+        guard (0...(1 << 20)).contains(self.valueBytes) else {
+            throw SimulationError("valueBytes must lie in 0...1048576 (the store's value limit), got \(self.valueBytes)")
+        }
+        // A kv cas carries its expected value and its new one; the store, like etcd, takes
+        // requests up to 1.5 MiB.
+        let casLimit = (KVLimits().maximumRequestBytes - 1024) / 2
+        guard self.workload != .kv || self.valueBytes <= casLimit else {
+            throw SimulationError(
+                "valueBytes must be at most \(casLimit) with the kv workload (a cas request carries two values, and requests are "
+                    + "limited to \(KVLimits().maximumRequestBytes) bytes); the register workload takes up to 1048576, got \(self.valueBytes)")
+        }
         for (name, value) in [
             ("lossProbability", self.lossProbability), ("duplicationProbability", self.duplicationProbability),
             ("reorderProbability", self.reorderProbability), ("clientLossProbability", self.clientLossProbability),

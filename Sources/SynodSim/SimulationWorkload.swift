@@ -25,7 +25,8 @@ public enum SimulationWorkload: String, Sendable, CaseIterable {
         random: inout DeterministicRandom, now: UInt64, appends: Bool = true
     ) -> Operation {
         let keyName = "k\(key)"
-        let value = "c\(client)s\(sequence)"
+        var value = "c\(client)s\(sequence)"
+        if options.valueBytes > value.utf8.count { value += "-" + String(repeating: "x", count: options.valueBytes - value.utf8.count - 1) }
         var record = HistoryOperation(client: Int(client), kind: .get, key: keyName, call: now, returnTime: nil)
         if random.chance(options.readFraction) {
             let payload = self == .register

@@ -63,6 +63,9 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Concurrent clients.")
     var clients = 5
 
+    @Option(name: .customLong("value-bytes"), help: "Bytes per written value (unique values padded to this size; 0: a few bytes; at most 1048576).")
+    var valueBytes = 0
+
     @Option(help: ArgumentHelp(
         "Fraction of the clients that are plain clients of a node's gateway, 0 to 1.",
         discussion: "A gateway's client sends each operation to one node, whose driver runs the protocol's session for it (as `synod serve` does for HTTP clients); when that node crashes, the operation's outcome is unknown. The other clients run the session themselves and talk to the replicas directly."))
@@ -156,6 +159,7 @@ struct SimCommand: ParsableCommand {
         options.keys = self.keys
         options.readFraction = self.readFraction
         options.gatewayFraction = self.gatewayFraction
+        options.valueBytes = self.valueBytes
         options.faults = try FaultSet(parsing: self.faults)
         options.workload = SimulationWorkload(rawValue: self.workload) ?? .register
         options.snapshotInterval = self.snapshotEvery
@@ -307,6 +311,7 @@ struct SimCommand: ParsableCommand {
 
     func replayCommand(seed: UInt64) -> String {
         "swift run -c release synod sim --protocol \(self.protocol) --nodes \(self.nodes) --seeds \(seed)..\(seed) --faults \(self.faults) --ops \(self.ops) --clients \(self.clients) --workload \(self.workload) --keys \(self.keys) --read-fraction \(self.readFraction) --gateway-fraction \(self.gatewayFraction) --snapshot-every \(self.snapshotEvery)"
+            + (self.valueBytes > 0 ? " --value-bytes \(self.valueBytes)" : "")
             + self.protocolOptions.map { " --option \($0)" }.joined()
     }
 
