@@ -59,11 +59,10 @@ struct KeySearch {
         self.key = key
         // Completed operations first, in call order, then pending ones: a set of linearized
         // operations is then a full prefix, a short window and the pending bits (`LinearizedSet`).
-        let reduced = operations
-        let order = reduced.indices.sorted {
-            (reduced[$0].isPending ? 1 : 0, reduced[$0].call, $0) < (reduced[$1].isPending ? 1 : 0, reduced[$1].call, $1)
+        let order = operations.indices.sorted {
+            (operations[$0].isPending ? 1 : 0, operations[$0].call, $0) < (operations[$1].isPending ? 1 : 0, operations[$1].call, $1)
         }
-        self.operations = order.map { reduced[$0] }
+        self.operations = order.map { operations[$0] }
         self.model = self.operations.map(ModelOperation.init)
         self.maximumCachedStates = maximumCachedStates
         self.isPending = self.operations.map(\.isPending)

@@ -78,9 +78,14 @@ extension Simulation {
             checkerOptions.timeout = self.options.linearizabilityTimeout
             linearizability = LinearizabilityChecker(options: checkerOptions).check(self.history)
         }
-        return SimulationReport(
+        var report = SimulationReport(
             seed: self.seed, fingerprint: self.hasher.value, violations: self.violations, statistics: statistics,
             history: self.history, linearizability: linearizability)
+        if var trace = self.trace {
+            trace.endTime = self.now
+            report.trace = trace
+        }
+        return report
     }
 }
 
@@ -168,6 +173,8 @@ public struct SimulationReport: Sendable {
     /// The checker's verdict on `history`; `nil` when not checked (an invariant broke first, or
     /// checking is off).
     public var linearizability: CheckResult?
+    /// The run as drawn by `synod sim --trace` (`SimulationOptions.recordsTrace`).
+    public var trace: SimulationTrace?
 
     /// True when the history was checked and is not linearizable, or the checker gave up.
     public var linearizabilityFailed: Bool {

@@ -176,6 +176,9 @@ extension Simulation {
             return
         }
         self.nodes[position].lastAppliedPosition = committed.position
+        if self.trace != nil {
+            self.mark("commit", node: position, "applied position \(committed.position): command \(committed.command.id), \(committed.command.payload.count) bytes")
+        }
         if R.executionOrder == .total, let known = self.recordTotalOrder(id, at: committed.position), known != id {
             self.violations.append(InvariantViolation(
                 invariant: "state-machine-safety", node: self.members[position],

@@ -76,8 +76,14 @@ extension Simulation {
         }
         self.activePartition += 1
         self.statistics.partitions += 1
-        self.schedule(after: self.random.uniform(self.options.faultDurationNanoseconds),
-                      .heal(partition: self.activePartition))
+        let heal = self.random.uniform(self.options.faultDurationNanoseconds)
+        if self.trace != nil {
+            self.closeMark("partition", node: nil)
+            let cuts = (0..<count).flatMap { from in (0..<count).filter { self.blocked[from * count + $0] }.map { "\(self.members[from])→\(self.members[$0])" } }
+            let shapes = ["split", "one-way cut", "bridge"]
+            self.mark("partition", node: nil, "partition (\(shapes[shape])): links cut \(cuts.joined(separator: " "))")
+        }
+        self.schedule(after: heal, .heal(partition: self.activePartition))
     }
 
     /// Asks the leader to hand leadership to another live replica.
@@ -88,6 +94,7 @@ extension Simulation {
         let target = others[self.random.integer(in: 0..<others.count)]
         guard self.nodes[leader].driver!.transferLeadership(to: self.members[target]) == nil else { return }
         self.statistics.transfersStarted += 1
+        self.mark("transfer", node: leader, "leadership transfer asked from \(self.members[leader]) to \(self.members[target])")
         self.pendingTransfer = (target, self.now)
         self.drain(leader)
     }
@@ -134,6 +141,8 @@ extension Simulation {
         let ids = { (positions: Set<Int>) in positions.sorted().map { self.members[$0] } }
         guard self.nodes[leader].driver!.changeMembership(voters: ids(voters), learners: ids(learners)) == nil else { return }
         self.statistics.membershipChanges += 1
+        self.mark("membership", node: leader,
+            "configuration change asked: voters \(ids(voters).map(\.description).joined(separator: ", ")); learners \(ids(learners).map(\.description).joined(separator: ", "))")
         self.drain(leader)
     }
 
@@ -150,6 +159,7 @@ extension Simulation {
         let node = candidates[self.random.integer(in: 0..<candidates.count)]
         let duration = 30 * self.options.tickNanoseconds + self.random.uniform(self.options.faultDurationNanoseconds)
         self.slowReplica = (node, self.now + duration)
+        self.mark("slow", node: node, "\(self.members[node])'s disk and links \(Self.slowFactor) times slower", end: self.now + duration)
         self.statistics.slowdowns += 1
     }
 
@@ -159,6 +169,11 @@ extension Simulation {
         guard self.options.nodes > 2, !candidates.isEmpty else { return }
         let node = candidates[self.random.integer(in: 0..<candidates.count)]
         self.isolated = (node, self.believedLeader, self.believedLeader != nil && self.random.chance(0.5))
+        if let isolated = self.isolated {
+            self.mark("isolated", node: node, isolated.fromLeaderOnly
+                ? "\(self.members[node]) cut off from the leader \(self.members[isolated.leader!]) (rejoin fault)"
+                : "\(self.members[node]) cut off from every replica (rejoin fault)")
+        }
         let away = 30 * self.options.tickNanoseconds + self.random.uniform(self.options.faultDurationNanoseconds)
         self.schedule(after: away, .rejoin(node: node))
     }
@@ -174,6 +189,7 @@ extension Simulation {
     func letBack(_ node: Int) {
         guard let isolated = self.isolated, isolated.node == node else { return }
         self.isolated = nil
+        self.closeMark("isolated", node: node)
         self.statistics.rejoins += 1
         guard let leader = isolated.leader, leader == self.believedLeader else { return }
         self.rejoinWatch = RejoinWatch(
@@ -198,6 +214,7 @@ extension Simulation {
 
     func healPartition() {
         self.blocked = Array(repeating: false, count: self.options.nodes * self.options.nodes)
+        self.closeMark("partition", node: nil)
     }
 
     /// Ends the fault phase: heal the network, restart every crashed replica, stop loss.
@@ -205,6 +222,7 @@ extension Simulation {
         guard self.faultPhaseEnd == nil else { return }
         self.faultPhaseEnd = self.now
         self.faultsActive = false
+        self.mark("faults-end", node: nil, "faults stop: partitions heal, crashed replicas restart, no more loss")
         self.activePartition += 1
         self.healPartition()
         if let isolated = self.isolated { self.letBack(isolated.node) }

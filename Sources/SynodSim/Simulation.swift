@@ -67,6 +67,12 @@ public final class Simulation<R: Replica> {
     /// Every snapshot taken, by the number its bytes encode.
     var snapshotStates: [SnapshotState] = []
 
+    /// The run's picture, when `options.recordsTrace`; which scheduled delivery (by event
+    /// sequence) carries which traced message; the sequence of the event being handled.
+    var trace: SimulationTrace?
+    var tracedDeliveries: [UInt64: Int] = [:]
+    var currentSequence: UInt64 = 0
+
     public internal(set) var history: [HistoryOperation] = []
     public internal(set) var violations: [InvariantViolation] = []
     public internal(set) var statistics = SimulationStatistics()
@@ -85,6 +91,7 @@ public final class Simulation<R: Replica> {
         self.blocked = Array(repeating: false, count: options.nodes * options.nodes)
         self.faultsActive = !options.faults.isEmpty
         self.hasher.combine(seed)
+        if options.recordsTrace { self.trace = SimulationTrace(nodes: options.nodes) }
     }
 
     /// `options` with lease reads on, when `enabled` and the protocol has them (a `lease-reads`
@@ -127,8 +134,14 @@ public final class Simulation<R: Replica> {
             self.statistics.events += 1
             let kind = self.eventKinds[event.slot].take()!
             self.freeSlots.append(event.slot)
+            self.currentSequence = event.sequence
             self.handle(kind)
-            if !self.violations.isEmpty { break }
+            if !self.violations.isEmpty {
+                for violation in self.violations {
+                    self.mark("violation", node: violation.node.flatMap { self.members.firstIndex(of: $0) }, violation.description)
+                }
+                break
+            }
             self.checkProgress()
         }
         if self.violations.isEmpty { self.finalChecks() }
@@ -231,11 +244,17 @@ public final class Simulation<R: Replica> {
                 self.hasher.combine(reply.commandID.client)
                 self.hasher.combine(reply.commandID.sequence)
             }
-            guard self.nodes[to].driver != nil else { return }
-            if from != to && (self.blocked[from * self.options.nodes + to] || self.cutOff(from, to)) {
-                self.statistics.messagesDropped += 1
+            let traced = self.trace == nil ? nil : self.tracedDeliveries.removeValue(forKey: self.currentSequence)
+            guard self.nodes[to].driver != nil else {
+                if let traced { self.trace!.messages[traced].fate = .down }
                 return
             }
+            if from != to && (self.blocked[from * self.options.nodes + to] || self.cutOff(from, to)) {
+                self.statistics.messagesDropped += 1
+                if let traced { self.trace!.messages[traced].fate = .cut }
+                return
+            }
+            if let traced { self.trace!.messages[traced].fate = .delivered }
             self.nodes[to].driver!.receive(message, from: self.members[from])
             self.drain(to)
         case .syncDone(let position, let incarnation):
@@ -332,7 +351,8 @@ public final class Simulation<R: Replica> {
                 self.violations.append(InvariantViolation(invariant: "state-machine-safety", node: self.members[position], detail: reason))
             case .event(let event):
                 switch event {
-                case .becameLeader:
+                case .becameLeader(let epoch):
+                    self.mark("leader", node: position, "\(self.members[position]) leads epoch \(epoch)")
                     self.believedLeader = position
                     // A transfer completes when its target is the next leader, within 40 ticks.
                     if let transfer = self.pendingTransfer {
@@ -343,6 +363,13 @@ public final class Simulation<R: Replica> {
                         self.pendingTransfer = nil
                     }
                 case .becameFollower, .becameCandidate:
+                    if self.trace != nil {
+                        if case .becameFollower(let epoch, let leader) = event {
+                            self.mark("follower", node: position, "\(self.members[position]) follows \(leader.map(\.description) ?? "no known leader") in epoch \(epoch)")
+                        } else if case .becameCandidate(let epoch) = event {
+                            self.mark("candidate", node: position, "\(self.members[position]) campaigns for epoch \(epoch)")
+                        }
+                    }
                     if self.believedLeader == position { self.believedLeader = nil }
                     self.leaderLostLeadership(position)
                 }
@@ -372,6 +399,7 @@ public final class Simulation<R: Replica> {
             default: break
             }
         }
+        self.mark("mid-write", node: position, "\(self.members[position]) crashes in the middle of a disk write")
         self.crash(position)
     }
 
@@ -452,6 +480,9 @@ public final class Simulation<R: Replica> {
     }
 
     func completeSync(_ position: Int) {
+        if self.trace != nil {
+            self.mark("sync", node: position, "sync done: \(self.nodes[position].syncingCount) records durable")
+        }
         self.nodes[position].syncInFlight = false
         self.nodes[position].syncingSnapshot = nil
         self.nodes[position].syncedCount = self.nodes[position].syncingCount
@@ -482,9 +513,15 @@ public final class Simulation<R: Replica> {
         }
         let unsynced = node.disk.count - node.syncedCount
         var survivors = self.random.integer(in: 0...unsynced)
+        var torn = false
         if survivors > 0 && self.options.faults.contains(.tornWrite) && self.random.chance(0.5) {
             survivors -= 1
             self.statistics.tornRecords += 1
+            torn = true
+        }
+        if self.trace != nil {
+            self.mark("crash", node: position, "\(self.members[position]) crashed: \(unsynced) unsynced records, \(survivors) survived")
+            if torn { self.mark("torn-write", node: position, "the last unsynced record that reached the disk was torn (recovery discards it)") }
         }
         node.disk.removeSubrange((node.syncedCount + survivors)...)
         node.syncedCount = node.disk.count
@@ -512,6 +549,7 @@ public final class Simulation<R: Replica> {
 
     func restart(_ position: Int) {
         guard self.nodes[position].driver == nil else { return }
+        self.closeMark("crash", node: position)
         let recovered = Recovered(snapshot: self.nodes[position].snapshot, records: self.nodes[position].disk)
         if let problem = R.problem(restoring: recovered) {
             self.violations.append(InvariantViolation(
@@ -542,13 +580,16 @@ public final class Simulation<R: Replica> {
         let faults = self.faultsActive ? self.options.faults : []
         if faults.contains(.loss) && self.random.chance(self.options.lossProbability) {
             self.statistics.messagesDropped += 1
+            self.traceMessage(message, from: position, to: destination, after: self.options.baseLatencyNanoseconds, fate: .lost)
             return
         }
         var copies = 1
         if faults.contains(.duplication) && self.random.chance(self.options.duplicationProbability) { copies = 2 }
         let slowdown = self.isSlow(position) || self.isSlow(destination) ? Self.slowFactor : 1
-        for _ in 0..<copies {
-            self.schedule(after: self.latency(faults) * slowdown, .deliver(from: position, to: destination, message: message))
+        for copy in 0..<copies {
+            let delay = self.latency(faults) * slowdown
+            self.schedule(after: delay, .deliver(from: position, to: destination, message: message))
+            self.traceMessage(message, from: position, to: destination, after: delay, fate: .inFlight, duplicate: copy > 0)
         }
     }
 
@@ -571,5 +612,42 @@ extension DeterministicRandom {
     /// A uniformly distributed value in `range`.
     mutating func uniform(_ range: ClosedRange<UInt64>) -> UInt64 {
         UInt64.random(in: range, using: &self)
+    }
+}
+
+// MARK: Trace
+
+extension Simulation {
+    /// Records a message just sent (its delivery, if any, is the event scheduled last).
+    func traceMessage(
+        _ message: PeerMessage<R.Message>, from: Int, to: Int, after delay: UInt64, fate: SimulationTrace.Fate, duplicate: Bool = false
+    ) {
+        guard self.trace != nil else { return }
+        let normal = self.options.faults.contains(.latency) ? self.options.latencyRangeNanoseconds.upperBound : self.options.baseLatencyNanoseconds
+        let summary: String
+        switch message {
+        case .replica(let message):
+            var text = String(describing: message)
+            for module in ["SynodRaft.", "SynodPaxos.", "SynodCore.", "SynodKV.", "SynodSim."] { text = text.replacing(module, with: "") }
+            summary = SimulationTrace.summary(text)
+        case .request(let request): summary = "gateway request \(request.command.id) (\(request.kind))"
+        case .reply(let reply, _): summary = "gateway reply to \(reply.commandID)"
+        }
+        if fate == .inFlight { self.tracedDeliveries[self.sequence] = self.trace!.messages.count }
+        self.trace!.messages.append(SimulationTrace.Message(
+            from: from, to: to, sent: self.now, arrives: self.now + delay, fate: fate, duplicate: duplicate,
+            delayed: delay > normal && !self.isSlow(from) && !self.isSlow(to), summary: summary))
+    }
+
+    /// Records a moment (or the start of an interval) at replica `node`, or cluster-wide.
+    func mark(_ kind: String, node: Int?, _ detail: @autoclosure () -> String, end: UInt64? = nil) {
+        guard self.trace != nil else { return }
+        self.trace!.marks.append(SimulationTrace.Mark(time: self.now, end: end, node: node, kind: kind, detail: detail()))
+    }
+
+    /// Closes the open interval of `kind` at `node` (or cluster-wide).
+    func closeMark(_ kind: String, node: Int?) {
+        guard self.trace != nil else { return }
+        self.trace!.close(kind, node: node, at: self.now)
     }
 }

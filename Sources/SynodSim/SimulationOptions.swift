@@ -68,6 +68,9 @@ public struct SimulationOptions: Sendable, Equatable {
     /// within this bound.
     public var livenessBoundNanoseconds: UInt64 = 30_000_000_000
 
+    /// Record what happened (messages, faults, roles, syncs, commits) for `synod sim --trace`.
+    /// Changes nothing in the run.
+    public var recordsTrace = false
     /// Check the linearizability of the client history at the end of each run.
     public var checkLinearizability = true
     /// Wall-clock budget of that check (the verdict is `unknown` past it).

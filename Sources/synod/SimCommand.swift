@@ -81,6 +81,14 @@ struct SimCommand: ParsableCommand {
         discussion: "With several seeds, the first failing seed's history, or else the last seed's."))
     var history: String?
 
+    @Option(help: ArgumentHelp(
+        "Draw the run (one seed) as a space-time diagram in this self-contained HTML file.",
+        discussion: "One lane per replica and per client, virtual time across: messages as arrows (lost, cut, duplicated and held-back ones marked), crashes, torn writes, partitions, roles, syncs and commits, client operations coloured by outcome; a broken invariant and the checker's explanation are marked. Opens from disk, no network. See docs/trace.md."))
+    var trace: String?
+
+    @Option(name: .customLong("trace-window"), help: "Draw only virtual milliseconds FROM..TO of the run, e.g. 200..900 (with --trace).")
+    var traceWindow: String?
+
     @Option(help: "Run a named scenario instead of seeded sweeps: dueling-proposers (single-decree Paxos, FLP made visible).")
     var scenario: String?
 
@@ -117,6 +125,15 @@ struct SimCommand: ParsableCommand {
             throw ValidationError("unknown scenario '\(scenario)'; known: dueling-proposers")
         }
         do { _ = try FaultSet(parsing: self.faults) } catch { throw ValidationError("\(error)") }
+        if self.trace != nil && self.seeds.range.count != 1 {
+            throw ValidationError("--trace draws one run: give one seed (--seeds N), got \(self.seeds.range.count)")
+        }
+        if let window = self.traceWindow {
+            guard self.trace != nil else { throw ValidationError("--trace-window needs --trace FILE.html") }
+            guard Self.parseWindow(window) != nil else {
+                throw ValidationError("--trace-window takes virtual milliseconds FROM..TO with FROM < TO, e.g. 200..900; got '\(window)'")
+            }
+        }
         guard SimulationWorkload(rawValue: self.workload) != nil else {
             throw ValidationError("unknown workload '\(self.workload)'; known: \(SimulationWorkload.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -160,6 +177,7 @@ struct SimCommand: ParsableCommand {
         options.readFraction = self.readFraction
         options.gatewayFraction = self.gatewayFraction
         options.valueBytes = self.valueBytes
+        options.recordsTrace = self.trace != nil
         options.faults = try FaultSet(parsing: self.faults)
         options.workload = SimulationWorkload(rawValue: self.workload) ?? .register
         options.snapshotInterval = self.snapshotEvery
@@ -194,6 +212,19 @@ struct SimCommand: ParsableCommand {
                 Console.error("error: cannot write the history to \(path): \(error.localizedDescription)\n")
                 throw ExitCode(1)
             }
+        }
+        if let path = self.trace, let report = reports.first {
+            let title = TraceRenderer.Title(protocolName: self.protocol, seed: report.seed, command: self.replayCommand(seed: report.seed))
+            let window = self.traceWindow.flatMap(Self.parseWindow)
+            let page = TraceRenderer.html(report, title: title, window: window)
+            do {
+                try page.write(toFile: path, atomically: true, encoding: .utf8)
+            } catch {
+                Console.error("error: cannot write the trace to \(path): \(error.localizedDescription)\n")
+                throw ExitCode(1)
+            }
+            let trace = report.trace
+            Console.error("trace of seed \(report.seed) written to \(path): \(page.utf8.count / 1024) KiB, \(trace?.messages.count ?? 0) messages, \(trace?.marks.count ?? 0) marks, \(report.history.count) operations\n")
         }
         if self.json {
             print(self.jsonSummary(reports, seconds: seconds))
@@ -307,6 +338,15 @@ struct SimCommand: ParsableCommand {
                 : "  with randomized backoff: no decision after \(resolved.rounds) rounds (unexpected)")
         }
         if !expected { throw ExitCode(1) }
+    }
+
+    /// `FROM..TO` in virtual milliseconds, as nanoseconds.
+    static func parseWindow(_ text: String) -> ClosedRange<UInt64>? {
+        let parts = text.components(separatedBy: "..")
+        guard parts.count == 2, let from = Double(parts[0]), let to = Double(parts[1]), from.isFinite, to.isFinite,
+              from >= 0, from < to, to < 1e12
+        else { return nil }
+        return UInt64(from * 1e6)...UInt64(to * 1e6)
     }
 
     func replayCommand(seed: UInt64) -> String {
