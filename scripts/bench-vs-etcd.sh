@@ -6,7 +6,8 @@
 # Reports throughput, latency percentiles and server CPU time per operation.
 #
 # Usage: scripts/bench-vs-etcd.sh [--protocol raft|multipaxos|paxos] [--seconds S] [--clients "1 16 64"]
-#                                 [--peer-tls on|off|both] [--no-etcd]
+#                                 [--peer-tls on|off|both] [--no-etcd] [--metrics on|off]
+# --metrics off: Synod's nodes keep no /metrics figures (to measure what they cost).
 # --peer-tls: Synod's peer port with mutual TLS (on, the default, as `synod serve` runs unless
 # told otherwise), plain TCP (off, --insecure-peers), or both one after the other. etcd runs
 # with plain peers (its default).
@@ -20,6 +21,7 @@ seconds=10
 clients="1 16 64"
 peer_tls=on
 with_etcd=yes
+metrics=on
 while [ $# -gt 0 ]; do
   case "$1" in
     --protocol) protocol=$2; shift 2 ;;
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
     --no-etcd) with_etcd=no; shift ;;
     --seconds) seconds=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
+    --metrics) metrics=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -85,13 +88,13 @@ run_synod() {
     security=(--insecure-peers); label="synod-$protocol"
   fi
   rm -rf "$work"/synod[123]
-  echo "== Synod ($protocol), 3 nodes, fsync on, peer TLS $tls, data in $work" >&2
+  echo "== Synod ($protocol), 3 nodes, fsync on, peer TLS $tls, metrics $metrics, data in $work" >&2
   local peers="1=127.0.0.1:$p1,2=127.0.0.1:$p2,3=127.0.0.1:$p3" i=0 client
   synod_pids=()
   for client in $c1 $c2 $c3; do
     i=$((i + 1))
     "$synod" serve --id $i --peers "$peers" --client "127.0.0.1:$client" --data-dir "$work/synod$i" --protocol "$protocol" \
-      "${security[@]}" --log-level warning 2>"$work/synod$i.log" &
+      "${security[@]}" --metrics "$metrics" --log-level warning 2>"$work/synod$i.log" &
     synod_pids+=($!)
     pids+=($!)
   done

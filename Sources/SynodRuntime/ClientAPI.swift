@@ -67,6 +67,16 @@ public struct ClientAPI<R: Replica>: Sendable {
         let list: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in await api.listMembers() }
         router.post("/v3/cluster/member/list", use: list)
         router.get("/v3/cluster/member/list", use: list)
+        router.get("/metrics") { _, _ -> Response in
+            guard let metrics = api.node.metrics else {
+                return api.error(.notFound, "metrics are off on this node (synod serve --metrics off)")
+            }
+            await api.node.sampleMetrics()
+            var buffer = ByteBuffer()
+            buffer.writeString(metrics.render())
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: ResponseBody(byteBuffer: buffer))
+        }
         router.get("/health") { _, _ -> Response in
             do {
                 let status = try await api.node.status()

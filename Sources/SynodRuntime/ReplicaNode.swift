@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import SynodCore
@@ -39,6 +40,8 @@ public struct NodeConfiguration: Sendable {
     public var peerTLS: TLSFiles?
     /// A new write-ahead log segment starts once the current one holds this many bytes.
     public var walSegmentBytes = WriteAheadLog.Options().segmentBytes
+    /// Keep the figures `GET /metrics` shows (`NodeMetrics`); off only to measure their cost.
+    public var metrics = true
 
     public init(id: NodeID, peers: [NodeID: PeerAddress], dataDirectory: String) {
         self.id = id
@@ -168,6 +171,13 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     /// Membership changes waiting to be committed (and, for voters, their joint step left).
     var membershipWaiters: [(target: Membership, promise: EventLoopPromise<Membership>)] = []
     private let publishedEpoch = Atomic<UInt64>(0)
+    /// What `GET /metrics` shows; nil when `configuration.metrics` is off.
+    public let metrics: NodeMetrics?
+    /// The leader last seen, and the transport's counters at the last drain (for the metrics).
+    var metricsLeader: NodeID?
+    var metricsFramesSent = 0
+    var metricsFramesDropped = 0
+    var metricsLinks = 0
 
     /// The protocol epoch (term, ballot, view) this node last saw, readable from any thread:
     /// what the HTTP API reports as `raft_term`.
@@ -256,6 +266,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         }
         self.members = configuration.peers
         self.members[configuration.id] = listenAddress
+        self.metrics = configuration.metrics ? NodeMetrics(node: configuration.id, protocolName: R.protocolName) : nil
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.loop = self.group.next()
         self.threadPool = NIOThreadPool(numberOfThreads: 1)
@@ -330,6 +341,10 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             }
             self.tokenCounter += 1
             self.promises[self.tokenCounter] = promise
+            if let metrics = self.metrics {
+                (kind == .write ? metrics.writes : metrics.reads).increment()
+                metrics.inFlight.set(self.promises.count)
+            }
             self.driver.submit(kind, payload: payload, token: self.tokenCounter)
             self.requestDrain()
         }
@@ -506,6 +521,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         defer {
             self.refreshMembers()
             self.transport.flush()
+            self.updateMetrics()
         }
         for action in actions {
             switch action {
@@ -533,13 +549,18 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 guard let promise = self.promises.removeValue(forKey: token) else { continue }
                 switch result {
                 case .success(let reply): promise.succeed(reply)
-                case .failure(.timeout): promise.fail(RequestError.timeout)
-                case .failure(let failure): promise.fail(RequestError.unavailable(failure.description))
+                case .failure(.timeout):
+                    self.metrics?.timeouts.increment()
+                    promise.fail(RequestError.timeout)
+                case .failure(let failure):
+                    self.metrics?.refusals.increment()
+                    promise.fail(RequestError.unavailable(failure.description))
                 }
             case .stop(let reason):
                 self.fail(reason)
                 return
-            case .event:
+            case .event(let event):
+                if case .becameCandidate = event { self.metrics?.campaigns.increment() }
                 self.publishedEpoch.store(self.driver.epoch, ordering: .relaxed)
                 if let leader = self.driver.leader, self.transferWaiters.contains(where: { $0.target == leader }) {
                     for waiter in self.transferWaiters where waiter.target == leader { waiter.promise.succeed() }
@@ -549,6 +570,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                     "epoch": "\(self.driver.epoch)", "leader": "\(self.driver.leader.map { "\($0)" } ?? "none")",
                 ])
             case .installed(let snapshot):
+                self.metrics?.snapshotsInstalled.increment()
                 self.logger.info("installed a snapshot", metadata: ["position": "\(snapshot.position)", "bytes": "\(snapshot.data.count)"])
             case .applied, .observed, .answer:
                 break  // observations for the simulator's checks (off here); no direct clients
@@ -560,18 +582,30 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     /// fdatasync on the storage thread; the driver learns when they are durable.
     func persist(_ steps: [StorageStep<R.Record>]) {
         let log = self.log
+        let metrics = self.metrics
         self.threadPool.runIfActive(eventLoop: self.loop) {
             // In the order the core asked: a snapshot before the records that assume it, a
             // checkpoint in a segment of its own; the older segments go once it is durable.
             var checkpoint: UInt64?
+            let clock = ContinuousClock()
+            let started = clock.now
+            var records = 0
             for step in steps {
                 switch step {
                 case .snapshot(let snapshot): try log.value.save(snapshot)
                 case .checkpoint: checkpoint = try log.value.beginCheckpoint()
-                case .records(let records): try log.value.append(records)
+                case .records(let batch):
+                    try log.value.append(batch)
+                    records += batch.count
                 }
             }
+            let written = clock.now
             try log.value.sync()
+            if let metrics {
+                metrics.walWrite.record(duration: written - started)
+                metrics.walSync.record(duration: clock.now - written)
+                metrics.batchRecords.record(records)
+            }
             if let checkpoint { try log.value.discard(before: checkpoint) }
         }.whenComplete { result in
             guard self.failed == nil else { return }
@@ -585,15 +619,51 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         }
     }
 
+    /// Brings the gauges up to date after a drain, and the counters the transport keeps.
+    func updateMetrics() {
+        guard let metrics = self.metrics else { return }
+        metrics.commitPosition.set(self.driver.core.committedThrough)
+        metrics.appliedPosition.set(self.driver.appliedPosition)
+        metrics.epoch.set(self.driver.epoch)
+        let leader = self.driver.leader
+        metrics.isLeader.set(leader == self.configuration.id ? 1 : 0)
+        if leader != self.metricsLeader {
+            if leader != nil { metrics.leaderChanges.increment() }
+            self.metricsLeader = leader
+        }
+        metrics.inFlight.set(self.promises.count)
+        let sent = self.transport.sentFrames
+        let dropped = self.transport.droppedFrames
+        let links = self.transport.establishedLinks
+        if sent > self.metricsFramesSent { metrics.peerFramesSent.increment(by: sent - self.metricsFramesSent) }
+        if dropped > self.metricsFramesDropped { metrics.peerFramesDropped.increment(by: dropped - self.metricsFramesDropped) }
+        if links > self.metricsLinks { metrics.peerConnections.increment(by: links - self.metricsLinks) }
+        (self.metricsFramesSent, self.metricsFramesDropped, self.metricsLinks) = (sent, dropped, links)
+    }
+
+    /// Sampled when `/metrics` is read (not on every drain): reachable peers and bytes queued
+    /// on the peer links.
+    public func sampleMetrics() async {
+        guard let metrics = self.metrics else { return }
+        try? await self.loop.submit {
+            metrics.peersReachable.set(1 + self.transport.provenLinks)
+            metrics.peerQueuedBytes.set(self.transport.queuedBytes)
+            self.updateMetrics()
+        }.get()
+    }
+
     /// Serialises a copy of the state machine (copy-on-write, so the loop goes on applying)
     /// and makes it durable on the snapshot thread; the core compacts once it is written (its
     /// storage step then finds the file already there). Neither the loop nor the log's syncs
     /// wait for it.
     func saveSnapshot(position: UInt64, tag: UInt64, identity: [UInt8], machine: ExactlyOnce<KeyValueStore>) {
         let store = self.snapshots
+        let metrics = self.metrics
         self.snapshotPool.runIfActive(eventLoop: self.loop) { () throws -> [UInt8] in
+            let started = ContinuousClock.now
             let data = KeyValueStore.snapshot(of: machine)
             try store.save(Snapshot(position: position, tag: tag, data: data, identity: identity))
+            metrics?.snapshotSave.record(duration: ContinuousClock.now - started)
             return data
         }.whenComplete { result in
             guard self.failed == nil else { return }

@@ -282,6 +282,8 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     var unflushed: Set<ObjectIdentifier> = []
     var unflushedChannels: [any Channel] = []
     private(set) var sentFrames = 0
+    /// Peer links proven so far (after the first per peer, each is a reconnect).
+    private(set) var establishedLinks = 0
 
     /// Largest message, once its fragments are joined (a snapshot of the whole state).
     static var defaultMaximumMessageBytes: Int { 512 << 20 }
@@ -303,6 +305,14 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
 
     /// Peers with a proven, open link now.
     var provenLinks: Int { self.links.values.filter { $0.channel?.isActive == true }.count }
+
+    /// Bytes written to the proven links and not yet taken by the kernel (on the loop).
+    var queuedBytes: Int {
+        self.links.values.reduce(0) { total, link in
+            guard let channel = link.channel, channel.isActive else { return total }
+            return total + ((try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0)
+        }
+    }
 
     /// Most inbound connections open at once: every lower-id member dials once (and again
     /// after a failure); far more than that means someone else is connecting.
@@ -387,6 +397,7 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
         }
         if let old = self.links[peer]!.channel, old !== channel { old.close(promise: nil) }
         self.links[peer]!.channel = channel
+        self.establishedLinks += 1
         channel.closeFuture.whenComplete { _ in
             if self.links[peer]?.channel === channel { self.links[peer]!.channel = nil }
         }

@@ -118,6 +118,11 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: "Connections beyond it wait in the listen queue until one closes."))
     var maxClientConnections = 0
 
+    @Option(help: ArgumentHelp(
+        "GET /metrics on the client port, in the Prometheus text format: on (default) or off.",
+        discussion: "Client requests, commit and applied positions, epoch and leadership, write-ahead-log append and fdatasync latency and batch sizes, peer frames, links and queued bytes, snapshot durations and installs. Off only to measure what they cost."))
+    var metrics = "on"
+
     @Option(help: "Seconds an idle client connection stays open (0: forever).")
     var clientIdleTimeout = 60
 
@@ -143,6 +148,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let clusterID = self.clusterID, UInt64(clusterID, radix: 16) == nil {
             throw ValidationError("--cluster-id '\(clusterID)' is not a hexadecimal number of at most 16 digits")
         }
+        guard self.metrics == "on" || self.metrics == "off" else { throw ValidationError("--metrics must be on or off, got '\(self.metrics)'") }
         guard self.walSegmentBytes >= 4096 else { throw ValidationError("--wal-segment-bytes must be at least 4096") }
         guard self.maxClientConnections >= 0 else { throw ValidationError("--max-client-connections must be 0 (automatic) or more") }
         guard (0...86_400).contains(self.clientIdleTimeout) else { throw ValidationError("--client-idle-timeout must lie in 0...86400 seconds") }
@@ -353,6 +359,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.clusterToken = self.clusterToken
         configuration.clusterID = start.clusterID
         configuration.walSegmentBytes = self.walSegmentBytes
+        configuration.metrics = self.metrics == "on"
         configuration.peerTLS = try self.peerTLSFiles()
         let connectionLimit = Self.raiseDescriptorLimit()
         let maximumConnections = self.maxClientConnections == 0 ? connectionLimit : self.maxClientConnections
