@@ -352,6 +352,7 @@ struct ServeCommand: AsyncParsableCommand {
     func serve<R: Replica>(_ type: R.Type, start: Start) async throws {
         var logger = Logger(label: "synod.n\(self.id)")
         logger.logLevel = Logger.Level(rawValue: self.logLevel)!
+        logger[metadataKey: "node"] = "\(self.id)"  // in every line, the transport's and HTTP server's too
         var configuration = NodeConfiguration(id: NodeID(self.id), peers: start.peers, dataDirectory: self.dataDir)
         configuration.listenAddress = start.listen
         configuration.tickMilliseconds = Int64(self.tickMs)

@@ -112,3 +112,41 @@ struct MetricsTests {
         #expect(status == 404 && page.contains("metrics are off"), "\(status) \(page)")
     }
 }
+
+/// The server's lifetime (swift-service-lifecycle, through Hummingbird's service group): SIGTERM
+/// stops new work, lets the requests already in flight finish, then stops the node.
+@Suite("SIGTERM drains in-flight requests", .serialized)
+struct GracefulShutdownTests {
+    @Test("a put waiting for its quorum when the leader gets SIGTERM still commits and is answered; the leader then exits 0; every log line names its node")
+    func drainsInFlight() async throws {
+        let cluster = try LocalCluster(executable: synodExecutable(), protocolName: "raft")
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        let followers = cluster.members.map(\.id).filter { $0 != leader }
+        // The followers freeze: the leader cannot commit, so the put waits in flight.
+        for follower in followers { kill(try #require(cluster.pid(follower)), SIGSTOP) }
+        let connection = try await cluster.connect(leader)
+        let key = Data("drained".utf8).base64EncodedString()
+        let put = Task { try await connection.post("/v3/kv/put", json: ["key": key, "value": key], timeout: .seconds(15)) }
+        try await Task.sleep(for: .milliseconds(400))
+        kill(try #require(cluster.pid(leader)), SIGTERM)
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(cluster.isRunning(leader), "the leader waits for its request in flight")
+        for follower in followers { kill(try #require(cluster.pid(follower)), SIGCONT) }
+        let reply = try await put.value
+        #expect(reply.status == 200, "the put in flight at SIGTERM was answered: \(reply.status) \(String(decoding: reply.body, as: UTF8.self))")
+        await connection.close()
+        #expect(cluster.stop(leader, signal: SIGTERM) == 0, "graceful exit")
+        // The write is durable: a follower reads it back once it leads or follows the new leader.
+        let survivor = try await cluster.waitForService(excluding: [leader])
+        let reader = try await cluster.connect(survivor)
+        let read = try await reader.post("/v3/kv/range", json: ["key": key], timeout: .seconds(10))
+        await reader.close()
+        let kvs = read.json?["kvs"] as? [[String: Any]]
+        #expect(kvs?.first?["value"] as? String == key, "\(String(decoding: read.body, as: UTF8.self))")
+        let log = try String(contentsOfFile: cluster.logPath(leader), encoding: .utf8)
+        let lines = log.split(separator: "\n").filter { $0.contains("synod.n\(leader)") }
+        #expect(!lines.isEmpty && lines.allSatisfy { $0.contains("node=\(leader)") }, "\(lines.prefix(3))")
+    }
+}
