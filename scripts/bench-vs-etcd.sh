@@ -8,6 +8,8 @@
 # Usage: scripts/bench-vs-etcd.sh [--protocol raft|multipaxos|paxos] [--seconds S] [--clients "1 16 64"]
 #                                 [--peer-tls on|off|both] [--no-etcd] [--metrics on|off]
 # --metrics off: Synod's nodes keep no /metrics figures (to measure what they cost).
+# --value-sizes "64 1024": repeat every client count at each value size (default 256 bytes).
+# --csv FILE: also append one line per point to FILE (header written when FILE is empty).
 # --peer-tls: Synod's peer port with mutual TLS (on, the default, as `synod serve` runs unless
 # told otherwise), plain TCP (off, --insecure-peers), or both one after the other. etcd runs
 # with plain peers (its default).
@@ -22,6 +24,8 @@ clients="1 16 64"
 peer_tls=on
 with_etcd=yes
 metrics=on
+value_sizes="256"
+csv=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --protocol) protocol=$2; shift 2 ;;
@@ -30,6 +34,8 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     --metrics) metrics=$2; shift 2 ;;
+    --value-sizes) value_sizes=$2; shift 2 ;;
+    --csv) csv=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -55,22 +61,31 @@ cpu_seconds() {
 # bench NAME ENDPOINT PIDS...: one line per client count.
 bench() {
   local name=$1 endpoint=$2; shift 2
+  for size in $value_sizes; do
   for c in $clients; do
     local before after out
     before=$(cpu_seconds "$@")
-    out=$("$synod" bench --endpoints "$endpoint" --concurrency "$c" --duration "$seconds" --warmup 2 --value-size 256 --op put --json 2>/dev/null)
+    out=$("$synod" bench --endpoints "$endpoint" --concurrency "$c" --duration "$seconds" --warmup 2 --value-size "$size" --op put --json 2>/dev/null)
     after=$(cpu_seconds "$@")
-    python3 - "$name" "$c" "$before" "$after" "$out" <<'PY'
+    python3 - "$name" "$c" "$before" "$after" "$out" "$size" "$csv" <<'PY'
 import json, sys
 name, clients, before, after, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
+size, csv = sys.argv[6], sys.argv[7]
 ops = out["operations"]
 cpu_us = (after - before) / max(ops, 1) * 1e6 if ops else float("nan")
-print(f"{name:10} {clients:>7} {out['throughput']:>10.0f} {out['p50Milliseconds']:>8.2f} {out['p99Milliseconds']:>8.2f} {out['p999Milliseconds']:>8.2f} {cpu_us:>12.0f} {out['errors']:>6}")
+print(f"{name:10} {clients:>7} {size:>7} {out['throughput']:>10.0f} {out['p50Milliseconds']:>8.2f} {out['p99Milliseconds']:>8.2f} {out['p999Milliseconds']:>8.2f} {cpu_us:>12.0f} {out['errors']:>6}")
+if csv:
+    with open(csv, "a") as f:
+        f.write(f"{name},{clients},{size},{out['throughput']:.0f},{out['p50Milliseconds']:.3f},{out['p99Milliseconds']:.3f},{out['p999Milliseconds']:.3f},{cpu_us:.0f},{out['errors']}\n")
 PY
+  done
   done
 }
 
-header() { echo "system     clients      ops/s   p50 ms   p99 ms p99.9 ms  cpu us/op*  errors"; }
+header() { echo "system     clients   value      ops/s   p50 ms   p99 ms p99.9 ms  cpu us/op*  errors"; }
+if [ -n "$csv" ] && [ ! -s "$csv" ]; then
+  echo "system,clients,value_bytes,ops_per_second,p50_ms,p99_ms,p999_ms,cpu_us_per_op,errors" > "$csv"
+fi
 
 ports=$(python3 -c 'import socket
 s=[socket.socket() for _ in range(12)]
