@@ -18,6 +18,10 @@ let package = Package(
                 .product(name: "SynodCore", package: "Synod"),
                 .product(name: "SynodRaft", package: "Synod"),
                 .product(name: "SynodSim", package: "Synod"),
+                .product(name: "SynodCheck", package: "Synod"),
+                .product(name: "SynodDriver", package: "Synod"),
+                .product(name: "SynodKV", package: "Synod"),
+                .product(name: "SynodRuntime", package: "Synod"),
             ],
             path: "Benchmarks/SynodBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -131,21 +131,49 @@ public struct ClientAPI<R: Replica>: Sendable {
         var status: HTTPResponse.Status = .badRequest
     }
 
+    /// A JSON body of etcd's v3 API as the state machine's request (and whether a range may be
+    /// served locally), refused as the state machine would refuse it, before it costs a round
+    /// of consensus.
+    static func decode(_ operation: Operation, body: Data, limits: KVLimits) throws -> (KVRequest, Bool) {
+        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+            throw BadRequest(message: "the body is not a JSON object")
+        }
+        let (request, serializable) = try Self.request(operation, object)
+        do {
+            _ = try KVRequest.decode(request.encoded(), limits: limits)
+        } catch {
+            if case .tooLarge(let reason) = error { throw BadRequest(message: reason, status: .contentTooLarge) }
+            throw BadRequest(message: error.description)
+        }
+        return (request, serializable)
+    }
+
+    /// The HTTP API's codec without the network, for the benchmarks: a put's JSON body to the
+    /// bytes the node orders, and the state machine's reply to the JSON answer.
+    public static func benchmarkPut(body: Data, limits: KVLimits = KVLimits()) throws -> [UInt8] {
+        try Self.decode(.put, body: body, limits: limits).0.encoded()
+    }
+
+    /// A range's JSON body to the bytes the node reads with.
+    public static func benchmarkRange(body: Data, limits: KVLimits = KVLimits()) throws -> [UInt8] {
+        try Self.decode(.range, body: body, limits: limits).0.encoded()
+    }
+
+    /// The state machine's reply to the JSON answer the client gets.
+    public static func benchmarkAnswer(reply: [UInt8], epoch: UInt64) throws -> [UInt8] {
+        let response = try KVResponse.decode(reply)
+        let header = JSONValue.object([
+            ("cluster_id", .string("1")), ("member_id", .string("1")), ("revision", .string("\(response.revision)")),
+            ("raft_term", .string("\(epoch)")),
+        ])
+        return Self.json(response, header: header).bytes
+    }
+
     func handle(_ operation: Operation, body: Data) async -> Response {
         let request: KVRequest
         let serializable: Bool
         do {
-            guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
-                throw BadRequest(message: "the body is not a JSON object")
-            }
-            (request, serializable) = try Self.request(operation, object)
-            // Refuse what the state machine would refuse, before it costs a round of consensus.
-            do {
-                _ = try KVRequest.decode(request.encoded(), limits: self.limits)
-            } catch {
-                if case .tooLarge(let reason) = error { throw BadRequest(message: reason, status: .contentTooLarge) }
-                throw BadRequest(message: error.description)
-            }
+            (request, serializable) = try Self.decode(operation, body: body, limits: self.limits)
         } catch let error as BadRequest {
             return self.error(error.status, error.message)
         } catch {
