@@ -35,7 +35,7 @@ struct MetricsTests {
         process.arguments = ["check", "metrics"]
         let input = Pipe()
         let output = NSTemporaryDirectory() + "synod-promtool-\(getpid()).txt"
-        FileManager.default.createFile(atPath: output, contents: nil)
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: output) }
         process.standardInput = input
         process.standardOutput = FileHandle(forWritingAtPath: output)
