@@ -76,6 +76,12 @@ public enum HistoryGenerator {
         return planned.map(\.operation)
     }
 
+    /// A written value: `prefix` (unique: client and sequence), padded to `bytes` bytes when
+    /// it is shorter, for workloads of large values.
+    public static func paddedValue(_ prefix: String, bytes: Int) -> String {
+        prefix.utf8.count >= bytes ? prefix : prefix + "-" + String(repeating: "x", count: bytes - prefix.utf8.count - 1)
+    }
+
     /// The same history with one completed read changed to a value nobody wrote.
     public static func corruptOneRead(_ history: [HistoryOperation], seed: UInt64) -> [HistoryOperation]? {
         var random = SplitMixRandom(seed: seed ^ 0xABCD)

@@ -40,10 +40,6 @@ public final class KVWorkload: Sendable {
         self.valueBytes = valueBytes
     }
 
-    /// A unique value of `bytes` bytes (at least its unique prefix).
-    public static func value(_ prefix: String, bytes: Int) -> String {
-        prefix.utf8.count >= bytes ? prefix : prefix + "-" + String(repeating: "x", count: bytes - prefix.utf8.count - 1)
-    }
 
     /// The history so far.
     public var history: [HistoryOperation] { self.state.withLock { $0.operations } }
@@ -105,7 +101,7 @@ public final class KVWorkload: Sendable {
                 self.record(HistoryOperation(client: client, kind: .get, key: key, output: .value(value), call: call,
                                              returnTime: self.now()))
             } else {
-                let value = Self.value("c\(client)-\(done)", bytes: self.valueBytes)
+                let value = HistoryGenerator.paddedValue("c\(client)-\(done)", bytes: self.valueBytes)
                 let reply = try? await connection!.post(
                     "/v3/kv/put", json: ["key": keyField, "value": Data(value.utf8).base64EncodedString()], timeout: .seconds(6))
                 if let reply, reply.status == 200 {

@@ -162,11 +162,7 @@ public struct ClientAPI<R: Replica>: Sendable {
     /// The state machine's reply to the JSON answer the client gets.
     public static func benchmarkAnswer(reply: [UInt8], epoch: UInt64) throws -> [UInt8] {
         let response = try KVResponse.decode(reply)
-        let header = JSONValue.object([
-            ("cluster_id", .string("1")), ("member_id", .string("1")), ("revision", .string("\(response.revision)")),
-            ("raft_term", .string("\(epoch)")),
-        ])
-        return Self.json(response, header: header).bytes
+        return Self.json(response, header: Self.header(clusterID: "1", member: 1, epoch: epoch, revision: response.revision)).bytes
     }
 
     func handle(_ operation: Operation, body: Data) async -> Response {
@@ -512,8 +508,12 @@ public struct ClientAPI<R: Replica>: Sendable {
     }
 
     func header(epoch: UInt64, revision: Int64) -> JSONValue {
+        Self.header(clusterID: self.clusterID, member: self.node.configuration.id.rawValue, epoch: epoch, revision: revision)
+    }
+
+    static func header(clusterID: String, member: UInt16, epoch: UInt64, revision: Int64) -> JSONValue {
         .object([
-            ("cluster_id", .string(self.clusterID)), ("member_id", .string("\(self.node.configuration.id.rawValue)")),
+            ("cluster_id", .string(clusterID)), ("member_id", .string("\(member)")),
             ("revision", .string("\(revision)")), ("raft_term", .string("\(epoch)")),
         ])
     }

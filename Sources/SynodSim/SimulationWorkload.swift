@@ -25,8 +25,7 @@ public enum SimulationWorkload: String, Sendable, CaseIterable {
         random: inout DeterministicRandom, now: UInt64, appends: Bool = true
     ) -> Operation {
         let keyName = "k\(key)"
-        var value = "c\(client)s\(sequence)"
-        if options.valueBytes > value.utf8.count { value += "-" + String(repeating: "x", count: options.valueBytes - value.utf8.count - 1) }
+        let value = HistoryGenerator.paddedValue("c\(client)s\(sequence)", bytes: options.valueBytes)
         var record = HistoryOperation(client: Int(client), kind: .get, key: keyName, call: now, returnTime: nil)
         if random.chance(options.readFraction) {
             let payload = self == .register
