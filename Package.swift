@@ -22,6 +22,9 @@ let package = Package(
         .library(name: "SynodRuntime", targets: ["SynodRuntime"]),
         .library(name: "SynodDriver", targets: ["SynodDriver"]),
         .library(name: "SynodClocks", targets: ["SynodClocks"]),
+        .library(name: "SynodABD", targets: ["SynodABD"]),
+        .library(name: "SynodCausal", targets: ["SynodCausal"]),
+        .library(name: "SynodEventual", targets: ["SynodEventual"]),
         .executable(name: "synod", targets: ["synod"]),
     ],
     dependencies: [
@@ -58,6 +61,14 @@ let package = Package(
         // Logical time: Lamport, vector and hybrid logical clocks (pure values; a Lamport clock
         // shared through an atomic).
         .target(name: "SynodClocks", dependencies: ["SynodCore"], swiftSettings: optimized),
+        // The ABD quorum register: linearizable single-key reads and writes without consensus.
+        .target(name: "SynodABD", dependencies: ["SynodCore"], swiftSettings: optimized),
+        // Causal key states (dotted siblings and a context, a join semilattice) and the state
+        // machine of the eventually consistent store, shared by its core and the simulator.
+        .target(name: "SynodCausal", dependencies: ["SynodCore", "SynodClocks"], swiftSettings: optimized),
+        // The eventually consistent store: any replica accepts reads and writes; read repair
+        // and anti-entropy make replicas converge.
+        .target(name: "SynodEventual", dependencies: ["SynodCore", "SynodClocks", "SynodCausal"], swiftSettings: optimized),
         // Durable storage: the write-ahead log (segments, CRC-32C, torn-tail recovery).
         .target(name: "SynodStorage", dependencies: ["SynodCore"], swiftSettings: optimized),
         // The server runtime: one node of any protocol over TCP with a durable log, and the
@@ -94,6 +105,8 @@ let package = Package(
                 "SynodDriver",
                 "SynodCheck",
                 "SynodKV",
+                "SynodCausal",
+                "SynodClocks",
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: optimized
@@ -101,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "synod",
             dependencies: [
-                "SynodCore", "SynodRaft", "SynodPaxos", "SynodSim", "SynodCheck", "SynodRuntime", "SynodCluster", "SynodStorage",
+                "SynodCore", "SynodRaft", "SynodPaxos", "SynodABD", "SynodEventual", "SynodSim", "SynodCheck", "SynodRuntime", "SynodCluster", "SynodStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -129,6 +142,10 @@ let package = Package(
         .testTarget(name: "SynodPaxosTests", dependencies: ["SynodCore", "SynodPaxos", "SynodSim"]),
         .testTarget(name: "SynodStorageTests", dependencies: ["SynodCore", "SynodRaft", "SynodStorage"]),
         .testTarget(name: "SynodSimTests", dependencies: ["SynodCore", "SynodRaft", "SynodPaxos", "SynodSim", "SynodCheck"]),
+        .testTarget(name: "SynodABDTests", dependencies: ["SynodCore", "SynodABD", "SynodSim", "SynodCheck", "SynodDriver"]),
+        .testTarget(
+            name: "SynodEventualTests",
+            dependencies: ["SynodCore", "SynodClocks", "SynodCausal", "SynodEventual", "SynodSim", "SynodCheck", "SynodDriver", "SynodRaft"]),
     ],
     swiftLanguageModes: [.v6]
 )

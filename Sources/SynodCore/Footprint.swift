@@ -13,11 +13,24 @@ public struct Footprint: Sendable, Hashable, CustomStringConvertible {
     public var spans: [KeySpan]?
     /// Whether the command may change state. Two commands that only read never conflict.
     public var writes: Bool
+    /// Whether the command's effect on what it touches, and its reply, owe nothing to what it
+    /// touched before: a put or a delete, not an append, a compare-and-set or an increment. A
+    /// quorum register (ABD) orders such writes by version alone; it cannot order the others.
+    /// False is always correct.
+    public var overwrites: Bool
 
     /// A footprint over `spans` (`nil`: every key).
-    public init(spans: [KeySpan]?, writes: Bool) {
+    public init(spans: [KeySpan]?, writes: Bool, overwrites: Bool = false) {
         self.spans = spans
         self.writes = writes
+        self.overwrites = overwrites && writes
+    }
+
+    /// The single key the footprint touches, or `nil` when it touches a range, several keys or
+    /// every key.
+    public var singleKey: [UInt8]? {
+        guard let spans = self.spans, spans.count == 1, spans[0].end == nil else { return nil }
+        return spans[0].start
     }
 
     /// A command that may read and write anything: conflicts with every command. The safe

@@ -115,6 +115,9 @@ public struct Rejection: Sendable {
         case notLeader(hint: NodeID?)
         /// Too many requests are in flight; try again later.
         case overloaded
+        /// The protocol cannot order this request (a quorum register asked for a
+        /// compare-and-set); no retry changes that: the client's operation fails with the reason.
+        case unsupported(String)
     }
 
     /// What was declined.

@@ -24,6 +24,11 @@ public protocol Replica: Sendable {
     /// Whether clients go through a leader, and so what makes a replica able to serve them
     /// (its health): every protocol states it.
     static var coordination: Coordination { get }
+    /// Which commands the protocol can order (default: `.any`); the core refuses the others
+    /// with `Rejection.Reason.unsupported`, and the simulator's workloads leave them out.
+    static var commandSupport: CommandSupport { get }
+    /// What the protocol promises its clients (default: `.linearizable`).
+    static var consistency: Consistency { get }
 
     /// Why `recovered` cannot be restored (records that contradict each other: damage that
     /// passed the storage checksums, or a bug), or `nil` when it can. A driver calls this before
@@ -124,6 +129,12 @@ extension Replica {
     /// Total order, the common case (Raft, Multi-Paxos, PBFT).
     public static var executionOrder: ExecutionOrder { .total }
 
+    /// Any command, the common case.
+    public static var commandSupport: CommandSupport { .any }
+
+    /// Linearizability, the common case.
+    public static var consistency: Consistency { .linearizable }
+
     /// By default a core keeps its whole log.
     public mutating func compact(through position: UInt64, state: [UInt8]) {}
 
@@ -205,6 +216,37 @@ public enum ExecutionOrder: Sendable, Equatable {
     /// the same key); non-conflicting commands may execute in different orders, and
     /// `Committed.position` is local to the replica (it only increases).
     case conflicting
+    /// Replicas agree on no order and need not execute every command: a quorum register
+    /// (ABD) keeps each key's newest write, by version, at a majority; an eventually
+    /// consistent store keeps each key's siblings and merges. The replica that coordinates an
+    /// operation hands the driver, once the operation completes, what the state machine must
+    /// hold to answer it (ABD: the write it completed, or the write a read returns, then the
+    /// read itself): the driver applies it outside the exactly-once table (the protocol's
+    /// versions, not sequence numbers, make each write take effect once) and answers the
+    /// client from the state machine. The simulator checks such a protocol by its monitor and
+    /// the clients' history, not by comparing replicas' state machines.
+    case unordered
+}
+
+/// Which client commands a protocol can order.
+public enum CommandSupport: String, Sendable, Equatable {
+    /// Any command (state-machine replication).
+    case any
+    /// Single-key reads and single-key writes that overwrite (`Footprint.overwrites`): a put,
+    /// a delete. A quorum register has no consensus, so no read-modify-write (cas, append).
+    case singleKeyOverwrites = "single-key-overwrites"
+    /// The eventually consistent store's own requests (`SynodCausal.CausalRequest`): a get,
+    /// and a put carrying the causal context its client read.
+    case causalStore = "causal-store"
+}
+
+/// What a protocol promises its clients, and so how the simulator judges their history.
+public enum Consistency: String, Sendable, Equatable {
+    /// Every history is linearizable: the checker's verdict decides a run.
+    case linearizable
+    /// Replicas accept operations on their own and converge once they can talk: the history
+    /// is checked and reported, and the monitor's convergence check decides a run.
+    case eventual
 }
 
 /// How a protocol orders clients' commands, which decides when a replica can serve them.

@@ -18,6 +18,17 @@ public protocol SafetyMonitor {
 
     /// Tells the monitor that `node` restarted from `recovered` as `replica`.
     mutating func restarted(node: NodeID, replica: Observed, recovered: Recovered<Observed.Record>)
+
+    /// Faults have stopped, every client operation has ended, and every replica is up: `nil`
+    /// while the replicas have not yet reached the state the protocol promises then (an
+    /// eventually consistent store: one state everywhere), else the invariants that state
+    /// breaks. The simulator asks again until the liveness bound. Default: settled, nothing
+    /// broken (a protocol whose replicas the simulator compares itself).
+    mutating func settled(_ replicas: [(node: NodeID, replica: Observed)]) -> [InvariantViolation]?
+}
+
+extension SafetyMonitor {
+    public mutating func settled(_ replicas: [(node: NodeID, replica: Observed)]) -> [InvariantViolation]? { [] }
 }
 
 /// A broken invariant: which one, where, and what was seen.

@@ -49,6 +49,13 @@ public struct ExactlyOnce<Machine: StateMachine>: Sendable {
         return .applied(reply)
     }
 
+    /// Applies `payload` outside the session table, for a protocol whose own versions make
+    /// each write take effect once (`ExecutionOrder.unordered`): nothing is remembered, and
+    /// nothing is refused as a duplicate or as stale.
+    public mutating func applyOutsideSessions(_ payload: [UInt8]) -> [UInt8] {
+        self.machine.apply(payload)
+    }
+
     /// Each client's latest applied command and its reply, sorted by client: the session
     /// table a snapshot must carry so that retries stay exactly-once after a restore.
     public var sessions: [(client: ClientID, sequence: UInt64, reply: [UInt8])] {

@@ -316,7 +316,8 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
 
     mutating func apply(_ committed: Committed) {
         self.appliedPosition = committed.position
-        let outcome = self.machine.apply(committed.command)
+        let outcome = R.executionOrder == .unordered
+            ? .applied(self.machine.applyOutsideSessions(committed.command.payload)) : self.machine.apply(committed.command)
         if case .duplicate = outcome, self.options.unsafeApplyRetriesAgain {
             var machine = self.machine.machine
             _ = machine.apply(committed.command.payload)
@@ -438,6 +439,7 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
         switch rejection.reason {
         case .notLeader(let hint): self.answer(.notLeader(id, hint: hint ?? self.leader), to: endpoint)
         case .overloaded: self.answer(.overloaded(id), to: endpoint)
+        case .unsupported(let reason): self.answer(.refused(id, reason: reason), to: endpoint)
         }
     }
 

@@ -10,9 +10,9 @@ import SynodCore
 public struct RegisterStore: StateMachine, Sendable {
     /// Operation codes in the first payload byte.
     public enum Opcode: UInt8, Sendable {
-        case put = 1
-        case get = 2
-        case append = 3
+        case put = 0x11
+        case get = 0x12
+        case append = 0x13
     }
 
     private var values: [UInt8: [UInt8]] = [:]
@@ -31,6 +31,17 @@ public struct RegisterStore: StateMachine, Sendable {
     /// conflict: every protocol must execute them in the same order on every replica.
     public static func key(of payload: [UInt8]) -> UInt8? {
         payload.count >= 2 ? payload[1] : nil
+    }
+
+    /// One key each: a put overwrites it, an append reads and writes it, a get reads it.
+    public static func footprint(of payload: [UInt8]) -> Footprint {
+        guard payload.count >= 2, let opcode = Opcode(rawValue: payload[0]) else { return .everything }
+        let spans = [KeySpan.key([payload[1]])]
+        switch opcode {
+        case .put: return Footprint(spans: spans, writes: true, overwrites: true)
+        case .append: return Footprint(spans: spans, writes: true)
+        case .get: return Footprint(spans: spans, writes: false)
+        }
     }
 
     public mutating func apply(_ payload: [UInt8]) -> [UInt8] {

@@ -9,6 +9,8 @@ extension Simulation {
     /// Moves between phases and enforces the liveness bound.
     func checkProgress() {
         if self.faultPhaseEnd == nil {
+            // A fixed partition ends the fault phase when it heals, not before.
+            guard self.options.fixedPartition == nil else { return }
             let mostDone = self.completedOperations * 10 >= self.options.operations * 8
             if mostDone || self.now >= self.options.maximumFaultPhaseNanoseconds || self.remainingOperations == 0 {
                 self.endFaultPhase()
@@ -16,12 +18,17 @@ extension Simulation {
             return
         }
         let deadline = self.faultPhaseEnd! + self.options.livenessBoundNanoseconds
-        if self.remainingOperations == 0 && self.allReplicasCaughtUp() {
+        if self.remainingOperations == 0 && self.allReplicasCaughtUp(), let found = self.settle() {
+            self.violations += found
             self.finished = true
         } else if self.now > deadline {
             self.finished = true
             let pending = self.remainingOperations
-            if pending > 0 {
+            if pending == 0 && self.allReplicasCaughtUp() {
+                self.violations.append(InvariantViolation(
+                    invariant: "liveness", node: nil,
+                    detail: "the replicas did not settle (converge) within \(self.options.livenessBoundNanoseconds / 1_000_000) ms after faults stopped"))
+            } else if pending > 0 {
                 self.violations.append(InvariantViolation(
                     invariant: "liveness", node: nil,
                     detail: "\(pending) operations still pending \(self.options.livenessBoundNanoseconds / 1_000_000) ms after faults stopped"))
@@ -34,8 +41,23 @@ extension Simulation {
         }
     }
 
+    /// Asks the monitor whether the replicas, every one of them up, reached the state the
+    /// protocol promises once faults stop (`nil`: not yet).
+    func settle() -> [InvariantViolation]? {
+        var replicas: [(node: NodeID, replica: R)] = []
+        for position in self.nodes.indices {
+            guard let driver = self.nodes[position].driver else { return nil }
+            replicas.append((self.members[position], driver.core))
+        }
+        return self.monitor.settled(replicas)
+    }
+
     func allReplicasCaughtUp() -> Bool {
-        self.memberPositions.allSatisfy {
+        // An unordered protocol applies writes only where operations complete (a quorum
+        // register keeps each at a majority; an eventual store converges on its own state):
+        // its monitor says when it has settled.
+        guard R.executionOrder != .unordered else { return true }
+        return self.memberPositions.allSatisfy {
             self.nodes[$0].driver != nil && self.nodes[$0].lastAppliedPosition >= self.highestAckedPosition
         }
     }
@@ -54,6 +76,10 @@ extension Simulation {
     /// Every acknowledged write is applied on every live replica (every member's, when the
     /// membership changes).
     func finalChecks() {
+        // An unordered protocol's replicas apply only what their own operations return; its
+        // monitor checks what the replicas hold (ABD: a majority; the eventual store: one
+        // converged state).
+        guard R.executionOrder != .unordered else { return }
         for position in self.memberPositions where self.nodes[position].driver != nil {
             let missing = self.ackedWrites.subtracting(self.nodes[position].appliedCommands)
             if let first = missing.min() {
@@ -81,6 +107,7 @@ extension Simulation {
         var report = SimulationReport(
             seed: self.seed, fingerprint: self.hasher.value, violations: self.violations, statistics: statistics,
             history: self.history, linearizability: linearizability)
+        report.promisesLinearizability = R.consistency == .linearizable
         if var trace = self.trace {
             trace.endTime = self.now
             report.trace = trace
@@ -176,9 +203,14 @@ public struct SimulationReport: Sendable {
     /// The run as drawn by `synod sim --trace` (`SimulationOptions.recordsTrace`).
     public var trace: SimulationTrace?
 
-    /// True when the history was checked and is not linearizable, or the checker gave up.
+    /// Whether the protocol promises linearizability; when not (an eventually consistent
+    /// store), the checker's verdict is reported but decides nothing.
+    public var promisesLinearizability = true
+
+    /// True when the protocol promises linearizability and the history was checked and is not
+    /// linearizable, or the checker gave up.
     public var linearizabilityFailed: Bool {
-        guard let verdict = self.linearizability?.verdict else { return false }
+        guard self.promisesLinearizability, let verdict = self.linearizability?.verdict else { return false }
         return verdict != .linearizable
     }
 
@@ -188,7 +220,7 @@ public struct SimulationReport: Sendable {
     /// The first problem in one line, or `nil` when clean.
     public var firstProblem: String? {
         if let violation = self.violations.first { return violation.description }
-        guard let result = self.linearizability, result.verdict != .linearizable else { return nil }
+        guard self.promisesLinearizability, let result = self.linearizability, result.verdict != .linearizable else { return nil }
         if let violation = result.violation {
             return "not linearizable on key \(violation.key): cannot place \(violation.unplaced.summary)"
         }

@@ -1,3 +1,5 @@
+import SynodCausal
+import SynodClocks
 import SynodCheck
 import SynodCore
 import SynodDriver
@@ -12,7 +14,7 @@ extension Simulation {
             self.clients[client].currentOperation = nil
             return
         }
-        let live = self.nodes.indices.filter { self.nodes[$0].driver != nil }
+        let live = self.nodes.indices.filter { self.nodes[$0].driver != nil && self.onClientSide(client, node: $0) }
         guard !live.isEmpty || self.clients[client].session != nil else {
             self.clients[client].currentOperation = nil
             self.schedule(after: self.options.tickNanoseconds, .clientStart(client: client))
@@ -25,16 +27,19 @@ extension Simulation {
         let key = UInt8(self.random.integer(in: 0..<self.options.keys))
         let operation = self.options.workload.makeOperation(
             key: key, client: clientID, sequence: sequence, options: self.options,
-            recentValues: self.recentValues[key, default: []], random: &self.random, now: self.now,
+            recentValues: self.recentValues[key, default: []], context: self.clients[client].contexts[key] ?? VectorClock(),
+            random: &self.random, now: self.now,
             // A gateway's client loses an operation with every crash of its gateway; an append
             // of unknown outcome can land anywhere among the others, the checker's hardest
             // case, so these clients put instead.
-            appends: self.clients[client].session != nil)
+            // A quorum register orders no appends (`CommandSupport.singleKeyOverwrites`).
+            appends: self.clients[client].session != nil && R.commandSupport == .any)
         if let value = operation.record.value {
             self.recentValues[key, default: []].append(value)
             if self.recentValues[key]!.count > 3 { self.recentValues[key]!.removeFirst() }
         }
         self.history.append(operation.record)
+        self.clients[client].currentKey = key
         if self.clients[client].session != nil {
             let command = Command(client: clientID, sequence: sequence, payload: operation.payload)
             self.clients[client].currentOperation = self.history.count - 1
@@ -51,6 +56,14 @@ extension Simulation {
         self.clients[client].gateway = gateway
         self.clients[client].gatewayIncarnation = self.nodes[gateway].incarnation
         self.schedule(after: self.latency([]), .submit(client: client, token: token, kind: operation.kind, payload: operation.payload))
+    }
+
+    /// Whether a client may use the node's gateway: always, except that with a fixed partition
+    /// clients stay on their side of it.
+    func onClientSide(_ client: Int, node: Int) -> Bool {
+        guard let partition = self.options.fixedPartition else { return true }
+        let minorityClient = client >= self.options.clients - partition.minorityClients
+        return partition.minority.contains(node) == minorityClient
     }
 
     /// Starts the client's next operation, at once or after a think time.
@@ -147,6 +160,9 @@ extension Simulation {
             return
         }
         self.history[operation].output = output
+        if self.options.workload == .eventual, let state = try? CausalRegister.decode(reply) {
+            self.clients[client].contexts[self.clients[client].currentKey] = state.context
+        }
         if kind != .get {
             // An acknowledged write was applied somewhere first: it has a position.
             self.ackedWrites.insert(command)
@@ -185,7 +201,9 @@ extension Simulation {
                 detail: "applied \(id) at position \(committed.position) where another replica applied \(known)"))
             return
         }
-        if let key = self.options.workload.conflictKey(of: committed.command.payload) {
+        // An unordered protocol (ABD, the eventual store) applies writes only where operations
+        // complete, in no agreed order: its monitor and the history judge it instead.
+        if R.executionOrder != .unordered, let key = self.options.workload.conflictKey(of: committed.command.payload) {
             let index = self.nodes[position].appliedPerKey[key, default: 0]
             self.nodes[position].appliedPerKey[key] = index + 1
             if index == self.keyHistory[key, default: []].count {

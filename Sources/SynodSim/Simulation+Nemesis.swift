@@ -217,6 +217,20 @@ extension Simulation {
         self.closeMark("partition", node: nil)
     }
 
+    /// Splits the network as the fixed partition says.
+    func splitFixed() {
+        guard let partition = self.options.fixedPartition else { return }
+        let count = self.options.nodes
+        let minority = Set(partition.minority)
+        self.blocked = Array(repeating: false, count: count * count)
+        for from in 0..<count { for to in 0..<count where minority.contains(from) != minority.contains(to) {
+            self.blocked[from * count + to] = true
+        } }
+        self.activePartition += 1
+        self.statistics.partitions += 1
+        self.mark("partition", node: nil, "fixed partition: \(partition.minority.map { self.members[$0].description }.joined(separator: ", ")) cut off from the others")
+    }
+
     /// Ends the fault phase: heal the network, restart every crashed replica, stop loss.
     func endFaultPhase() {
         guard self.faultPhaseEnd == nil else { return }

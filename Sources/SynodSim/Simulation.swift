@@ -81,6 +81,16 @@ public final class Simulation<R: Replica> {
     public init(seed: UInt64, options: SimulationOptions, replicaOptions: R.Options = R.Options()) throws {
         try options.validate()
         try replicaOptions.validate()
+        if (R.commandSupport == .causalStore) != (options.workload == .eventual) {
+            throw SimulationError(R.commandSupport == .causalStore
+                ? "\(R.protocolName) takes the eventual store's requests: use the eventual workload"
+                : "the eventual workload's requests (puts with a causal context) are for the eventual store, not \(R.protocolName)")
+        }
+        if R.commandSupport == .singleKeyOverwrites && options.workload == .kv {
+            throw SimulationError(
+                "\(R.protocolName) orders single-key overwrites only, and the kv workload's etcd semantics (one revision for the "
+                    + "whole store, cas) need a total order: use the register workload")
+        }
         self.seed = seed
         self.options = options
         self.replicaOptions = Self.withSmallWindow(
@@ -171,6 +181,10 @@ public final class Simulation<R: Replica> {
         }
         if self.faultsActive {
             self.schedule(after: self.random.uniform(self.options.nemesisIntervalNanoseconds), .nemesis)
+        }
+        if let partition = self.options.fixedPartition {
+            self.schedule(after: partition.from, .fixedPartition(begin: true))
+            self.schedule(after: partition.until, .fixedPartition(begin: false))
         }
     }
 
@@ -303,6 +317,9 @@ public final class Simulation<R: Replica> {
         case .heal(let partition):
             self.hasher.combine(9)
             if partition == self.activePartition { self.healPartition() }
+        case .fixedPartition(let begin):
+            self.hasher.combine(15)
+            if begin { self.splitFixed() } else { self.endFaultPhase() }
         case .rejoin(let position):
             self.hasher.combine(13)
             self.hasher.combine(position)
@@ -442,7 +459,7 @@ public final class Simulation<R: Replica> {
     }
 
     func observe(_ position: Int, _ ready: Ready<R.Message, R.Record>) {
-        guard let driver = self.nodes[position].driver else { return }
+        guard let driver = self.nodes[position].driver, !self.options.skipsMonitor else { return }
         let found = self.monitor.observe(node: self.members[position], replica: driver.core, ready: ready)
         if !found.isEmpty { self.violations += found }
     }

@@ -1,3 +1,4 @@
+import SynodClocks
 import SynodCore
 import SynodDriver
 
@@ -18,6 +19,8 @@ enum SimulationEventKind<R: Replica> {
     case nemesis
     case restart(node: Int)
     case heal(partition: UInt64)
+    /// The fixed partition begins, or (begin false) heals and the fault phase ends.
+    case fixedPartition(begin: Bool)
     /// The replica cut off by the `rejoin` fault comes back.
     case rejoin(node: Int)
 }
@@ -107,4 +110,9 @@ struct SimulatedClient<Session: ClientSession> {
     var gatewayIncarnation: UInt32 = 0
     /// The command of a direct client's operation in flight.
     var currentCommand: CommandID?
+    /// The key of the operation in flight.
+    var currentKey: UInt8 = 0
+    /// The eventual workload: per key, the causal context of the client's last answer (its
+    /// next put there replaces what it saw).
+    var contexts: [UInt8: VectorClock] = [:]
 }

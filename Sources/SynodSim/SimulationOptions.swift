@@ -31,6 +31,9 @@ public struct SimulationOptions: Sendable, Equatable {
     /// Test-only: the node driver sends messages that must wait for a sync before it is done
     /// (a deliberately broken driver, for the test that shows the simulator catches it).
     @_spi(Testing) public var unsafeSendBeforeSync = false
+    /// Test-only: the protocol's monitor is not run, so that a mutation it would catch first is
+    /// left to the linearizability checker (the test that shows the checker catches it too).
+    @_spi(Testing) public var skipsMonitor = false
     /// Pause between one operation's end and the client's next (0...0: none). Pauses leave
     /// leaders idle, the state in which some bugs (committing old-term entries) show.
     public var thinkTimeNanoseconds: ClosedRange<UInt64> = 0...0
@@ -67,6 +70,10 @@ public struct SimulationOptions: Sendable, Equatable {
     /// Once faults stop, every pending operation must complete, and every replica catch up,
     /// within this bound.
     public var livenessBoundNanoseconds: UInt64 = 30_000_000_000
+
+    /// One partition at fixed times instead of random faults (the CAP scenario): `faults`
+    /// must be empty; the fault phase is the partition, and clients stay on their side.
+    public var fixedPartition: FixedPartition?
 
     /// Record what happened (messages, faults, roles, syncs, commits) for `synod sim --trace`.
     /// Changes nothing in the run.
@@ -107,13 +114,59 @@ public struct SimulationOptions: Sendable, Equatable {
         ] where !(0...0.5).contains(value) {
             throw SimulationError("\(name) must lie in 0...0.5, got \(value)")
         }
+        if let partition = self.fixedPartition {
+            guard self.faults.isEmpty else { throw SimulationError("a fixed partition runs without random faults (faults none)") }
+            guard !partition.minority.isEmpty, partition.minority.count * 2 < self.nodes,
+                  partition.minority.allSatisfy({ (0..<self.nodes).contains($0) }), Set(partition.minority).count == partition.minority.count
+            else { throw SimulationError("a fixed partition's minority must be fewer than half the nodes, each once, got \(partition.minority)") }
+            guard partition.from < partition.until else { throw SimulationError("a fixed partition must end after it begins") }
+            guard (1..<self.clients).contains(partition.minorityClients) else {
+                throw SimulationError("a fixed partition needs clients on both sides: minorityClients in 1..<\(self.clients)")
+            }
+        }
         guard self.snapshotInterval >= 0 else { throw SimulationError("snapshotInterval must not be negative") }
         guard self.tickNanoseconds > 0 else { throw SimulationError("tickNanoseconds must be positive") }
         guard self.livenessBoundNanoseconds > 0 else { throw SimulationError("livenessBoundNanoseconds must be positive") }
     }
 }
 
+/// A partition at fixed times: the minority's nodes cannot talk to the others from `from` to
+/// `until` (virtual nanoseconds), and the last `minorityClients` clients talk only to the
+/// minority's nodes (the others only to the majority's), throughout.
+public struct FixedPartition: Sendable, Equatable {
+    public var minority: [Int]
+    public var from: UInt64
+    public var until: UInt64
+    public var minorityClients: Int
+
+    public init(minority: [Int], from: UInt64, until: UInt64, minorityClients: Int) {
+        self.minority = minority
+        self.from = from
+        self.until = until
+        self.minorityClients = minorityClients
+    }
+}
+
 extension SimulationOptions {
+    /// The CAP scenario (`synod sim --scenario cap`): five nodes split 3 | 2 from 300 ms to
+    /// 3.3 s, ten gateway clients (six on the majority's side, four on the minority's) doing
+    /// puts and gets on four keys with short pauses, giving up on an operation after 500 ms.
+    public static func capScenario(workload: SimulationWorkload) -> SimulationOptions {
+        var options = SimulationOptions()
+        options.nodes = 5
+        options.clients = 10
+        options.operations = 1200
+        options.keys = 4
+        options.readFraction = 0.4
+        options.workload = workload
+        options.gatewayFraction = 1
+        options.faults = []
+        options.thinkTimeNanoseconds = 10_000_000...30_000_000
+        options.operationTimeoutNanoseconds = 500_000_000
+        options.fixedPartition = FixedPartition(minority: [3, 4], from: 300_000_000, until: 3_300_000_000, minorityClients: 4)
+        return options
+    }
+
     /// The mutation tests' fault mix: faults every 5 to 100 ms, lasting 5 to 500 ms (half the
     /// crashes quick reboots), 200 operations: denser than the default, so that unsafe variants
     /// show within a few hundred seeds. Clients run their own sessions: at this crash rate

@@ -1,4 +1,6 @@
+import SynodCausal
 import SynodCheck
+import SynodClocks
 import SynodCore
 import SynodKV
 
@@ -10,6 +12,10 @@ public enum SimulationWorkload: String, Sendable, CaseIterable {
     /// The etcd-semantics store (`SynodKV.KeyValueStore`): range reads of one key, put, delete,
     /// and compare-and-set as a transaction (value compare, or version 0 for "absent").
     case kv
+    /// The eventually consistent store (`SynodCausal.CausalStore`): get, and put with the
+    /// causal context of the client's last answer on that key. A get's history output is the
+    /// value of its newest sibling (by dot), a stand-in: siblings have no single value.
+    case eventual
 
     /// One client operation: how it is ordered, its payload, and its history record.
     struct Operation {
@@ -22,18 +28,25 @@ public enum SimulationWorkload: String, Sendable, CaseIterable {
     /// lately (cas candidates for the expected value).
     func makeOperation(
         key: UInt8, client: ClientID, sequence: UInt64, options: SimulationOptions, recentValues: [String],
-        random: inout DeterministicRandom, now: UInt64, appends: Bool = true
+        context: VectorClock = VectorClock(), random: inout DeterministicRandom, now: UInt64, appends: Bool = true
     ) -> Operation {
         let keyName = "k\(key)"
         let value = HistoryGenerator.paddedValue("c\(client)s\(sequence)", bytes: options.valueBytes)
         var record = HistoryOperation(client: Int(client), kind: .get, key: keyName, call: now, returnTime: nil)
         if random.chance(options.readFraction) {
-            let payload = self == .register
-                ? RegisterStore.get(key: key) : KVRequest.range(KeyRange(key: Array(keyName.utf8)), limit: 0).encoded()
+            let payload = switch self {
+            case .register: RegisterStore.get(key: key)
+            case .kv: KVRequest.range(KeyRange(key: Array(keyName.utf8)), limit: 0).encoded()
+            case .eventual: CausalRequest.get(key: Array(keyName.utf8)).encoded()
+            }
             return Operation(kind: .read, payload: payload, record: record)
         }
         record.value = value
         switch self {
+        case .eventual:
+            record.kind = .put
+            let request = CausalRequest.put(key: Array(keyName.utf8), value: Array(value.utf8), context: context)
+            return Operation(kind: .write, payload: request.encoded(), record: record)
         case .register:
             let append = random.chance(options.appendFraction) && appends
             record.kind = append ? .append : .put
@@ -75,8 +88,11 @@ public enum SimulationWorkload: String, Sendable, CaseIterable {
         case (.kv, .cas):
             guard case .transaction(_, let succeeded, _)? = try? KVResponse.decode(reply) else { return nil }
             return .swapped(succeeded)
-        case (.register, .cas):
+        case (.register, .cas), (.eventual, .cas):
             return nil
+        case (.eventual, .get):
+            guard let state = try? CausalRegister.decode(reply) else { return nil }
+            return .value(state.siblings.last.flatMap { $0.value }.map { String(decoding: $0, as: UTF8.self) })
         }
     }
 
@@ -85,6 +101,8 @@ public enum SimulationWorkload: String, Sendable, CaseIterable {
         switch self {
         case .register:
             return RegisterStore.key(of: payload).map { "k\($0)" }
+        case .eventual:
+            return (try? CausalRequest.decode(payload)).map { String(decoding: $0.key, as: UTF8.self) }
         case .kv:
             switch try? KVRequest.decode(payload) {
             case .put(let key, _, _)?: return String(decoding: key, as: UTF8.self)
@@ -101,11 +119,13 @@ public enum SimulationWorkload: String, Sendable, CaseIterable {
 enum SimulatedMachine: StateMachine {
     case register(RegisterStore)
     case kv(KeyValueStore)
+    case causal(CausalStore)
 
     init(_ workload: SimulationWorkload) {
         switch workload {
         case .register: self = .register(RegisterStore())
         case .kv: self = .kv(KeyValueStore())
+        case .eventual: self = .causal(CausalStore())
         }
     }
 
@@ -122,6 +142,11 @@ enum SimulatedMachine: StateMachine {
             let reply = store.apply(payload)
             self = .kv(store)
             return reply
+        case .causal(var store):
+            self = .register(RegisterStore())
+            let reply = store.apply(payload)
+            self = .causal(store)
+            return reply
         }
     }
 
@@ -129,6 +154,15 @@ enum SimulatedMachine: StateMachine {
         switch self {
         case .register(let store): store.query(payload)
         case .kv(let store): store.query(payload)
+        case .causal(let store): store.query(payload)
         }
+    }
+
+    /// The register store's footprint for its payloads (their opcodes say so), the key-value
+    /// store's for the others.
+    static func footprint(of payload: [UInt8]) -> Footprint {
+        if let first = payload.first, RegisterStore.Opcode(rawValue: first) != nil { return RegisterStore.footprint(of: payload) }
+        if CausalRequest.isCausal(payload) { return CausalStore.footprint(of: payload) }
+        return KeyValueStore.footprint(of: payload)
     }
 }

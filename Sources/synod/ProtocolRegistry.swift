@@ -1,5 +1,7 @@
 import ArgumentParser
+import SynodABD
 import SynodCore
+import SynodEventual
 import SynodPaxos
 import SynodRaft
 
@@ -22,6 +24,8 @@ enum ProtocolRegistry {
         try visitor.visit(RaftReplica.self)
         try visitor.visit(MultiPaxosReplica.self)
         try visitor.visit(PaxosLogReplica.self)
+        try visitor.visit(ABDReplica.self)
+        try visitor.visit(EventualReplica.self)
     }
 
     /// Every protocol's core, in the order `--help` lists them.
@@ -47,6 +51,19 @@ enum ProtocolRegistry {
     static func lookUp(_ name: String, option: String = "--protocol") throws -> any Replica.Type {
         guard let type = Self.named(name) else {
             throw ValidationError("unknown protocol '\(name)' for \(option); known: \(Self.names.joined(separator: ", "))")
+        }
+        return type
+    }
+
+    /// The core named `name` for the key-value service (`serve`, `demo`), or a validation
+    /// error: the service's etcd semantics need a protocol that orders every command.
+    static func lookUpService(_ name: String, option: String = "--protocol") throws -> any Replica.Type {
+        let type = try Self.lookUp(name, option: option)
+        guard type.commandSupport == .any else {
+            let what = type.commandSupport == .singleKeyOverwrites ? "single-key puts and gets" : "its own causal-store requests"
+            throw ValidationError(
+                "\(name) takes \(what) only, and the key-value service's etcd semantics (one revision for the whole store, "
+                    + "transactions) need a protocol that orders every command; it runs in the simulator: synod sim --protocol \(name)")
         }
         return type
     }

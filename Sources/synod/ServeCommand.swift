@@ -139,7 +139,7 @@ struct ServeCommand: AsyncParsableCommand {
             _ = try Self.joinURL(join)
         }
         _ = try Self.address(self.client, what: "--client")
-        if let name = self.protocol { _ = try ProtocolRegistry.lookUp(name) }
+        if let name = self.protocol { _ = try ProtocolRegistry.lookUpService(name) }
         guard (1...10_000).contains(self.tickMs) else { throw ValidationError("--tick-ms must lie in 1...10000") }
         guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level '\(self.logLevel)'") }
         guard !self.dataDir.isEmpty else { throw ValidationError("--data-dir is empty; give the directory of this node's log") }

@@ -51,8 +51,16 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Client operations per seed.")
     var ops = 200
 
-    @Option(help: "Workload: register (get, put, append on registers) or kv (get, put, cas, delete on the etcd-semantics store).")
-    var workload = "register"
+    @Option(
+        name: .customLong("workload"),
+        help: "Workload: register (get, put, append on registers), kv (get, put, cas, delete on the etcd-semantics store) or eventual (get, put with the context read, on the eventually consistent store). Default: eventual for --protocol eventual, register otherwise.")
+    var workloadName: String?
+
+    /// The workload asked for, or the protocol's natural one.
+    var workload: String {
+        if let name = self.workloadName { return name }
+        return ProtocolRegistry.named(self.protocol)?.commandSupport == .causalStore ? "eventual" : "register"
+    }
 
     @Option(help: "Distinct keys the clients touch (1 to 256; fewer keys, more contention).")
     var keys = 4
@@ -89,7 +97,7 @@ struct SimCommand: ParsableCommand {
     @Option(name: .customLong("trace-window"), help: "Draw only virtual milliseconds FROM..TO of the run, e.g. 200..900 (with --trace).")
     var traceWindow: String?
 
-    @Option(help: "Run a named scenario instead of seeded sweeps: dueling-proposers (single-decree Paxos, FLP made visible).")
+    @Option(help: "Run a named scenario instead of seeded sweeps: dueling-proposers (single-decree Paxos, FLP made visible), or cap (Raft and the eventual store under one 3 | 2 partition, CAP made visible; the first of --seeds).")
     var scenario: String?
 
     @Option(help: ArgumentHelp(
@@ -121,8 +129,8 @@ struct SimCommand: ParsableCommand {
                 throw ValidationError("--compare takes protocols from: \(ProtocolRegistry.names.joined(separator: ", ")), separated by commas; got '\(compare)'")
             }
         }
-        if let scenario = self.scenario, scenario != "dueling-proposers" {
-            throw ValidationError("unknown scenario '\(scenario)'; known: dueling-proposers")
+        if let scenario = self.scenario, scenario != "dueling-proposers" && scenario != "cap" {
+            throw ValidationError("unknown scenario '\(scenario)'; known: dueling-proposers, cap")
         }
         do { _ = try FaultSet(parsing: self.faults) } catch { throw ValidationError("\(error)") }
         if self.trace != nil && self.seeds.range.count != 1 {
@@ -191,6 +199,10 @@ struct SimCommand: ParsableCommand {
         }
         if self.scenario == "dueling-proposers" {
             try self.runDuelingProposers()
+            return
+        }
+        if self.scenario == "cap" {
+            try self.runCap()
             return
         }
         if let compare = self.compare {

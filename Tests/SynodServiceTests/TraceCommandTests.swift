@@ -30,3 +30,43 @@ struct TraceCommandTests {
         #expect(noTrace != 0 && noTraceMessage.contains("--trace-window needs --trace"), "\(noTraceMessage)")
     }
 }
+
+/// The available side's protocols on the command line: the CAP scenario's verdict, and clear
+/// refusals where they do not fit.
+@Suite("synod sim and serve: abd, eventual, the CAP scenario")
+struct AvailableSideCommandTests {
+    @Test("--scenario cap --json comes out as expected (exit 0); abd and eventual are refused by serve and by the wrong workload, with the reason")
+    func capAndRefusals() throws {
+        // The JSON goes to standard output (runSynod keeps standard error).
+        let path = NSTemporaryDirectory() + "synod-cap-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: synodExecutable())
+        process.arguments = ["sim", "--scenario", "cap", "--json"]
+        FileManager.default.createFile(atPath: path, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: path)
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        process.waitUntilExit()
+        let status = process.terminationStatus
+        let output = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(status == 0, "\(output)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(object["asExpected"] as? Bool == true)
+        let protocols = try #require(object["protocols"] as? [[String: Any]])
+        #expect(protocols.map { $0["protocol"] as? String } == ["raft", "eventual"])
+        let raftMinority = try #require((protocols[0]["sides"] as? [[String: Any]])?.last)
+        #expect(raftMinority["writesAccepted"] as? Int == 0 && (raftMinority["writesRefused"] as? Int ?? 0) > 0)
+        #expect(protocols[1]["verdict"] as? String == "not-linearizable" && protocols[1]["why"] is String)
+        for name in ["abd", "eventual"] {
+            let (refused, message) = try runSynod(
+                ["serve", "--protocol", name, "--id", "1", "--peers", "1=127.0.0.1:1", "--client", "127.0.0.1:2", "--data-dir", NSTemporaryDirectory() + "synod-unused"])
+            #expect(refused != 0 && message.contains("it runs in the simulator: synod sim --protocol \(name)"), "\(message)")
+        }
+        let (kv, kvMessage) = try runSynod(["sim", "--protocol", "abd", "--workload", "kv", "--seeds", "1"])
+        #expect(kv != 0 && kvMessage.contains("use the register workload"), "\(kvMessage)")
+        let (mutant, mutantMessage) = try runSynod(
+            ["sim", "--protocol", "eventual", "--seeds", "1..10", "--option", "unsafe-last-writer-wins=on"], timeout: 300)
+        #expect(mutant != 0 && mutantMessage.contains("dropped, not overwritten"), "\(mutantMessage)")
+    }
+}

@@ -1,0 +1,78 @@
+import SynodCausal
+import SynodClocks
+import SynodCore
+
+/// The eventually consistent store's invariants:
+///
+/// - **dot-uniqueness**, after every step: no two writes accepted under one dot (a dot a
+///   crash took back before it was durable is free again, since nobody saw it).
+/// - **convergence**, once faults stopped and every operation ended (`settled`): every replica
+///   holds the same state, and every write accepted durably is either there (a sibling) or was
+///   causally overwritten: a later write's client had read it (its context covers the dot).
+///   A write that vanished otherwise was silently dropped, the last-writer-wins bug.
+public struct EventualMonitor: SafetyMonitor {
+    public typealias Observed = EventualReplica
+
+    struct Write {
+        var command: CommandID
+        var key: [UInt8]
+        var dot: Dot
+        var seen: VectorClock
+    }
+
+    /// A write's name: its key and its dot (a replica numbers its writes per key).
+    struct Name: Hashable {
+        var key: [UInt8]
+        var dot: Dot
+    }
+
+    let members: [NodeID]
+    var writes: [Name: Write] = [:]
+
+    public init(members: [NodeID]) { self.members = members.sorted() }
+
+    public mutating func observe(node: NodeID, replica: EventualReplica, ready: Ready<EventualMessage, EventualRecord>) -> [InvariantViolation] {
+        var violations: [InvariantViolation] = []
+        for accepted in replica.acceptedWrites {
+            let name = Name(key: accepted.key, dot: accepted.dot)
+            if let known = self.writes[name], known.command != accepted.write {
+                violations.append(InvariantViolation(
+                    invariant: "dot-uniqueness", node: node,
+                    detail: "dot \(accepted.dot) of key \(Self.text(accepted.key)) names \(accepted.write) and \(known.command)"))
+            }
+            self.writes[name] = Write(command: accepted.write, key: accepted.key, dot: accepted.dot, seen: accepted.seen)
+        }
+        return violations
+    }
+
+    public mutating func restarted(node: NodeID, replica: EventualReplica, recovered: Recovered<EventualRecord>) {
+        for (name, write) in self.writes where write.dot.node == node {
+            if !(replica.registers[write.key]?.covers(write.dot) ?? false) { self.writes[name] = nil }
+        }
+    }
+
+    public mutating func settled(_ replicas: [(node: NodeID, replica: EventualReplica)]) -> [InvariantViolation]? {
+        guard let first = replicas.first else { return [] }
+        guard replicas.allSatisfy({ $0.replica.registers == first.replica.registers }) else { return nil }
+        let state = first.replica.registers
+        var violations: [InvariantViolation] = []
+        let ordered = self.writes.values.sorted { ($0.command, $0.dot) < ($1.command, $1.dot) }
+        for write in ordered {
+            let dot = write.dot
+            let register = state[write.key] ?? CausalRegister()
+            if register.siblings.contains(where: { $0.dot == dot }) { continue }
+            let overwriter = ordered.first { $0.key == write.key && $0.seen[dot.node] >= dot.counter }
+            if register.covers(dot), overwriter != nil { continue }
+            violations.append(InvariantViolation(
+                invariant: "convergence", node: nil,
+                detail: "\(write.command) (dot \(dot)) on key \(Self.text(write.key)) is gone, yet no write saw it: "
+                    + (register.covers(dot) ? "dropped, not overwritten" : "it never reached the converged state")))
+            if violations.count >= 5 { break }
+        }
+        return violations
+    }
+
+    static func text(_ key: [UInt8]) -> String {
+        key.allSatisfy({ (0x21...0x7E).contains($0) }) ? String(decoding: key, as: UTF8.self) : key.map(String.init).joined(separator: ",")
+    }
+}
