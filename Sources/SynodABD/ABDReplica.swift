@@ -141,8 +141,13 @@ public struct ABDReplica: Replica {
         if let operation = self.writesInProgress[command.id], self.operations[operation] != nil { return }
         if let assigned = self.assigned[command.client], assigned.sequence >= command.sequence {
             // A retry of a write whose tag is settled: store it again under that tag (stores
-            // are idempotent); an older command's client has moved on, and nobody waits for it.
-            guard assigned.sequence == command.sequence else { return }
+            // are idempotent). An older command's client has moved on: refused, so that the
+            // driver lets go of the request (a delayed duplicate nobody waits for).
+            guard assigned.sequence == command.sequence else {
+                self.pending.rejected.append(Rejection(request: .proposal(command), reason: .unsupported(
+                    "stale: this client's later command \(assigned.sequence) was taken already")))
+                return
+            }
             guard self.admit(.proposal(command)) else { return }
             let operation = self.begin(.write(command), key: assigned.key)
             self.writesInProgress[command.id] = operation

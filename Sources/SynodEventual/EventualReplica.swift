@@ -138,9 +138,12 @@ public struct EventualReplica: Replica {
         }
         if let latest = self.accepted[command.client], latest >= command.sequence {
             // A retry: answered with the key's state once the write is durable (the sync's
-            // answer covers one still syncing), not written twice; an older command's client
-            // has moved on.
-            if latest == command.sequence && !self.syncing.values.contains(where: { $0.command == command.id }) {
+            // answer covers one still syncing), not written twice.
+            if latest > command.sequence {
+                // Refused, so that the driver lets go of the request (a delayed duplicate).
+                self.pending.rejected.append(Rejection(request: .proposal(command), reason: .unsupported(
+                    "stale: this client's later command \(latest) was taken already")))
+            } else if !self.syncing.values.contains(where: { $0.command == command.id }) {
                 self.answer(command.id, key: key)
             }
             return

@@ -156,6 +156,11 @@ struct EventualTests {
         var restarted = Self.replica(records: [EventualRecord(key: [7], state: state)])
         restarted.propose(Self.put(4, 1, "x"))
         #expect(restarted.ready().records.isEmpty)
+        restarted.propose(Self.put(4, 2, "y"))
+        _ = restarted.ready()
+        restarted.propose(Self.put(4, 1, "x"))
+        let stale = restarted.ready()
+        #expect(stale.records.isEmpty && stale.committed.isEmpty && stale.rejected.count == 1, "a stale duplicate is refused")
         restarted.propose(Command(client: 4, sequence: 2, payload: RegisterStore.put(key: 0, value: [1])))
         #expect(restarted.ready().rejected.count == 1, "a payload that is not the store's is refused")
     }
