@@ -71,12 +71,12 @@ let package = Package(
         .target(name: "SynodEventual", dependencies: ["SynodCore", "SynodClocks", "SynodCausal"], swiftSettings: optimized),
         // Durable storage: the write-ahead log (segments, CRC-32C, torn-tail recovery).
         .target(name: "SynodStorage", dependencies: ["SynodCore"], swiftSettings: optimized),
-        // The server runtime: one node of any protocol over TCP with a durable log, and the
-        // etcd-shaped HTTP API.
+        // The server runtime: one node of any protocol over TCP with a durable log, the
+        // etcd-shaped HTTP API, and the eventually consistent store's.
         .target(
             name: "SynodRuntime",
             dependencies: [
-                "SynodCore", "SynodDriver", "SynodKV", "SynodStorage",
+                "SynodCore", "SynodDriver", "SynodKV", "SynodStorage", "SynodCausal", "SynodClocks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -115,6 +115,7 @@ let package = Package(
             name: "synod",
             dependencies: [
                 "SynodCore", "SynodRaft", "SynodPaxos", "SynodABD", "SynodEventual", "SynodSim", "SynodCheck", "SynodRuntime", "SynodCluster", "SynodStorage",
+                "SynodKV", "SynodCausal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -130,6 +131,7 @@ let package = Package(
             name: "SynodServiceTests",
             dependencies: [
                 "SynodCore", "SynodRuntime", "SynodCluster", "SynodCheck", "SynodStorage", "SynodRaft", "SynodPaxos",
+                "SynodCausal", "SynodClocks", "SynodEventual",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

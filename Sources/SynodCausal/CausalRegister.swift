@@ -133,6 +133,17 @@ public enum CausalLimits {
     public static let maximumKeyBytes = 1 << 16
     /// Longest value.
     public static let maximumValueBytes = 1 << 20
+    /// Largest encoded state of one key the store lets grow, across all replicas: under the
+    /// 4 MiB a reply or a peer message carries and the 16 MiB a log record holds. Each replica
+    /// of an `n`-member store refuses a write that would leave more than an `n`-th of it (and
+    /// of `maximumSiblings`) at its key, so a merge of every replica's state stays within it.
+    public static let maximumStateBytes = 3 << 20
+
+    /// What one replica of `members` replicas accepts at one key: siblings and encoded bytes.
+    public static func replicaShare(members: Int) -> (siblings: Int, bytes: Int) {
+        let members = max(1, members)
+        return (Self.maximumSiblings / members, Self.maximumStateBytes / members)
+    }
 }
 
 extension CausalRegister: WireCodable {

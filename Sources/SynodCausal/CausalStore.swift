@@ -92,3 +92,49 @@ public struct CausalStore: StateMachine, Sendable {
         }
     }
 }
+
+extension CausalStore {
+    /// A snapshot of the store and its session table, canonical (keys and clients sorted):
+    /// the key states, then each client's latest command and reply.
+    public static func snapshot(of service: ExactlyOnce<CausalStore>) -> [UInt8] {
+        var writer = WireWriter()
+        writer.byte(CausalRequest.marker)
+        let registers = service.machine.registers.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        writer.varint(UInt64(registers.count))
+        for (key, state) in registers {
+            writer.data(key)
+            state.encode(into: &writer)
+        }
+        let sessions = service.sessions
+        writer.varint(UInt64(sessions.count))
+        for session in sessions {
+            writer.varint(session.client)
+            writer.varint(session.sequence)
+            writer.data(session.reply)
+        }
+        return writer.bytes
+    }
+
+    /// The store a snapshot holds; a readable error for bytes that are not one (truncated,
+    /// trailing bytes, keys out of order, a state that does not decode).
+    public static func restore(_ bytes: [UInt8]) throws(WireError) -> ExactlyOnce<CausalStore> {
+        var reader = WireReader(bytes)
+        guard try reader.byte() == CausalRequest.marker else { throw .malformed("not a causal store snapshot") }
+        var store = CausalStore()
+        let count = try reader.count(limit: Int.max, what: "keys")
+        var previous: [UInt8]?
+        for _ in 0..<count {
+            let key = try reader.data(limit: CausalLimits.maximumKeyBytes, what: "key")
+            if let previous, !previous.lexicographicallyPrecedes(key) { throw .malformed("snapshot keys not in order") }
+            previous = key
+            store.registers[key] = try CausalRegister.decode(from: &reader)
+        }
+        let sessionCount = try reader.count(limit: Int.max, what: "sessions")
+        var sessions: [(client: ClientID, sequence: UInt64, reply: [UInt8])] = []
+        for _ in 0..<sessionCount {
+            sessions.append((try reader.varint(), try reader.varint(), try reader.data(limit: Command.maximumPayloadBytes, what: "reply")))
+        }
+        guard reader.remaining == 0 else { throw .malformed("\(reader.remaining) bytes after the snapshot") }
+        return ExactlyOnce(store, sessions: sessions)
+    }
+}

@@ -193,3 +193,49 @@ extension VectorClock: WireCodable {
         return clock
     }
 }
+
+extension VectorClock {
+    /// The clock as text, `node:counter` pairs by node, comma-separated (`1:3,2:5`; the zero
+    /// clock is the empty string): how the eventually consistent store's HTTP API hands a
+    /// causal context to a client and takes it back.
+    public var text: String {
+        self.entries.map { "\($0.node.rawValue):\($0.counter)" }.joined(separator: ",")
+    }
+
+    /// Reads `text` as written by `text` (spaces around entries allowed, any node order);
+    /// throws a readable error for anything else: a node outside 1...65535, a counter of zero
+    /// or beyond 64 bits, a node named twice.
+    public init(text: String) throws(ClockTextError) {
+        var counters: [NodeID: UInt64] = [:]
+        let trimmed = text.trimmingSpaces
+        guard !trimmed.isEmpty else {
+            self.init()
+            return
+        }
+        for entry in trimmed.split(separator: ",", omittingEmptySubsequences: false) {
+            let parts = entry.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let node = UInt16(parts[0].trimmingSpaces), node > 0,
+                  let counter = UInt64(parts[1].trimmingSpaces)
+            else {
+                throw ClockTextError("'\(entry)' is not NODE:COUNTER (a node 1...65535, a counter)")
+            }
+            guard counter > 0 else { throw ClockTextError("'\(entry)': a counter of zero is left out, not written") }
+            guard counters.updateValue(counter, forKey: NodeID(node)) == nil else {
+                throw ClockTextError("node \(node) appears twice")
+            }
+        }
+        self.init(counters)
+    }
+}
+
+/// Why a clock's text form could not be read.
+public struct ClockTextError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension StringProtocol {
+    fileprivate var trimmingSpaces: String {
+        String(self.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}

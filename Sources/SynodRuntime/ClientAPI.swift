@@ -8,12 +8,12 @@ import SynodKV
 /// numbers as JSON strings, a `header` with the revision and the protocol's epoch as
 /// `raft_term`. Errors are JSON too: `{"error", "code", "message"}` with an HTTP status.
 public struct ClientAPI<R: Replica>: Sendable {
-    let node: ReplicaNode<R>
+    let node: ReplicaNode<R, KeyValueStore>
     let limits: KVLimits
 
     let clusterID: String
 
-    public init(node: ReplicaNode<R>) {
+    public init(node: ReplicaNode<R, KeyValueStore>) {
         self.node = node
         self.limits = node.configuration.limits
         self.clusterID = "\(node.cluster.clusterID)"
@@ -67,58 +67,7 @@ public struct ClientAPI<R: Replica>: Sendable {
         let list: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in await api.listMembers() }
         router.post("/v3/cluster/member/list", use: list)
         router.get("/v3/cluster/member/list", use: list)
-        router.get("/metrics") { _, _ -> Response in
-            guard let metrics = api.node.metrics else {
-                return api.error(.notFound, "metrics are off on this node (synod serve --metrics off)")
-            }
-            await api.node.sampleMetrics()
-            var buffer = ByteBuffer()
-            buffer.writeString(metrics.render())
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: ResponseBody(byteBuffer: buffer))
-        }
-        router.get("/health") { _, _ -> Response in
-            do {
-                let status = try await api.node.status()
-                let healthy = status.healthy
-                let reason = switch R.coordination {
-                case .leader: "no leader"
-                case .leaderless: "\(status.reachable) members reachable, no majority"
-                }
-                return api.json(healthy ? .ok : .serviceUnavailable,
-                                .object([("health", .string(healthy ? "true" : "false")), ("reason", .string(healthy ? "" : reason))]))
-            } catch {
-                return api.error(.serviceUnavailable, "\(error)")
-            }
-        }
-        router.get("/v3/cluster") { _, _ -> Response in
-            do {
-                let statuses = try await api.node.clusterStatus()
-                let members = try await api.node.membership().members.keys.sorted().map { member -> JSONValue in
-                    guard let status = statuses.first(where: { $0.id == Int(member.rawValue) }) else {
-                        return .object([("id", .integer(Int64(member.rawValue))), ("reachable", .bool(false))])
-                    }
-                    return api.statusJSON(status, extra: [("reachable", .bool(true))])
-                }
-                let leaders = Set(statuses.compactMap { $0.role == "leader" ? $0.id : nil })
-                var fields: [(String, JSONValue)] = [("protocol", .string(R.protocolName)), ("members", .array(members))]
-                if leaders.count == 1 { fields.append(("leader", .integer(Int64(leaders.first!)))) }
-                return api.json(.ok, .object(fields))
-            } catch {
-                return api.error(.serviceUnavailable, "\(error)")
-            }
-        }
-        router.get("/v3/status") { _, _ -> Response in
-            do {
-                let status = try await api.node.status()
-                return api.json(.ok, api.statusJSON(status, extra: [
-                    ("protocol", .string(R.protocolName)),
-                    ("members", .array(try await api.node.membership().members.keys.sorted().map { .integer(Int64($0.rawValue)) })),
-                ]))
-            } catch {
-                return api.error(.serviceUnavailable, "\(error)")
-            }
-        }
+        NodeEndpoints(node: self.node).add(to: router)
         return router
     }
 
@@ -187,7 +136,7 @@ public struct ClientAPI<R: Replica>: Sendable {
         } catch let error as RequestError {
             switch error {
             case .timeout: return self.error(.gatewayTimeout, error.description)
-            case .unavailable: return self.error(.serviceUnavailable, error.description)
+            case .unavailable, .refused: return self.error(.serviceUnavailable, error.description)
             }
         } catch {
             return self.error(.internalServerError, "\(error)")
@@ -219,7 +168,7 @@ public struct ClientAPI<R: Replica>: Sendable {
         do {
             try await self.node.transferLeadership(to: target, timeout: .milliseconds(self.node.configuration.requestTimeoutMilliseconds))
             let status = try await self.node.status()
-            return self.json(.ok, .object([("header", self.header(epoch: status.epoch, revision: status.revision))]))
+            return self.json(.ok, .object([("header", self.header(epoch: status.epoch, revision: status.revision ?? 0))]))
         } catch let error as TransferError {
             switch error {
             case .unsupported: return self.error(.notImplemented, error.description)
@@ -244,7 +193,7 @@ public struct ClientAPI<R: Replica>: Sendable {
             let (membership, members) = try await self.node.membership()
             let status = try await self.node.status()
             return self.json(.ok, .object([
-                ("header", self.header(epoch: status.epoch, revision: status.revision)),
+                ("header", self.header(epoch: status.epoch, revision: status.revision ?? 0)),
                 ("members", self.json(members: members, membership: membership)),
                 ("protocol", .string(R.protocolName)),
                 ("initialCluster", .string(self.node.cluster.membersDescription)),
@@ -494,19 +443,6 @@ public struct ClientAPI<R: Replica>: Sendable {
 
     // MARK: Responses to JSON
 
-    func statusJSON(_ status: NodeStatus, extra: [(String, JSONValue)]) -> JSONValue {
-        var fields: [(String, JSONValue)] = [
-            ("id", .integer(Int64(status.id))), ("role", .string(status.role)), ("epoch", .integer(Int64(clamping: status.epoch))),
-            ("commitPosition", .integer(Int64(clamping: status.commitPosition))),
-            ("appliedPosition", .integer(Int64(clamping: status.appliedPosition))), ("revision", .integer(status.revision)),
-            ("framesSent", .integer(Int64(status.framesSent))), ("framesDropped", .integer(Int64(status.framesDropped))),
-            ("reachable", .integer(Int64(status.reachable))), ("healthy", .bool(status.healthy)),
-            ("coordination", .string(R.coordination.rawValue)),
-        ] + extra
-        if let leader = status.leader { fields.append(("leader", .integer(Int64(leader)))) }
-        return .object(fields)
-    }
-
     func header(epoch: UInt64, revision: Int64) -> JSONValue {
         Self.header(clusterID: self.clusterID, member: self.node.configuration.id.rawValue, epoch: epoch, revision: revision)
     }
@@ -558,22 +494,9 @@ public struct ClientAPI<R: Replica>: Sendable {
         return .object(fields)
     }
 
-    func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: value.bytes)))
-    }
+    func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response { APIAnswer.json(status, value) }
 
-    func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        // gRPC-style codes as etcd's gateway uses them.
-        let code: Int64 = switch status {
-        case .badRequest, .contentTooLarge: 3
-        case .gatewayTimeout: 4
-        case .serviceUnavailable: 14
-        default: 13
-        }
-        return self.json(status, .object([("error", .string(message)), ("code", .integer(code)), ("message", .string(message))]))
-    }
+    func error(_ status: HTTPResponse.Status, _ message: String) -> Response { APIAnswer.error(status, message) }
 }
 
 extension KVResponse {

@@ -13,6 +13,13 @@ public final class HTTPConnection: @unchecked Sendable {
     public struct Reply: Sendable {
         public var status: Int
         public var body: [UInt8]
+        /// The response's headers, in order.
+        public var headers: [(name: String, value: String)] = []
+
+        /// The first header named `name` (case-insensitive).
+        public func header(_ name: String) -> String? {
+            self.headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        }
 
         /// The body as a JSON object, if it is one.
         public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(self.body))) as? [String: Any] }
@@ -23,16 +30,18 @@ public final class HTTPConnection: @unchecked Sendable {
         var waiting: EventLoopPromise<Reply>?
         var status = 0
         var body: [UInt8] = []
+        var headers: [(name: String, value: String)] = []
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch Self.unwrapInboundIn(data) {
             case .head(let head):
                 self.status = Int(head.status.code)
+                self.headers = head.headers.map { ($0.name, $0.value) }
                 self.body = []
             case .body(var buffer):
                 self.body += buffer.readBytes(length: buffer.readableBytes) ?? []
             case .end:
-                let reply = Reply(status: self.status, body: self.body)
+                let reply = Reply(status: self.status, body: self.body, headers: self.headers)
                 self.waiting.take()?.succeed(reply)
             }
         }
@@ -79,7 +88,9 @@ public final class HTTPConnection: @unchecked Sendable {
     }
 
     /// Sends one request and waits for its response, or fails after `timeout`.
-    public func request(_ method: HTTPMethod, _ path: String, body: [UInt8] = [], timeout: TimeAmount = .seconds(10)) async throws -> Reply {
+    public func request(
+        _ method: HTTPMethod, _ path: String, body: [UInt8] = [], headers: [(String, String)] = [], timeout: TimeAmount = .seconds(10)
+    ) async throws -> Reply {
         let channel = self.channel
         let handler = self.handler
         let host = self.host
@@ -92,6 +103,7 @@ public final class HTTPConnection: @unchecked Sendable {
             head.headers.add(name: "Host", value: host)
             head.headers.add(name: "Content-Type", value: "application/json")
             head.headers.add(name: "Content-Length", value: "\(body.count)")
+            for (name, value) in headers { head.headers.add(name: name, value: value) }
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             if !body.isEmpty {
                 channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)

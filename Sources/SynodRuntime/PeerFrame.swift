@@ -149,7 +149,8 @@ extension PeerFrame: WireCodable {
             writer.varint(status.epoch)
             writer.varint(status.commitPosition)
             writer.varint(status.appliedPosition)
-            writer.signed(status.revision)
+            writer.bool(status.revision != nil)
+            if let revision = status.revision { writer.signed(revision) }
             writer.varint(UInt64(status.framesSent))
             writer.varint(UInt64(status.framesDropped))
             writer.varint(UInt64(status.reachable))
@@ -249,7 +250,7 @@ extension PeerFrame: WireCodable {
             let leader = try small(try reader.varint(), "leader")
             let status = NodeStatus(
                 id: node, role: role, leader: leader == 0 ? nil : leader, epoch: try reader.varint(),
-                commitPosition: try reader.varint(), appliedPosition: try reader.varint(), revision: try reader.signed(),
+                commitPosition: try reader.varint(), appliedPosition: try reader.varint(), revision: try reader.bool() ? try reader.signed() : nil,
                 framesSent: try small(try reader.varint(), "count"), framesDropped: try small(try reader.varint(), "count"),
                 reachable: try small(try reader.varint(), "count"), healthy: try reader.bool())
             return .statusReply(id: id, status)

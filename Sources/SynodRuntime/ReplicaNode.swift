@@ -69,11 +69,15 @@ public enum RequestError: Error, Sendable, Equatable, CustomStringConvertible {
     case timeout
     /// The node is overloaded or stopping.
     case unavailable(String)
+    /// The protocol refused the request for good (the reason says why); retrying it as it is
+    /// will not help.
+    case refused(String)
 
     public var description: String {
         switch self {
         case .timeout: "the request timed out; a write may or may not have taken effect"
         case .unavailable(let reason): "unavailable: \(reason)"
+        case .refused(let reason): "refused: \(reason)"
         }
     }
 }
@@ -107,13 +111,15 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     /// Every position up to here is known committed (the core's `committedThrough`).
     public var commitPosition: UInt64
     public var appliedPosition: UInt64
-    public var revision: Int64
+    /// The store's revision (`ServiceMachine.storeRevision`); nil for a store without one.
+    public var revision: Int64?
     public var framesSent: Int
     public var framesDropped: Int
     /// Members this node reaches over proven peer links, itself included.
     public var reachable: Int = 1
     /// Able to serve clients, as the protocol defines it (`Coordination`): a leader is known,
-    /// or (leaderless) a majority of the members is reachable.
+    /// or (leaderless) a majority of the members is reachable, or (an eventually consistent
+    /// store) always.
     public var healthy: Bool = false
 }
 
@@ -133,9 +139,9 @@ public struct NodeStatus: Sendable, Codable, Equatable {
 /// written only on `loop` (the public entry points hop there with `execute`/`submit`; the peer
 /// handlers, timers and storage completions run there; `preconditionInEventLoop` guards the
 /// transport); the storage thread touches only the `log` box; `currentEpoch` is an atomic.
-public final class ReplicaNode<R: Replica>: @unchecked Sendable {
+public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked Sendable {
     typealias Frame = PeerFrame<R.Message>
-    typealias Driver = NodeDriver<R, KeyValueStore>
+    typealias Driver = NodeDriver<R, Machine>
 
     public let configuration: NodeConfiguration
     public let loop: any EventLoop
@@ -257,7 +263,7 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
             self.driver = try Driver(
                 config: config, recovered: recovered, options: driverOptions,
                 clientBase: generator.next() & ~UInt64(0xF_FFFF), randomSeed: generator.next(),
-                empty: KeyValueStore(), restore: { snapshot in try KeyValueStore.restore(snapshot.data, limits: limits) })
+                empty: Machine.empty(limits: limits), restore: { snapshot in try Machine.restore(snapshot.data, limits: limits) })
         } catch {
             throw NodeStartError("the snapshot in \(configuration.dataDirectory)/wal does not restore: \(error)")
         }
@@ -435,12 +441,14 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
         let reachable = 1 + self.transport.provenLinks
         let healthy = switch R.coordination {
         case .leader: self.driver.leader != nil
-        case .leaderless: QuorumSystem.majority(of: self.members.count).isPhase2Quorum(reachable)
+        case .leaderless:
+            // An eventually consistent store serves on its own; others need a majority.
+            R.consistency == .eventual || QuorumSystem.majority(of: self.members.count).isPhase2Quorum(reachable)
         }
         return NodeStatus(
             id: Int(self.configuration.id.rawValue), role: self.driver.role, leader: self.driver.leader.map { Int($0.rawValue) },
             epoch: self.driver.epoch, commitPosition: self.driver.core.committedThrough, appliedPosition: self.driver.appliedPosition,
-            revision: self.driver.machine.machine.revision,
+            revision: self.driver.machine.machine.storeRevision,
             framesSent: self.transport.sentFrames, framesDropped: self.transport.droppedFrames, reachable: reachable, healthy: healthy)
     }
 
@@ -552,6 +560,9 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
                 case .failure(.timeout):
                     self.metrics?.timeouts.increment()
                     promise.fail(RequestError.timeout)
+                case .failure(.refused(let reason)):
+                    self.metrics?.refusals.increment()
+                    promise.fail(RequestError.refused(reason))
                 case .failure(let failure):
                     self.metrics?.refusals.increment()
                     promise.fail(RequestError.unavailable(failure.description))
@@ -656,12 +667,12 @@ public final class ReplicaNode<R: Replica>: @unchecked Sendable {
     /// and makes it durable on the snapshot thread; the core compacts once it is written (its
     /// storage step then finds the file already there). Neither the loop nor the log's syncs
     /// wait for it.
-    func saveSnapshot(position: UInt64, tag: UInt64, identity: [UInt8], machine: ExactlyOnce<KeyValueStore>) {
+    func saveSnapshot(position: UInt64, tag: UInt64, identity: [UInt8], machine: ExactlyOnce<Machine>) {
         let store = self.snapshots
         let metrics = self.metrics
         self.snapshotPool.runIfActive(eventLoop: self.loop) { () throws -> [UInt8] in
             let started = ContinuousClock.now
-            let data = KeyValueStore.snapshot(of: machine)
+            let data = Machine.snapshot(of: machine)
             try store.save(Snapshot(position: position, tag: tag, data: data, identity: identity))
             metrics?.snapshotSave.record(duration: ContinuousClock.now - started)
             return data

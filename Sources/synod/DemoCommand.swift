@@ -34,7 +34,7 @@ struct DemoCommand: AsyncParsableCommand {
     var insecurePeers = false
 
     func validate() throws {
-        _ = try ProtocolRegistry.lookUpService(self.protocol)
+        _ = try ProtocolRegistry.lookUpLinearizableService(self.protocol)
         guard (1...64).contains(self.clients) else { throw ValidationError("--clients must lie in 1...64") }
         guard self.seconds > 0 && self.seconds <= 60 else { throw ValidationError("--seconds must lie in (0, 60]") }
     }

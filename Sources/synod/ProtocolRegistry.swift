@@ -55,15 +55,29 @@ enum ProtocolRegistry {
         return type
     }
 
-    /// The core named `name` for the key-value service (`serve`, `demo`), or a validation
-    /// error: the service's etcd semantics need a protocol that orders every command.
-    static func lookUpService(_ name: String, option: String = "--protocol") throws -> any Replica.Type {
+    /// The core named `name` for `synod serve`, or a validation error: the etcd-shaped store
+    /// needs a protocol that orders every command, the eventually consistent store its own
+    /// core; ABD (single-key puts and gets) has no service yet.
+    static func lookUpServable(_ name: String, option: String = "--protocol") throws -> any Replica.Type {
         let type = try Self.lookUp(name, option: option)
-        guard type.commandSupport == .any else {
-            let what = type.commandSupport == .singleKeyOverwrites ? "single-key puts and gets" : "its own causal-store requests"
+        guard type.commandSupport == .any || type.commandSupport == .causalStore else {
             throw ValidationError(
-                "\(name) takes \(what) only, and the key-value service's etcd semantics (one revision for the whole store, "
-                    + "transactions) need a protocol that orders every command; it runs in the simulator: synod sim --protocol \(name)")
+                "\(name) takes single-key puts and gets only, and the key-value service's etcd semantics (one revision for the "
+                    + "whole store, transactions) need a protocol that orders every command; it runs in the simulator: "
+                    + "synod sim --protocol \(name)")
+        }
+        return type
+    }
+
+    /// The core named `name` for `synod demo`, which runs the etcd-shaped service and checks
+    /// its history for linearizability: a protocol that orders every command.
+    static func lookUpLinearizableService(_ name: String, option: String = "--protocol") throws -> any Replica.Type {
+        let type = try Self.lookUpServable(name, option: option)
+        guard type.commandSupport == .any else {
+            throw ValidationError(
+                "the demo runs the etcd-shaped service and checks its history for linearizability; \(name) is an eventually "
+                    + "consistent store with its own API: run it with synod serve --protocol \(name) (docs/eventual.md), or in "
+                    + "the simulator: synod sim --protocol \(name)")
         }
         return type
     }

@@ -6,14 +6,16 @@ import HummingbirdTLS
 import NIOCore
 import NIOSSL
 import Logging
+import SynodCausal
 import SynodCore
+import SynodKV
 import SynodRuntime
 import SynodStorage
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run one node of a cluster: a protocol over TCP, a durable log, the etcd-shaped HTTP API.",
+        abstract: "Run one node of a cluster: a protocol over TCP, a durable log, the etcd-shaped HTTP API (the eventual store: its own).",
         discussion: """
             Example, three nodes on one machine: make the certificates once, then run each serve \
             line in its own terminal:
@@ -28,6 +30,11 @@ struct ServeCommand: AsyncParsableCommand {
               synod certs --nodes 4 --out /tmp/synod/certs
               curl -s localhost:8001/v3/cluster/member/add -d '{"ID":"4","peerURLs":["127.0.0.1:7004"],"isLearner":true}'
               synod serve --id 4 --join http://127.0.0.1:8001 --client 127.0.0.1:8004 --data-dir /tmp/synod/4 --certs /tmp/synod/certs
+            The eventually consistent store (--protocol eventual) has its own API, with siblings and causal \
+            contexts (docs/eventual.md):
+              curl -s -X PUT localhost:8001/v1/keys/greeting --data-binary hello
+              curl -s localhost:8002/v1/keys/greeting
+              curl -s -X PUT localhost:8003/v1/keys/greeting -H 'X-Synod-Context: 1:1' --data-binary hi
             A node keeps its cluster in its data directory: restart it with --id, --client, --data-dir \
             and the TLS options alone (--peers and --join only matter the first time).
             SIGTERM or SIGINT stops the node gracefully.
@@ -139,7 +146,7 @@ struct ServeCommand: AsyncParsableCommand {
             _ = try Self.joinURL(join)
         }
         _ = try Self.address(self.client, what: "--client")
-        if let name = self.protocol { _ = try ProtocolRegistry.lookUpService(name) }
+        if let name = self.protocol { _ = try ProtocolRegistry.lookUpServable(name) }
         guard (1...10_000).contains(self.tickMs) else { throw ValidationError("--tick-ms must lie in 1...10000") }
         guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level '\(self.logLevel)'") }
         guard !self.dataDir.isEmpty else { throw ValidationError("--data-dir is empty; give the directory of this node's log") }
@@ -336,6 +343,12 @@ struct ServeCommand: AsyncParsableCommand {
             Console.error("error: cannot start node \(self.id): \(error)\n")
             throw ExitCode(1)
         }
+        do {
+            _ = try ProtocolRegistry.lookUpServable(start.protocolName)
+        } catch {
+            Console.error("error: cannot start node \(self.id): \(error)\n")
+            throw ExitCode(1)
+        }
         try await ProtocolRegistry.with(start.protocolName, Serve(command: self, start: start))()
     }
 
@@ -345,11 +358,18 @@ struct ServeCommand: AsyncParsableCommand {
         let start: Start
         func run<R: Replica>(_ type: R.Type) -> @Sendable () async throws -> Void {
             let (command, start) = (self.command, self.start)
-            return { try await command.serve(R.self, start: start) }
+            // The etcd-shaped store for protocols that order every command; the eventually
+            // consistent store's key states and API for its own core.
+            if R.commandSupport == .causalStore {
+                return { try await command.serve(R.self, CausalStore.self, start: start) { CausalAPI(node: $0).router() } }
+            }
+            return { try await command.serve(R.self, KeyValueStore.self, start: start) { ClientAPI(node: $0).router() } }
         }
     }
 
-    func serve<R: Replica>(_ type: R.Type, start: Start) async throws {
+    func serve<R: Replica, Machine: ServiceMachine>(
+        _ type: R.Type, _ machine: Machine.Type, start: Start, router: (ReplicaNode<R, Machine>) -> Router<BasicRequestContext>
+    ) async throws {
         var logger = Logger(label: "synod.n\(self.id)")
         logger.logLevel = Logger.Level(rawValue: self.logLevel)!
         logger[metadataKey: "node"] = "\(self.id)"  // in every line, the transport's and HTTP server's too
@@ -371,9 +391,9 @@ struct ServeCommand: AsyncParsableCommand {
             Console.error("error: cannot start node \(self.id): client TLS: \(error)\n")
             throw ExitCode(1)
         }
-        let node: ReplicaNode<R>
+        let node: ReplicaNode<R, Machine>
         do {
-            node = try ReplicaNode<R>(
+            node = try ReplicaNode<R, Machine>(
                 configuration: configuration, options: try SimCommand.replicaOptions(R.self, self.protocolOptions), logger: logger)
         } catch {
             Console.error("error: cannot start node \(self.id): \(error)\n")
@@ -403,7 +423,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let scheme = clientTLS == nil ? "http" : "https"
         let app = Application(
-            router: ClientAPI(node: node).router(),
+            router: router(node),
             server: server,
             configuration: .init(
                 address: .hostname(client.host, port: client.port), serverName: "synod",
