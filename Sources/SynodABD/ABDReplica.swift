@@ -7,15 +7,23 @@ public struct ABDOptions: ReplicaOptions, Equatable {
     public var resendTicks = 5
     /// Most operations one replica coordinates at once before it answers `overloaded`.
     public var maximumOperations = 10_000
+    /// Log compaction: once this many records were appended since the last checkpoint (and at
+    /// least twice as many as there are keys and clients to write again), the replica writes
+    /// its whole state as a checkpoint and the records before it may go. 0: never.
+    public var checkpointRecords = 10_000
     /// Test-only: reads return what the first phase found without writing it back to a
     /// majority (the classic mistake: a later read may then see an older value).
     @_spi(Testing) public var unsafeReadsSkipWriteBack = false
+    /// Test-only: checkpoints leave out every other key, so a restart after the records before
+    /// them are gone forgets completed writes. The monitor must catch it.
+    @_spi(Testing) public var unsafeCheckpointSkipsKeys = false
 
     public init() {}
 
     public func validate() throws {
         guard self.resendTicks >= 1 else { throw ConfigurationError("resendTicks must be positive") }
         guard self.maximumOperations >= 1 else { throw ConfigurationError("maximumOperations must be positive") }
+        guard self.checkpointRecords >= 0 else { throw ConfigurationError("checkpointRecords must not be negative") }
     }
 
     public mutating func set(_ name: String, to value: String) throws {
@@ -23,10 +31,19 @@ public struct ABDOptions: ReplicaOptions, Equatable {
         case "resend-ticks":
             guard let ticks = Int(value), ticks >= 1 else { throw ConfigurationError("option 'resend-ticks' takes a positive number, got '\(value)'") }
             self.resendTicks = ticks
+        case "checkpoint-records":
+            guard let records = Int(value), records >= 0 else {
+                throw ConfigurationError("option 'checkpoint-records' takes a number of records (0: never), got '\(value)'")
+            }
+            self.checkpointRecords = records
         case "unsafe-reads-skip-write-back":
             self.unsafeReadsSkipWriteBack = try ConfigurationError.flag(name, value)
+        case "unsafe-checkpoint-skips-keys":
+            self.unsafeCheckpointSkipsKeys = try ConfigurationError.flag(name, value)
         default:
-            throw ConfigurationError("unknown option '\(name)' for abd; known: resend-ticks, unsafe-reads-skip-write-back")
+            throw ConfigurationError(
+                "unknown option '\(name)' for abd; known: resend-ticks, checkpoint-records, unsafe-reads-skip-write-back, "
+                    + "unsafe-checkpoint-skips-keys")
         }
     }
 }
@@ -88,6 +105,8 @@ public struct ABDReplica: Replica {
     /// incarnation's operations are never taken for this one's.
     var nextOperation: UInt64
     var position: UInt64 = 0
+    /// Records appended since the last checkpoint (or the restart).
+    var recordsSinceCheckpoint = 0
     var pending = Ready<ABDMessage, ABDRecord>()
     /// Operations completed since the last `ready()`: key and tag (for the monitor).
     public private(set) var completions: [(key: [UInt8], tag: ABDTag, isWrite: Bool)] = []
@@ -123,6 +142,7 @@ public struct ABDReplica: Replica {
             self.adopt(record.key, ABDRegister(tag: record.tag, write: record.write), recording: false)
             if record.tag.writer == self.id.rawValue { self.noteAssigned(record) }
         }
+        self.recordsSinceCheckpoint = restoring.records.count
     }
 
     public var committedThrough: UInt64 { self.position }
@@ -318,7 +338,34 @@ public struct ABDReplica: Replica {
             self.completedSinceReady = []
         }
         self.completions = self.completedSinceReady
+        self.recordsSinceCheckpoint += self.pending.records.count
+        let threshold = self.options.checkpointRecords
+        if threshold > 0 && self.recordsSinceCheckpoint >= max(threshold, 2 * (self.registers.count + self.assigned.count)) {
+            self.pending.records = self.checkpoint()
+            self.pending.checkpoint = true
+            self.recordsSinceCheckpoint = 0
+        }
         return self.pending
+    }
+
+    /// The replica's whole durable state as records: each key's newest write, and each
+    /// client's latest write this replica coordinated (its tag, so that a retry after a
+    /// restart keeps it). Replaying records keeps the newest per key, so they restore it in
+    /// any order, with or without older records before them. It covers this `Ready`'s own
+    /// records (they are in the registers already), so it replaces them.
+    func checkpoint() -> [ABDRecord] {
+        var records: [ABDRecord] = []
+        records.reserveCapacity(self.registers.count + self.assigned.count)
+        for (index, key) in self.registers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }).enumerated() {
+            if self.options.unsafeCheckpointSkipsKeys && index % 2 == 1 { continue }
+            let register = self.registers[key]!
+            if let write = register.write { records.append(ABDRecord(key: key, tag: register.tag, write: write)) }
+        }
+        for client in self.assigned.keys.sorted() {
+            let entry = self.assigned[client]!
+            records.append(ABDRecord(key: entry.key, tag: entry.tag, write: entry.write))
+        }
+        return records
     }
 
     // MARK: State

@@ -56,13 +56,39 @@ extension EventualMessage: WireCodable {
 
 extension EventualRecord: WireCodable {
     public func encode(into writer: inout WireWriter) {
-        writer.data(self.key)
-        self.state.encode(into: &writer)
+        switch self {
+        case .state(let key, let state):
+            writer.byte(1)
+            writer.data(key)
+            state.encode(into: &writer)
+        case .accepted(let table):
+            writer.byte(2)
+            writer.varint(UInt64(table.count))
+            for (client, sequence) in table.sorted(by: { $0.key < $1.key }) {
+                writer.varint(client)
+                writer.varint(sequence)
+            }
+        }
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> EventualRecord {
-        let key = try reader.data(limit: CausalLimits.maximumKeyBytes, what: "key")
-        return EventualRecord(key: key, state: try CausalRegister.decode(from: &reader))
+        switch try reader.byte() {
+        case 1:
+            let key = try reader.data(limit: CausalLimits.maximumKeyBytes, what: "key")
+            return .state(key: key, state: try CausalRegister.decode(from: &reader))
+        case 2:
+            let count = try reader.count(limit: 1 << 24, what: "accepted writes")
+            var table: [ClientID: UInt64] = [:]
+            for _ in 0..<count {
+                let client = try reader.varint()
+                guard table.updateValue(try reader.varint(), forKey: client) == nil else {
+                    throw .malformed("client \(client) appears twice in the accepted writes")
+                }
+            }
+            return .accepted(table)
+        case let other:
+            throw .malformed("unknown eventual store record \(other)")
+        }
     }
 }
 

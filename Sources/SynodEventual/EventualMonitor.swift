@@ -6,6 +6,9 @@ import SynodCore
 ///
 /// - **dot-uniqueness**, after every step: no two writes accepted under one dot (a dot a
 ///   crash took back before it was durable is free again, since nobody saw it).
+/// - **durability**, at every restart: a write whose client was answered (so it was durable
+///   at the replica that took it) is still there, or covered, after that replica restarts,
+///   whatever its checkpoints discarded.
 /// - **convergence**, once faults stopped and every operation ended (`settled`): every replica
 ///   holds the same state, and every write accepted durably is either there (a sibling) or was
 ///   causally overwritten: a later write's client had read it (its context covers the dot).
@@ -28,11 +31,19 @@ public struct EventualMonitor: SafetyMonitor {
 
     let members: [NodeID]
     var writes: [Name: Write] = [:]
+    /// Writes whose client got the answer (a replica answers only once the write is durable).
+    var acknowledged: Set<CommandID> = []
+    /// Found by `restarted`, reported by the next `observe`.
+    var foundAtRestart: [InvariantViolation] = []
 
     public init(members: [NodeID]) { self.members = members.sorted() }
 
     public mutating func observe(node: NodeID, replica: EventualReplica, ready: Ready<EventualMessage, EventualRecord>) -> [InvariantViolation] {
-        var violations: [InvariantViolation] = []
+        var violations = self.foundAtRestart
+        self.foundAtRestart = []
+        for committed in ready.committed where committed.command.client != 0 {
+            self.acknowledged.insert(committed.command.id)
+        }
         for accepted in replica.acceptedWrites {
             let name = Name(key: accepted.key, dot: accepted.dot)
             if let known = self.writes[name], known.command != accepted.write {
@@ -46,8 +57,17 @@ public struct EventualMonitor: SafetyMonitor {
     }
 
     public mutating func restarted(node: NodeID, replica: EventualReplica, recovered: Recovered<EventualRecord>) {
-        for (name, write) in self.writes where write.dot.node == node {
-            if !(replica.registers[write.key]?.covers(write.dot) ?? false) { self.writes[name] = nil }
+        for (name, write) in self.writes.sorted(by: { ($0.value.command, $0.value.dot) < ($1.value.command, $1.value.dot) })
+        where write.dot.node == node {
+            guard !(replica.registers[write.key]?.covers(write.dot) ?? false) else { continue }
+            if self.acknowledged.contains(write.command) {
+                self.foundAtRestart.append(InvariantViolation(
+                    invariant: "durability", node: node,
+                    detail: "\(write.command) (dot \(write.dot)) on key \(Self.text(write.key)) was answered, so durable, "
+                        + "but the restarted replica does not hold it"))
+            } else {
+                self.writes[name] = nil  // never durable: nobody saw it, its dot is free again
+            }
         }
     }
 

@@ -9,15 +9,24 @@ public struct EventualOptions: ReplicaOptions, Equatable {
     /// Buckets of the anti-entropy digest: keys hash into buckets, and replicas compare one
     /// digest per bucket, then exchange only the keys of buckets that differ.
     public var digestBuckets = 64
+    /// Log compaction: once this many records were appended since the last checkpoint (and at
+    /// least twice as many as there are keys, so a checkpoint's cost is paid for by the records
+    /// it retires), the replica writes its whole state as a checkpoint and the records before
+    /// it may go. 0: never.
+    public var checkpointRecords = 10_000
     /// Test-only: a last-writer-wins store, which keeps one sibling per key (the greatest
     /// dot) and so drops a concurrent write nobody saw. The convergence check must fail it.
     @_spi(Testing) public var unsafeLastWriterWins = false
+    /// Test-only: checkpoints leave out every other key, so a restart after the records before
+    /// them are gone loses acknowledged writes. The monitor must catch it.
+    @_spi(Testing) public var unsafeCheckpointSkipsKeys = false
 
     public init() {}
 
     public func validate() throws {
         guard self.antiEntropyTicks >= 1 else { throw ConfigurationError("antiEntropyTicks must be positive") }
         guard (1...4096).contains(self.digestBuckets) else { throw ConfigurationError("digestBuckets must lie in 1...4096") }
+        guard self.checkpointRecords >= 0 else { throw ConfigurationError("checkpointRecords must not be negative") }
     }
 
     public mutating func set(_ name: String, to value: String) throws {
@@ -27,10 +36,19 @@ public struct EventualOptions: ReplicaOptions, Equatable {
                 throw ConfigurationError("option 'anti-entropy-ticks' takes a positive number, got '\(value)'")
             }
             self.antiEntropyTicks = ticks
+        case "checkpoint-records":
+            guard let records = Int(value), records >= 0 else {
+                throw ConfigurationError("option 'checkpoint-records' takes a number of records (0: never), got '\(value)'")
+            }
+            self.checkpointRecords = records
         case "unsafe-last-writer-wins":
             self.unsafeLastWriterWins = try ConfigurationError.flag(name, value)
+        case "unsafe-checkpoint-skips-keys":
+            self.unsafeCheckpointSkipsKeys = try ConfigurationError.flag(name, value)
         default:
-            throw ConfigurationError("unknown option '\(name)' for eventual; known: anti-entropy-ticks, unsafe-last-writer-wins")
+            throw ConfigurationError(
+                "unknown option '\(name)' for eventual; known: anti-entropy-ticks, checkpoint-records, unsafe-last-writer-wins, "
+                    + "unsafe-checkpoint-skips-keys")
         }
     }
 }
@@ -49,15 +67,14 @@ public enum EventualMessage: Sendable, Equatable {
     case synced(operation: UInt64)
 }
 
-/// A durable fact: the state of `key` at this replica (replaying merges them).
-public struct EventualRecord: Sendable, Equatable {
-    public var key: [UInt8]
-    public var state: CausalRegister
-
-    public init(key: [UInt8], state: CausalRegister) {
-        self.key = key
-        self.state = state
-    }
+/// A durable fact of a replica; replaying them in any order restores the same state (states
+/// merge by a join, tables by the maximum), so a checkpoint may leave any older records behind.
+public enum EventualRecord: Sendable, Equatable {
+    /// The state of `key` at this replica.
+    case state(key: [UInt8], state: CausalRegister)
+    /// Each client's latest write this replica accepted (in a checkpoint: once older records
+    /// are gone, the key states no longer show the writes that were overwritten).
+    case accepted([ClientID: UInt64])
 }
 
 /// An eventually consistent key-value store (the reference text's `EventuallyConsistentStore`,
@@ -106,6 +123,8 @@ public struct EventualReplica: Replica {
     var nextOperation: UInt64 = 0
     var position: UInt64 = 0
     var ticks = 0
+    /// Records appended since the last checkpoint (or the restart).
+    var recordsSinceCheckpoint = 0
     var random: DeterministicRandom
     var pending = Ready<EventualMessage, EventualRecord>()
     /// Writes accepted since the last `ready()` (for the monitor): the write, its key and
@@ -119,11 +138,17 @@ public struct EventualReplica: Replica {
         self.options = config.options
         self.random = DeterministicRandom(seed: randomSeed)
         for record in restoring.records {
-            self.registers[record.key, default: CausalRegister()].merge(record.state)
-            for sibling in record.state.siblings where sibling.dot.node == self.id {
-                self.accepted[sibling.write.client] = max(self.accepted[sibling.write.client] ?? 0, sibling.write.sequence)
+            switch record {
+            case .state(let key, let state):
+                self.registers[key, default: CausalRegister()].merge(state)
+                for sibling in state.siblings where sibling.dot.node == self.id {
+                    self.accepted[sibling.write.client] = max(self.accepted[sibling.write.client] ?? 0, sibling.write.sequence)
+                }
+            case .accepted(let table):
+                self.accepted.merge(table, uniquingKeysWith: max)
             }
         }
+        self.recordsSinceCheckpoint = restoring.records.count
     }
 
     public var committedThrough: UInt64 { self.position }
@@ -163,7 +188,7 @@ public struct EventualReplica: Replica {
         }
         self.registers[key] = state
         self.accepted[command.client] = command.sequence
-        self.pending.records.append(EventualRecord(key: key, state: state))
+        self.pending.records.append(.state(key: key, state: state))
         self.acceptedSinceReady.append((command.id, key, dot, seen))
         self.nextOperation += 1
         self.syncing[self.nextOperation] = (command.id, key)
@@ -228,7 +253,7 @@ public struct EventualReplica: Replica {
         if self.options.unsafeLastWriterWins { merged.keepOnlyLastWriter() }
         if merged != current {
             self.registers[key] = merged
-            self.pending.records.append(EventualRecord(key: key, state: merged))
+            self.pending.records.append(.state(key: key, state: merged))
         }
         return merged
     }
@@ -267,7 +292,28 @@ public struct EventualReplica: Replica {
             self.acceptedSinceReady = []
         }
         self.acceptedWrites = self.acceptedSinceReady
+        self.recordsSinceCheckpoint += self.pending.records.count
+        let threshold = self.options.checkpointRecords
+        if threshold > 0 && self.recordsSinceCheckpoint >= max(threshold, 2 * self.registers.count) {
+            self.pending.records = self.checkpoint()
+            self.pending.checkpoint = true
+            self.recordsSinceCheckpoint = 0
+        }
         return self.pending
+    }
+
+    /// The replica's whole durable state as records: every key's state and the table of
+    /// accepted writes. It covers this `Ready`'s own records (they are merged into the states
+    /// already), so it replaces them.
+    func checkpoint() -> [EventualRecord] {
+        var records: [EventualRecord] = []
+        records.reserveCapacity(self.registers.count + 1)
+        for (index, key) in self.registers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }).enumerated() {
+            if self.options.unsafeCheckpointSkipsKeys && index % 2 == 1 { continue }
+            records.append(.state(key: key, state: self.registers[key]!))
+        }
+        if !self.accepted.isEmpty { records.append(.accepted(self.accepted)) }
+        return records
     }
 
     mutating func send(_ message: EventualMessage, to member: NodeID, afterSync: Bool) {

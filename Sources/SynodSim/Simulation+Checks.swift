@@ -128,6 +128,8 @@ public struct SimulationStatistics: Sendable, Equatable {
     public var messagesDropped = 0
     /// Durable records written.
     public var recordsWritten = 0
+    /// Records discarded once a checkpoint after them was durable (log compaction).
+    public var recordsDiscarded = 0
     /// Disk syncs (group commits).
     public var syncs = 0
     /// Replica crashes.

@@ -509,6 +509,7 @@ public final class Simulation<R: Replica> {
             let kept = self.random.chance(0.1) ? self.random.integer(in: 0...checkpoint.lowerBound) : 0
             self.nodes[position].disk.removeSubrange(kept..<checkpoint.lowerBound)
             let removed = checkpoint.lowerBound - kept
+            self.statistics.recordsDiscarded += removed
             self.nodes[position].syncedCount -= removed
             self.nodes[position].checkpoint = nil
         }

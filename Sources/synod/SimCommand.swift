@@ -397,6 +397,8 @@ struct SimCommand: ParsableCommand {
             "leadership:       \(started) transfers started, \(completedTransfers) completed\(meanTransfer); \(disruptions) leaders deposed after a rejoin",
             "membership:       \(membershipChanges) changes accepted by a leader" + reads,
             "snapshots:        \(snapshots) made durable, \(installs) of them sent by another replica (--snapshot-every \(self.snapshotEvery))",
+            "log:              \(reports.reduce(0) { $0 + $1.statistics.recordsWritten }) records written, "
+                + "\(reports.reduce(0) { $0 + $1.statistics.recordsDiscarded }) discarded behind checkpoints",
             "events:           \(events) in \(String(format: "%.2f", seconds)) s (\(Int(Double(events) / max(seconds, 1e-9))) events/s)",
         ]
         for report in failed.prefix(10) {

@@ -109,13 +109,20 @@ struct EventualTests {
             .install(key: [3], state: state),
         ]
         for request in requests { #expect(try CausalRequest.decode(request.encoded()) == request) }
-        #expect(try EventualRecord.decode(EventualRecord(key: [4], state: state).encoded()) == EventualRecord(key: [4], state: state))
+        #expect(try EventualRecord.decode(EventualRecord.state(key: [4], state: state).encoded()) == .state(key: [4], state: state))
+        let table = EventualRecord.accepted([9: 4, 3: 7])
+        #expect(try EventualRecord.decode(table.encoded()) == table)
+        for record in [table, EventualRecord.state(key: [4], state: state)] {
+            let bytes = record.encoded()
+            for cut in 0..<bytes.count { #expect(throws: WireError.self) { try EventualRecord.decode(Array(bytes[..<cut])) } }
+        }
         var random = DeterministicRandom(seed: 5)
         for _ in 0..<20_000 {
             let bytes = (0..<random.integer(in: 0..<48)).map { _ in UInt8(random.integer(in: 0..<256)) }
             _ = try? EventualMessage.decode(bytes)
             _ = try? CausalRegister.decode(bytes)
             _ = try? CausalRequest.decode(bytes)
+            _ = try? EventualRecord.decode(bytes)
         }
     }
 
@@ -153,7 +160,7 @@ struct EventualTests {
         ready = replica.ready()
         #expect(ready.records.isEmpty && ready.committed.count == 1, "a retry is answered from the state")
         // Restarted from its records, it still knows the write was taken.
-        var restarted = Self.replica(records: [EventualRecord(key: [7], state: state)])
+        var restarted = Self.replica(records: [.state(key: [7], state: state)])
         restarted.propose(Self.put(4, 1, "x"))
         #expect(restarted.ready().records.isEmpty)
         restarted.propose(Self.put(4, 2, "y"))
