@@ -84,7 +84,12 @@ struct NodeEndpoints<R: Replica, Machine: ServiceMachine>: Sendable {
 
 /// JSON answers, errors included (`{"error", "code", "message"}` with an HTTP status).
 enum APIAnswer {
-    static func json(_ status: HTTPResponse.Status, _ value: JSONValue, headers: HTTPFields = [:]) -> Response {
+    static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: value.bytes)))
+    }
+
+    /// With `headers` besides the content type.
+    static func json(_ status: HTTPResponse.Status, _ value: JSONValue, headers: HTTPFields) -> Response {
         var headers = headers
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: value.bytes)))
