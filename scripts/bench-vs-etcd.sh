@@ -7,6 +7,13 @@
 #
 # Usage: scripts/bench-vs-etcd.sh [--protocol raft|multipaxos|paxos] [--seconds S] [--clients "1 16 64"]
 #                                 [--peer-tls on|off|both] [--no-etcd] [--metrics on|off]
+#                                 [--ops "put range"] [--load synod|wrk|both]
+# --ops: puts (the default), linearizable single-key ranges, or both in turn (puts first, so the
+# ranges find the keys written).
+# --load wrk: drive the same requests with wrk (a C load generator, `apt-get install wrk`) and a
+# generated Lua script instead of `synod bench`, so the figures do not depend on Synod's own
+# client; both: one after the other. wrk runs one connection per client, one request at a time
+# on each, 2 threads (1 for one client), against the leader (a leaderless protocol: node 1).
 # --metrics off: Synod's nodes keep no /metrics figures (to measure what they cost).
 # --value-sizes "64 1024": repeat every client count at each value size (default 256 bytes).
 # --csv FILE: also append one line per point to FILE (header written when FILE is empty).
@@ -26,6 +33,8 @@ with_etcd=yes
 metrics=on
 value_sizes="256"
 csv=""
+ops="put"
+load=synod
 while [ $# -gt 0 ]; do
   case "$1" in
     --protocol) protocol=$2; shift 2 ;;
@@ -36,6 +45,8 @@ while [ $# -gt 0 ]; do
     --metrics) metrics=$2; shift 2 ;;
     --value-sizes) value_sizes=$2; shift 2 ;;
     --csv) csv=$2; shift 2 ;;
+    --ops) ops=$2; shift 2 ;;
+    --load) load=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -58,34 +69,103 @@ cpu_seconds() {
   echo "scale=3; $total / $ticks" | bc
 }
 
-# bench NAME ENDPOINT PIDS...: one line per client count.
+# report NAME OP CLIENTS SIZE CPU_BEFORE CPU_AFTER JSON: one line (and one CSV line) from a
+# load generator's figures: {"operations", "throughput", "p50Milliseconds", "p99Milliseconds",
+# "p999Milliseconds", "errors"}.
+report() {
+  python3 - "$@" "$csv" <<'PY'
+import json, sys
+name, op, clients, size, before, after, out, csv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), float(sys.argv[6]), json.loads(sys.argv[7]), sys.argv[8]
+ops = out["operations"]
+cpu_us = (after - before) / max(ops, 1) * 1e6 if ops else float("nan")
+print(f"{name:16} {op:>5} {clients:>7} {size:>7} {out['throughput']:>10.0f} {out['p50Milliseconds']:>8.2f} {out['p99Milliseconds']:>8.2f} {out['p999Milliseconds']:>8.2f} {cpu_us:>12.0f} {out['errors']:>6}")
+if csv:
+    with open(csv, "a") as f:
+        f.write(f"{name if op == 'put' else name + '-' + op},{clients},{size},{out['throughput']:.0f},{out['p50Milliseconds']:.3f},{out['p99Milliseconds']:.3f},{out['p999Milliseconds']:.3f},{cpu_us:.0f},{out['errors']}\n")
+PY
+}
+
+# wrk_script OP SIZE: a Lua script for wrk that sends etcd's JSON puts (or ranges) over 1000
+# keys, as `synod bench` does, and prints its figures as one JSON line at the end.
+wrk_script() {
+  local op=$1 size=$2 file="$work/wrk-$1-$2.lua"
+  python3 - "$op" "$size" "$file" <<'PY'
+import base64, json, os, sys
+op, size, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+value = base64.b64encode(os.urandom(size)).decode()
+bodies = []
+for n in range(1000):
+    key = base64.b64encode(f"bench/{n}".encode()).decode()
+    bodies.append(json.dumps({"key": key, "value": value} if op == "put" else {"key": key}))
+with open(path, "w") as f:
+    f.write("local bodies = {\n" + ",\n".join(json.dumps(b) for b in bodies) + "\n}\n")
+    f.write(f'local path = "/v3/kv/{op}"\n')
+    f.write("""
+local i = math.random(#bodies)
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, path, nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"operations":%d,"seconds":%.6f,"p50":%d,"p99":%d,"p999":%d,"errors":%d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+""")
+PY
+  echo "$file"
+}
+
+# bench NAME ENDPOINT PIDS...: one line per operation, value size and client count.
 bench() {
   local name=$1 endpoint=$2; shift 2
+  local generators=$load
+  [ "$load" = both ] && generators="synod wrk"
+  for generator in $generators; do
+  for op in $ops; do
   for size in $value_sizes; do
   for c in $clients; do
     local before after out
-    before=$(cpu_seconds "$@")
-    out=$("$synod" bench --endpoints "$endpoint" --concurrency "$c" --duration "$seconds" --warmup 2 --value-size "$size" --op put --json 2>/dev/null)
-    after=$(cpu_seconds "$@")
-    python3 - "$name" "$c" "$before" "$after" "$out" "$size" "$csv" <<'PY'
-import json, sys
-name, clients, before, after, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
-size, csv = sys.argv[6], sys.argv[7]
-ops = out["operations"]
-cpu_us = (after - before) / max(ops, 1) * 1e6 if ops else float("nan")
-print(f"{name:10} {clients:>7} {size:>7} {out['throughput']:>10.0f} {out['p50Milliseconds']:>8.2f} {out['p99Milliseconds']:>8.2f} {out['p999Milliseconds']:>8.2f} {cpu_us:>12.0f} {out['errors']:>6}")
-if csv:
-    with open(csv, "a") as f:
-        f.write(f"{name},{clients},{size},{out['throughput']:.0f},{out['p50Milliseconds']:.3f},{out['p99Milliseconds']:.3f},{out['p999Milliseconds']:.3f},{cpu_us:.0f},{out['errors']}\n")
-PY
+    if [ "$generator" = wrk ]; then
+      local script threads=$(( c < 2 ? c : 2 )) url="http://${endpoint%%,*}"
+      script=$(wrk_script "$op" "$size")
+      wrk -t "$threads" -c "$c" -d 2s --timeout 5s -s "$script" "$url" > /dev/null  # warm-up
+      before=$(cpu_seconds "$@")
+      out=$(wrk -t "$threads" -c "$c" -d "${seconds}s" --timeout 5s -s "$script" "$url" | sed -n 's/^WRKJSON //p')
+      after=$(cpu_seconds "$@")
+      out=$(python3 -c 'import json,sys
+w=json.loads(sys.argv[1])
+print(json.dumps({"operations": w["operations"], "throughput": w["operations"] / w["seconds"], "p50Milliseconds": w["p50"] / 1000,
+  "p99Milliseconds": w["p99"] / 1000, "p999Milliseconds": w["p999"] / 1000, "errors": w["errors"]}))' "$out")
+      report "$name-wrk" "$op" "$c" "$size" "$before" "$after" "$out"
+    else
+      before=$(cpu_seconds "$@")
+      out=$("$synod" bench --endpoints "$endpoint" --concurrency "$c" --duration "$seconds" --warmup 2 --value-size "$size" --op "$op" --json 2>/dev/null)
+      after=$(cpu_seconds "$@")
+      report "$name" "$op" "$c" "$size" "$before" "$after" "$out"
+    fi
+  done
+  done
   done
   done
 }
 
-header() { echo "system     clients   value      ops/s   p50 ms   p99 ms p99.9 ms  cpu us/op*  errors"; }
+header() { echo "system              op clients   value      ops/s   p50 ms   p99 ms p99.9 ms  cpu us/op*  errors"; }
 if [ -n "$csv" ] && [ ! -s "$csv" ]; then
   echo "system,clients,value_bytes,ops_per_second,p50_ms,p99_ms,p999_ms,cpu_us_per_op,errors" > "$csv"
 fi
+
+case "$load" in
+  synod) ;;
+  wrk|both) command -v wrk > /dev/null || { echo "--load $load needs wrk (apt-get install wrk)" >&2; exit 2; } ;;
+  *) echo "--load takes synod, wrk or both" >&2; exit 2 ;;
+esac
+for op in $ops; do
+  case "$op" in put|range) ;; *) echo "--ops takes put and range" >&2; exit 2 ;; esac
+done
 
 ports=$(python3 -c 'import socket
 s=[socket.socket() for _ in range(12)]
@@ -174,4 +254,4 @@ except Exception: pass' "$status")
 done
 [ -n "$leader" ] || { echo "no etcd leader" >&2; exit 1; }
 bench "etcd" "$leader" "${etcd_pids[@]}"
-echo "* server CPU time (user + system, all three members) per completed put" >&2
+echo "* server CPU time (user + system, all three members) per completed operation" >&2

@@ -241,6 +241,12 @@ public struct NodeDriver<R: Replica, Machine: StateMachine> {
     /// Gateway requests in flight.
     public var requestsInFlight: Int { self.busyCount }
 
+    /// Writes this replica took (from any gateway or direct client) and has not answered yet.
+    public var servedWriteCount: Int { self.servedWrites.count }
+
+    /// Reads this replica took and has not answered yet (waiting for a read index or a lease).
+    public var servedReadCount: Int { self.servedReads.count }
+
     // MARK: Ready
 
     /// Handles the core's `Ready` and returns everything to do since the last call.

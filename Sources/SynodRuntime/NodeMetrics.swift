@@ -13,6 +13,8 @@ import SynodCore
 /// hot paths. Thread-safe: the event loop, the storage thread and the snapshot thread record.
 public final class NodeMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
+    /// Every metric's node and protocol labels.
+    let labels: [(String, String)]
 
     /// Client requests handed to this node's gateway, by kind.
     let writes: CoreMetrics.Counter
@@ -20,8 +22,13 @@ public final class NodeMetrics: Sendable {
     /// Client requests that ended without an answer, by reason.
     let timeouts: CoreMetrics.Counter
     let refusals: CoreMetrics.Counter
-    /// Requests waiting for their answer now.
+    /// Requests waiting for their answer now, by where they wait: at this node's gateway (its
+    /// HTTP API's requests), and at this replica (writes it took from any gateway and has not
+    /// answered yet: proposed, not yet committed and applied; reads waiting for a read index
+    /// or a lease).
     let inFlight: Meter
+    let replicaWrites: Meter
+    let replicaReads: Meter
     let commitPosition: Meter
     let appliedPosition: Meter
     let epoch: Meter
@@ -38,18 +45,19 @@ public final class NodeMetrics: Sendable {
     let peerFramesDropped: CoreMetrics.Counter
     let peersReachable: Meter
     let peerConnections: CoreMetrics.Counter
-    let peerQueuedBytes: Meter
 
     public init(node: NodeID, protocolName: String) {
         let registry = self.registry
         let factory = PrometheusMetricsFactory(registry: registry)
         let labels = [("node", "\(node.rawValue)"), ("protocol", protocolName)]
+        self.labels = labels
         func counter(_ name: String, _ help: String, _ extra: [(String, String)] = []) -> CoreMetrics.Counter {
             CoreMetrics.Counter(label: name, dimensions: labels + extra,
                 handler: registry.makeCounter(name: name, labels: labels + extra, help: help), factory: factory)
         }
-        func gauge(_ name: String, _ help: String) -> Meter {
-            Meter(label: name, dimensions: labels, handler: registry.makeGauge(name: name, labels: labels, help: help), factory: factory)
+        func gauge(_ name: String, _ help: String, _ extra: [(String, String)] = []) -> Meter {
+            Meter(label: name, dimensions: labels + extra,
+                handler: registry.makeGauge(name: name, labels: labels + extra, help: help), factory: factory)
         }
         func timer(_ name: String, _ help: String, _ buckets: [Duration]) -> CoreMetrics.Timer {
             CoreMetrics.Timer(label: name, dimensions: labels,
@@ -63,7 +71,12 @@ public final class NodeMetrics: Sendable {
         let failuresHelp = "Client requests that ended without an answer: timeout (a write's outcome is unknown) or unavailable."
         self.timeouts = counter(failures, failuresHelp, [("reason", "timeout")])
         self.refusals = counter(failures, failuresHelp, [("reason", "unavailable")])
-        self.inFlight = gauge("synod_client_requests_in_flight", "Client requests waiting for their answer at this node.")
+        let inFlight = "synod_client_requests_in_flight"
+        let inFlightHelp = "Client requests waiting for their answer, by where: gateway (this node's HTTP API), "
+            + "replica_writes (writes this replica took, not yet committed and applied), replica_reads (reads waiting for a read index or lease)."
+        self.inFlight = gauge(inFlight, inFlightHelp, [("state", "gateway")])
+        self.replicaWrites = gauge(inFlight, inFlightHelp, [("state", "replica_writes")])
+        self.replicaReads = gauge(inFlight, inFlightHelp, [("state", "replica_reads")])
         self.commitPosition = gauge("synod_commit_position", "Every position up to this one is known committed (Raft index, Paxos slot).")
         self.appliedPosition = gauge("synod_applied_position", "The last position applied to this node's state machine.")
         self.epoch = gauge("synod_epoch", "The protocol epoch this node is in (Raft term, Paxos ballot).")
@@ -88,7 +101,18 @@ public final class NodeMetrics: Sendable {
         self.peerFramesDropped = counter("synod_peer_frames_dropped_total", "Frames dropped: the link was down or its buffer full (the protocol resends).")
         self.peersReachable = gauge("synod_peers_reachable", "Members this node reaches over proven peer links, itself included.")
         self.peerConnections = counter("synod_peer_connections_total", "Peer links established (after the first, each one is a reconnect).")
-        self.peerQueuedBytes = gauge("synod_peer_queued_bytes", "Bytes written to peer links and not yet sent by the kernel, over all links.")
+    }
+
+    static var peerQueuedBytesName: String { "synod_peer_queued_bytes" }
+    static var peerQueuedBytesHelp: String { "Bytes written to the link to a peer and not yet sent by the kernel (0 while the link is down)." }
+
+    /// Sets each peer link's queued bytes (a gauge per peer, made when a peer is first seen).
+    func setPeerQueuedBytes(_ bytes: [NodeID: Int]) {
+        for (peer, queued) in bytes {
+            self.registry.makeGauge(
+                name: Self.peerQueuedBytesName, labels: self.labels + [("peer", "\(peer.rawValue)")], help: Self.peerQueuedBytesHelp
+            ).set(to: Double(queued))
+        }
     }
 
     /// The metrics in the Prometheus text exposition format.

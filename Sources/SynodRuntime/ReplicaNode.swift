@@ -184,6 +184,8 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
     var metricsFramesSent = 0
     var metricsFramesDropped = 0
     var metricsLinks = 0
+    /// The peers whose queued bytes the metrics show.
+    var metricsPeers: Set<NodeID> = []
 
     /// The protocol epoch (term, ballot, view) this node last saw, readable from any thread:
     /// what the HTTP API reports as `raft_term`.
@@ -643,6 +645,8 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
             self.metricsLeader = leader
         }
         metrics.inFlight.set(self.promises.count)
+        metrics.replicaWrites.set(self.driver.servedWriteCount)
+        metrics.replicaReads.set(self.driver.servedReadCount)
         let sent = self.transport.sentFrames
         let dropped = self.transport.droppedFrames
         let links = self.transport.establishedLinks
@@ -658,7 +662,11 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
         guard let metrics = self.metrics else { return }
         try? await self.loop.submit {
             metrics.peersReachable.set(1 + self.transport.provenLinks)
-            metrics.peerQueuedBytes.set(self.transport.queuedBytes)
+            var queued = self.transport.queuedBytesByPeer
+            // A member removed since the last sample: its link is gone, nothing waits for it.
+            for peer in self.metricsPeers where queued[peer] == nil { queued[peer] = 0 }
+            self.metricsPeers = Set(queued.keys)
+            metrics.setPeerQueuedBytes(queued)
             self.updateMetrics()
         }.get()
     }

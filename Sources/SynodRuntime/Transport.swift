@@ -306,11 +306,12 @@ final class PeerTransport<Message: WireCodable & Sendable>: @unchecked Sendable 
     /// Peers with a proven, open link now.
     var provenLinks: Int { self.links.values.filter { $0.channel?.isActive == true }.count }
 
-    /// Bytes written to the proven links and not yet taken by the kernel (on the loop).
-    var queuedBytes: Int {
-        self.links.values.reduce(0) { total, link in
-            guard let channel = link.channel, channel.isActive else { return total }
-            return total + ((try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0)
+    /// Bytes written to each peer's link and not yet taken by the kernel (0 for a link that is
+    /// down), on the loop.
+    var queuedBytesByPeer: [NodeID: Int] {
+        self.links.mapValues { link in
+            guard let channel = link.channel, channel.isActive else { return 0 }
+            return (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
         }
     }
 

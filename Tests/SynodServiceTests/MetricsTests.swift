@@ -83,11 +83,18 @@ struct MetricsTests {
         #expect(Self.total(leaderPage, "synod_is_leader") == 1)
         #expect(all.filter { Self.total($0, "synod_is_leader") == 1 }.count == 1, "one leader")
         #expect(Self.total(leaderPage, "synod_commit_position") >= Double(workload.acknowledgedPuts))
-        for page in all {
+        for (id, page) in pages.sorted(by: { $0.key < $1.key }) {
             #expect(Self.total(page, "synod_applied_position") > 0 && Self.total(page, "synod_epoch") >= 1)
             #expect(Self.total(page, "synod_wal_sync_seconds_count") > 0 && Self.total(page, "synod_wal_batch_records_count") > 0)
             #expect(Self.total(page, "synod_peer_connections_total") >= 2 && Self.total(page, "synod_peers_reachable") == 3)
             #expect(Self.total(page, "synod_peer_frames_sent_total") > 0 && Self.total(page, "synod_leader_changes_total") >= 1)
+            for state in ["gateway", "replica_writes", "replica_reads"] {
+                #expect(page.keys.contains { $0.hasPrefix("synod_client_requests_in_flight{") && $0.contains("state=\"\(state)\"") },
+                        "in-flight requests at \(state)")
+            }
+            let peers = cluster.members.map(\.id).filter { $0 != id }
+            #expect(peers.allSatisfy { peer in page.keys.contains { $0.hasPrefix("synod_peer_queued_bytes{") && $0.contains("peer=\"\(peer)\"") } },
+                    "queued bytes for each peer of n\(id)")
         }
         let syncs = Self.total(leaderPage, "synod_wal_sync_seconds_count")
         let records = Self.total(leaderPage, "synod_wal_batch_records_sum")
