@@ -50,32 +50,20 @@ public struct CausalAPI<R: Replica>: Sendable {
         }
         router.put("/v1/keys/**") { request, _ -> Response in
             var request = request
-            let key: [UInt8]
-            let context: VectorClock
-            do {
-                key = try Self.key(path: request.uri.path)
-                context = try Self.context(request.headers)
-            } catch {
-                return api.failure(error)
-            }
+            let target: (key: [UInt8], context: VectorClock)
+            do { target = try Self.keyAndContext(request) } catch { return api.failure(error) }
             let body: ByteBuffer
             do {
                 body = try await request.collectBody(upTo: Self.maximumValueBytes)
             } catch {
                 return APIAnswer.error(.contentTooLarge, "the value exceeds \(Self.maximumValueBytes) bytes")
             }
-            return await api.perform(.put(key: key, value: Array(buffer: body), context: context), key: key, write: true)
+            return await api.perform(.put(key: target.key, value: Array(buffer: body), context: target.context), key: target.key, write: true)
         }
         router.delete("/v1/keys/**") { request, _ -> Response in
-            let key: [UInt8]
-            let context: VectorClock
-            do {
-                key = try Self.key(path: request.uri.path)
-                context = try Self.context(request.headers)
-            } catch {
-                return api.failure(error)
-            }
-            return await api.perform(.put(key: key, value: nil, context: context), key: key, write: true)
+            let target: (key: [UInt8], context: VectorClock)
+            do { target = try Self.keyAndContext(request) } catch { return api.failure(error) }
+            return await api.perform(.put(key: target.key, value: nil, context: target.context), key: target.key, write: true)
         }
         for method in [HTTPRequest.Method.get, .put, .delete] {
             router.on("/v1/keys", method: method) { _, _ -> Response in
@@ -131,6 +119,11 @@ public struct CausalAPI<R: Replica>: Sendable {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
         default: nil
         }
+    }
+
+    /// A write's key (its path) and the context it carries.
+    static func keyAndContext(_ request: Request) throws -> (key: [UInt8], context: VectorClock) {
+        (try Self.key(path: request.uri.path), try Self.context(request.headers))
     }
 
     /// The context a request carries (the zero context without the header).
