@@ -92,7 +92,6 @@ public struct EventualMonitor: SafetyMonitor {
         return violations
     }
 
-    static func text(_ key: [UInt8]) -> String {
-        key.allSatisfy({ (0x21...0x7E).contains($0) }) ? String(decoding: key, as: UTF8.self) : key.map(String.init).joined(separator: ",")
-    }
+    /// A key in a violation's text, as footprints show it (printable, or hex).
+    static func text(_ key: [UInt8]) -> String { KeySpan.key(key).description }
 }

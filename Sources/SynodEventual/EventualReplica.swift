@@ -177,11 +177,12 @@ public struct EventualReplica: Replica {
         let dot = state.write(value, seen: seen, at: self.id, command: command.id)
         if self.options.unsafeLastWriterWins { state.keepOnlyLastWriter() }
         let share = CausalLimits.replicaShare(members: self.members.count)
-        if state.siblings.count > share.siblings || state.encoded().count > share.bytes {
+        let stateBytes = state.encoded().count
+        if state.siblings.count > share.siblings || stateBytes > share.bytes {
             // Blind writes (no context) pile up siblings; past this replica's share of what
             // one key may hold, it takes only writes that resolve them.
             self.pending.rejected.append(Rejection(request: .proposal(command), reason: .unsupported(
-                "the key would hold \(state.siblings.count) siblings in \(state.encoded().count) bytes, beyond this replica's "
+                "the key would hold \(state.siblings.count) siblings in \(stateBytes) bytes, beyond this replica's "
                     + "share (\(share.siblings) siblings, \(share.bytes) bytes); read it and write with the context read, "
                     + "which replaces the siblings seen")))
             return
