@@ -40,6 +40,7 @@ public final class NodeMetrics: Sendable {
     let walSync: CoreMetrics.Timer
     let batchRecords: Recorder
     let snapshotSave: CoreMetrics.Timer
+    let snapshotRestore: CoreMetrics.Timer
     let snapshotsInstalled: CoreMetrics.Counter
     let peerFramesSent: CoreMetrics.Counter
     let peerFramesDropped: CoreMetrics.Counter
@@ -93,9 +94,14 @@ public final class NodeMetrics: Sendable {
             handler: registry.makeValueHistogram(name: batchName, labels: labels, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
                 help: "Records written by one append and sync (group commit batch size)."),
             factory: factory)
-        self.snapshotSave = timer("synod_snapshot_save_seconds", "Serialising and writing one snapshot of the state machine (off the event loop).", [
+        let slow: [Duration] = [
             .milliseconds(1), .milliseconds(4), .milliseconds(16), .milliseconds(64), .milliseconds(256), .seconds(1), .seconds(4), .seconds(16),
-        ])
+        ]
+        self.snapshotSave = timer("synod_snapshot_save_seconds", "Serialising and writing one snapshot of the state machine (off the event loop).", slow)
+        self.snapshotRestore = timer(
+            "synod_snapshot_restore_seconds",
+            "Rebuilding the state machine from a snapshot: the node's own at start, or one another replica sent (an install; its write to disk is in synod_wal_write_seconds).",
+            slow)
         self.snapshotsInstalled = counter("synod_snapshot_installs_total", "Snapshots from another replica this node installed.")
         self.peerFramesSent = counter("synod_peer_frames_sent_total", "Frames written to peer links.")
         self.peerFramesDropped = counter("synod_peer_frames_dropped_total", "Frames dropped: the link was down or its buffer full (the protocol resends).")

@@ -194,6 +194,10 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
     /// The node's event loop group (one thread), which the HTTP server may share.
     public var eventLoopGroup: any EventLoopGroup { self.group }
 
+    /// Runs Swift tasks on the node's thread: the HTTP server's request handlers, run with this
+    /// as their task executor preference, reach the core without a thread hop.
+    public let taskExecutor: EventLoopTaskExecutor
+
     /// Called once if the node must stop (its disk failed): the process should exit.
     public var onFatal: (@Sendable (String) -> Void)?
 
@@ -256,6 +260,7 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
         driverOptions.maximumReplyBytes = Frame.maximumPayloadBytes
         var generator = SystemRandomNumberGenerator()
         let limits = configuration.limits
+        let metrics = configuration.metrics ? NodeMetrics(node: configuration.id, protocolName: R.protocolName) : nil
         var config = ReplicaConfig(id: configuration.id, members: members, options: options)
         config.joining = configuration.joining
         try config.validate()
@@ -265,7 +270,14 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
             self.driver = try Driver(
                 config: config, recovered: recovered, options: driverOptions,
                 clientBase: generator.next() & ~UInt64(0xF_FFFF), randomSeed: generator.next(),
-                empty: Machine.empty(limits: limits), restore: { snapshot in try Machine.restore(snapshot.data, limits: limits) })
+                empty: Machine.empty(limits: limits),
+                restore: { snapshot in
+                    // At start (the node's own snapshot) and on an install (one another replica sent).
+                    let clock = ContinuousClock()
+                    let started = clock.now
+                    defer { metrics?.snapshotRestore.record(duration: clock.now - started) }
+                    return try Machine.restore(snapshot.data, limits: limits)
+                })
         } catch {
             throw NodeStartError("the snapshot in \(configuration.dataDirectory)/wal does not restore: \(error)")
         }
@@ -274,9 +286,10 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
         }
         self.members = configuration.peers
         self.members[configuration.id] = listenAddress
-        self.metrics = configuration.metrics ? NodeMetrics(node: configuration.id, protocolName: R.protocolName) : nil
+        self.metrics = metrics
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.loop = self.group.next()
+        self.taskExecutor = EventLoopTaskExecutor(self.loop)
         self.threadPool = NIOThreadPool(numberOfThreads: 1)
         self.snapshotPool = NIOThreadPool(numberOfThreads: 1)
         self.log = SendableBox(log)
@@ -342,7 +355,7 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
     /// it; the answer comes back as a `complete` action.
     func submit(_ kind: ClientRequest.Kind, _ payload: [UInt8]) async throws -> [UInt8] {
         let promise = self.loop.makePromise(of: [UInt8].self)
-        self.loop.execute {
+        let hand = {
             guard self.failed == nil else {
                 promise.fail(RequestError.unavailable("the node is stopping"))
                 return
@@ -356,6 +369,8 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
             self.driver.submit(kind, payload: payload, token: self.tokenCounter)
             self.requestDrain()
         }
+        // Handlers run on the node's thread (`taskExecutor`): hand the request over directly.
+        if self.loop.inEventLoop { hand() } else { self.loop.execute(hand) }
         return try await promise.futureResult.get()
     }
 

@@ -273,6 +273,14 @@ struct ServiceTests {
         await follower.close()
         let laggingLog = try String(contentsOfFile: cluster.logPath(lagging), encoding: .utf8)
         #expect(laggingLog.contains("installed a snapshot"))
+        // The operator sees both: the install (counted and timed) and the leader's saves.
+        let laggingMetrics = MetricsTests.samples(try await MetricsTests.metrics(cluster, lagging).page)
+        #expect(MetricsTests.total(laggingMetrics, "synod_snapshot_installs_total") >= 1)
+        #expect(MetricsTests.total(laggingMetrics, "synod_snapshot_restore_seconds_count") >= 1)
+        #expect(MetricsTests.total(laggingMetrics, "synod_snapshot_restore_seconds_sum") > 0)
+        let leaderMetrics = MetricsTests.samples(try await MetricsTests.metrics(cluster, leader).page)
+        #expect(MetricsTests.total(leaderMetrics, "synod_snapshot_save_seconds_count") >= 1)
+        #expect(MetricsTests.total(leaderMetrics, "synod_snapshot_restore_seconds_count") == 0, "the leader never restored")
 
         // Every node restarts from its snapshot and the short log after it.
         for member in cluster.members { cluster.stop(member.id, signal: SIGKILL) }
