@@ -273,9 +273,8 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
                 empty: Machine.empty(limits: limits),
                 restore: { snapshot in
                     // At start (the node's own snapshot) and on an install (one another replica sent).
-                    let clock = ContinuousClock()
-                    let started = clock.now
-                    defer { metrics?.snapshotRestore.record(duration: clock.now - started) }
+                    let started = ContinuousClock.now
+                    defer { metrics?.snapshotRestore.record(duration: ContinuousClock.now - started) }
                     return try Machine.restore(snapshot.data, limits: limits)
                 })
         } catch {

@@ -438,7 +438,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger)
         do {
             // Every connection's and request's task is a child of this one, so the handlers run
-            // on the node's thread too (measured: 24% less server CPU per put, 17% fewer
+            // on the node's thread too (measured: 24% less server CPU per put, 14% to 17% fewer
             // linearizable ranges/s at 64 clients, whose JSON then shares the leader's one thread).
             try await withTaskExecutorPreference(node.taskExecutor) { try await app.runService() }
         } catch {
