@@ -87,14 +87,19 @@ public struct Envelope<Message: Sendable>: Sendable {
 /// A command the protocol has committed, with its position in the replica's execution order.
 public struct Committed: Sendable {
     /// The protocol's position for the command (Raft log index, Paxos slot, PBFT sequence).
-    /// Strictly increasing within one replica incarnation.
+    /// Together with `index`, strictly increasing within one replica incarnation.
     public var position: UInt64
+    /// The command's place among the commands of one position (a Paxos slot holding a batch),
+    /// from 0; always 0 where a position holds one command. The commands of one position are
+    /// handed over in one `ready()`, so a snapshot taken at a position holds all of them.
+    public var index: Int
     /// The command to apply.
     public var command: Command
 
     /// Creates a committed command.
-    public init(position: UInt64, command: Command) {
+    public init(position: UInt64, index: Int = 0, command: Command) {
         self.position = position
+        self.index = index
         self.command = command
     }
 }

@@ -430,8 +430,10 @@ extension MultiPaxosReplica {
     mutating func emitCommitted() {
         while self.executedThrough < self.chosenThrough {
             self.executedThrough += 1
-            if let command = self.chosenValue(at: self.executedThrough)!.command {
-                self.output.committed.append(Committed(position: self.executedThrough, command: command))
+            // A leader proposes one command per slot; a batch (another protocol's value, from a
+            // peer) would still execute whole.
+            for (index, command) in self.chosenValue(at: self.executedThrough)!.commands.enumerated() {
+                self.output.committed.append(Committed(position: self.executedThrough, index: index, command: command))
             }
         }
     }

@@ -17,12 +17,30 @@ public struct PaxosLogOptions: ReplicaOptions, Equatable {
     public var maxQueuedCommands = 10_000
     /// Most linearizable reads waiting at one replica.
     public var maxPendingReads = 10_000
-    /// Test-only switch for deliberately unsafe variants (of every instance).
+    /// Most waiting values (commands and read barriers) a proposer puts in one slot; 1 turns
+    /// batching off.
+    public var maxBatchValues = 256
+    /// Most command payload bytes in one slot's batch (a larger command goes alone).
+    public var maxBatchBytes = 256 << 10
     /// Ticks before a snapshot is sent to the same replica again.
     public var snapshotResendTicks = 10
+    /// Test-only switch for deliberately unsafe variants (of every instance).
     @_spi(Testing) public var mutation: PaxosMutation?
 
     public init() {}
+
+    /// The options settable by name: `max-batch` (values per slot; 1 turns batching off) and
+    /// `max-batch-bytes` (command bytes per slot).
+    public mutating func set(_ name: String, to value: String) throws {
+        switch name {
+        case "max-batch", "max-batch-bytes":
+            guard let number = Int(value), number >= 1 else {
+                throw ConfigurationError("option '\(name)' takes a positive number, got '\(value)'")
+            }
+            if name == "max-batch" { self.maxBatchValues = number } else { self.maxBatchBytes = number }
+        default: throw ConfigurationError("unknown Paxos log option '\(name)'; known: max-batch, max-batch-bytes")
+        }
+    }
 
     public func validate() throws {
         guard self.retryTicks >= 1 else { throw ConfigurationError("retryTicks must be positive") }
@@ -33,6 +51,10 @@ public struct PaxosLogOptions: ReplicaOptions, Equatable {
         }
         guard self.maxQueuedCommands >= 1 else { throw ConfigurationError("maxQueuedCommands must be positive") }
         guard self.maxPendingReads >= 1 else { throw ConfigurationError("maxPendingReads must be positive") }
+        guard self.maxBatchValues >= 1 && self.maxBatchValues <= maximumBatchValues else {
+            throw ConfigurationError("maxBatchValues must lie in 1...\(maximumBatchValues)")
+        }
+        guard self.maxBatchBytes >= 1 else { throw ConfigurationError("maxBatchBytes must be positive") }
         guard self.snapshotResendTicks >= 1 else { throw ConfigurationError("snapshotResendTicks must be positive") }
     }
 

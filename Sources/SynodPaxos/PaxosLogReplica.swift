@@ -15,9 +15,12 @@ import SynodCore
 /// and a slot it passed that falls to it when another's claim lapses is filled at once, so
 /// the log does not wait on a replica that stopped. When another proposer holds a higher
 /// ballot in its slot, it leaves the slot and takes the value to its next one instead of
-/// dueling. Assignment is only a policy: any replica may propose in any slot, and every slot
-/// runs Basic Paxos; views of who is proposing may differ for a moment, which costs a
-/// collision, never safety. A slot still undecided below slots in use after `gapTicks` (its
+/// dueling. A replica proposes every value waiting (up to `maxBatchValues` and
+/// `maxBatchBytes`) as one batch in one slot, so one slot's two phases carry as many commands
+/// as arrived while the previous slot was being decided; a batch executes in order at its
+/// slot's position (`Committed.index` numbers its commands). Assignment is only a policy: any
+/// replica may propose in any slot, and every slot runs Basic Paxos; views of who is
+/// proposing may differ for a moment, which costs a collision, never safety. A slot still undecided below slots in use after `gapTicks` (its
 /// proposer crashed) is filled by a replica proposing a no-op there, which decides the slot's
 /// value if one was already chosen. Replicas ask random peers for chosen
 /// values they lack. Reads go through the log: a read waits for a barrier (a no-op only this
@@ -63,10 +66,20 @@ public struct PaxosLogReplica: Replica {
     var lastAnnounced = -1_000_000
     var claimFrom: UInt64 = 1
 
-    /// Values waiting to be chosen, oldest first; the first is in flight at `currentSlot`.
+    /// Values waiting to be chosen, oldest first; the first `inFlightCount` are in flight.
     var queue: [SlotValue] = []
     var queueStart = 0
+    /// The slot this replica is proposing its oldest waiting values in, the value it proposed
+    /// there (one of them, or a batch of them), and how many of them it holds (meaningful while
+    /// `currentSlot` is set; kept apart rather than as one optional because Swift 6.3.1's
+    /// optimizer crashes on an optional tuple or struct read in `withInstance`).
     var currentSlot: UInt64?
+    var inFlightValue = SlotValue.noop
+    var inFlightCount = 0
+    /// Values this replica proposed (commands and barriers, counting retries), and the slots it
+    /// proposed them in: their ratio is the mean batch.
+    var proposedValues: UInt64 = 0
+    var proposedSlots: UInt64 = 0
     /// Reads waiting for the barrier of the given nonce to be chosen.
     var readsByBarrier: [UInt64: [ReadRequest]] = [:]
     /// The newest barrier not yet proposed, which new reads may join.
@@ -79,6 +92,9 @@ public struct PaxosLogReplica: Replica {
     var gapSlot: UInt64 = 0
     var gapSinceTick = 0
     var output = Ready<PaxosLogMessage, PaxosLogRecord>()
+
+    /// `proposedValues` and `proposedSlots` (see there).
+    public var counters: [String: UInt64] { ["proposedValues": self.proposedValues, "proposedSlots": self.proposedSlots] }
 
     /// Every slot up to here is chosen and known to this replica.
     public var chosenThrough: UInt64 { self.chosen.through }
@@ -209,7 +225,14 @@ public struct PaxosLogReplica: Replica {
                 self.sendSnapshot(to: sender)
                 return
             }
-            let end = min(self.chosenThrough, from - 1 + UInt64(self.options.maxSlotsPerMessage))
+            // At most `maxSlotsPerMessage` slots, and no more once 8 MiB of commands are in (a
+            // slot holds a batch of up to `maxBatchBytes`).
+            var end = min(self.chosenThrough, from - 1 + UInt64(self.options.maxSlotsPerMessage))
+            var bytes = 0
+            for slot in from...end {
+                bytes += self.chosenValue(at: slot)!.payloadBytes
+                if bytes >= 8 << 20 { end = slot; break }
+            }
             self.send(.decided(firstSlot: from, values: self.chosen.values(from: from, through: end)), to: sender)
         case .decided(let first, let values):
             guard first >= 1, first <= UInt64.max - UInt64(values.count) else { return }
@@ -271,8 +294,8 @@ public struct PaxosLogReplica: Replica {
         }
         while self.executedThrough < self.chosenThrough {
             self.executedThrough += 1
-            if let command = self.chosenValue(at: self.executedThrough)!.command {
-                self.output.committed.append(Committed(position: self.executedThrough, command: command))
+            for (index, command) in self.chosenValue(at: self.executedThrough)!.commands.enumerated() {
+                self.output.committed.append(Committed(position: self.executedThrough, index: index, command: command))
             }
         }
         while let first = self.readsAtSlot.first, first.slot <= self.executedThrough {
@@ -290,11 +313,10 @@ public struct PaxosLogReplica: Replica {
     mutating func advance() {
         if let slot = self.currentSlot, let chosen = self.chosenValue(at: slot) {
             self.currentSlot = nil
-            let mine = self.queue[self.queueStart]
-            if chosen == mine {
-                self.queueStart += 1
-                if case .barrier(_, let nonce) = mine, let reads = self.readsByBarrier.removeValue(forKey: nonce) {
-                    self.readsAtSlot.append((slot, reads))
+            if chosen == self.inFlightValue {
+                self.queueStart += self.inFlightCount
+                for case .barrier(_, let nonce) in self.inFlightValue.elements {
+                    if let reads = self.readsByBarrier.removeValue(forKey: nonce) { self.readsAtSlot.append((slot, reads)) }
                 }
                 if self.queueStart > 1024 && self.queueStart * 2 > self.queue.count {
                     self.queue.removeFirst(self.queueStart)
@@ -314,15 +336,35 @@ public struct PaxosLogReplica: Replica {
             self.skipIdleSlots()
             return
         }
-        let value = self.queue[self.queueStart]
-        if case .barrier(_, let nonce) = value, nonce == self.openBarrier { self.openBarrier = nil }
+        let value = self.nextBatch()
+        for case .barrier(_, let nonce) in value.elements where nonce == self.openBarrier { self.openBarrier = nil }
         let slot = self.takeSlot()
         self.currentSlot = slot
+        self.inFlightValue = value
+        self.inFlightCount = value.elements.count
+        self.proposedValues += UInt64(value.elements.count)
+        self.proposedSlots += 1
         self.highestSlotSeen = max(self.highestSlotSeen, slot)
         self.active.insert(slot)
         var bytes = WireWriter()
         value.encode(into: &bytes)
         self.withInstance(slot) { $0.propose(bytes.bytes) }
+    }
+
+    /// The oldest waiting values, as many as `maxBatchValues` and `maxBatchBytes` allow (at
+    /// least one): the value itself when it is alone, else a batch of them.
+    func nextBatch() -> SlotValue {
+        var values: [SlotValue] = []
+        var bytes = 0
+        var index = self.queueStart
+        while index < self.queue.count && values.count < self.options.maxBatchValues {
+            let value = self.queue[index]
+            if !values.isEmpty && bytes + value.payloadBytes > self.options.maxBatchBytes { break }
+            values.append(value)
+            bytes += value.payloadBytes
+            index += 1
+        }
+        return values.count == 1 ? values[0] : .batch(values)
     }
 
     /// The encoding of a no-op, which proposers that fill gaps send.

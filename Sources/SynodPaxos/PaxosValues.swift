@@ -10,14 +10,39 @@ public enum SlotValue: Sendable, Hashable, CustomStringConvertible {
     /// every other (`nonce` is drawn from its seeded randomness), so that it knows the slot was
     /// chosen after its reads arrived.
     case barrier(node: NodeID, nonce: UInt64)
+    /// Several commands and barriers chosen together in one slot, executed in this order (the
+    /// leaderless log's proposers batch what waits): two or more elements, none of them a no-op
+    /// or a batch.
+    case batch([SlotValue])
 
-    /// The command payload's size (0 for no-ops and barriers), for byte budgets.
-    public var payloadBytes: Int { self.command?.payload.count ?? 0 }
+    /// The command payloads' size (0 for no-ops and barriers), for byte budgets.
+    public var payloadBytes: Int {
+        switch self {
+        case .noop, .barrier: return 0
+        case .command(let command): return command.payload.count
+        case .batch(let values): return values.reduce(0) { $0 + $1.payloadBytes }
+        }
+    }
 
-    /// The command to execute, if any.
+    /// The command to execute, if the value is one command.
     public var command: Command? {
         if case .command(let command) = self { return command }
         return nil
+    }
+
+    /// The commands to execute, in order.
+    public var commands: [Command] {
+        switch self {
+        case .noop, .barrier: return []
+        case .command(let command): return [command]
+        case .batch(let values): return values.compactMap(\.command)
+        }
+    }
+
+    /// The values the slot holds: a batch's elements, else the value itself.
+    public var elements: [SlotValue] {
+        if case .batch(let values) = self { return values }
+        return [self]
     }
 
     public var description: String {
@@ -25,12 +50,16 @@ public enum SlotValue: Sendable, Hashable, CustomStringConvertible {
         case .noop: return "no-op"
         case .command(let command): return "\(command.id)"
         case .barrier(let node, let nonce): return "barrier(\(node), \(nonce))"
+        case .batch(let values): return "batch[\(values.map(\.description).joined(separator: ", "))]"
         }
     }
 }
 
 /// Slots stay below 2^48 (a slot number arriving from a peer, plus any count, never overflows).
 public let maximumPaxosSlot: UInt64 = 1 << 48
+
+/// Most values one batch may hold (a bound on work per decode, as for slots).
+public let maximumBatchValues = 1 << 16
 
 /// Most slots one decoded message or record may carry (a bound on work per decode; the byte
 /// size is bounded by the frame or the WAL record around it).
@@ -64,6 +93,10 @@ extension SlotValue: WireCodable {
             writer.byte(2)
             node.encode(into: &writer)
             writer.varint(nonce)
+        case .batch(let values):
+            writer.byte(3)
+            writer.varint(UInt64(values.count))
+            for value in values { value.encode(into: &writer) }
         }
     }
 
@@ -72,6 +105,19 @@ extension SlotValue: WireCodable {
         case 0: return .noop
         case 1: return .command(try Command.decode(from: &reader))
         case 2: return .barrier(node: try NodeID.decode(from: &reader), nonce: try reader.varint())
+        case 3:
+            let count = try reader.count(limit: maximumBatchValues, what: "batched values")
+            guard count >= 2 else { throw .malformed("a batch of \(count) values") }
+            var values: [SlotValue] = []
+            values.reserveCapacity(count)
+            for _ in 0..<count {
+                let value = try SlotValue.decode(from: &reader)
+                switch value {
+                case .command, .barrier: values.append(value)
+                case .noop, .batch: throw .malformed("a batch holding \(value)")
+                }
+            }
+            return .batch(values)
         case let tag: throw .malformed("unknown slot value tag \(tag)")
         }
     }
@@ -88,6 +134,10 @@ extension SlotValue: WireCodable {
             hasher.combine(2)
             hasher.combine(Int(node.rawValue))
             hasher.combine(nonce)
+        case .batch(let values):
+            hasher.combine(3)
+            hasher.combine(values.count)
+            for value in values { value.digest(into: &hasher) }
         }
     }
 }

@@ -180,25 +180,35 @@ extension Simulation {
 
     // MARK: Replica side
 
-    /// Checks a command a node's driver applied: positions only increase on each replica;
+    /// Checks a command a node's driver applied: positions (with their index among a batch's
+    /// commands) only increase on each replica;
     /// conflicting commands (same key) execute in one order on every replica; and with a total
     /// execution order, every replica executes the same command at each position.
     func applied(_ committed: Committed, _ outcome: ExactlyOnce<SimulatedMachine>.Outcome, at position: Int) {
         let id = committed.command.id
-        if committed.position <= self.nodes[position].lastAppliedPosition {
+        let node = self.nodes[position]
+        let place = committed.index == 0 ? "\(committed.position)" : "\(committed.position).\(committed.index)"
+        if committed.index < 0
+            || (committed.position, committed.index) <= (node.lastAppliedPosition, node.lastAppliedIndex)
+        {
+            let last = node.lastAppliedIndex <= 0 || node.lastAppliedIndex == Int.max
+                ? "\(node.lastAppliedPosition)" : "\(node.lastAppliedPosition).\(node.lastAppliedIndex)"
             self.violations.append(InvariantViolation(
                 invariant: "state-machine-safety", node: self.members[position],
-                detail: "applied position \(committed.position) after \(self.nodes[position].lastAppliedPosition)"))
+                detail: "applied position \(place) after \(last)"))
             return
         }
         self.nodes[position].lastAppliedPosition = committed.position
+        self.nodes[position].lastAppliedIndex = committed.index
         if self.trace != nil {
-            self.mark("commit", node: position, "applied position \(committed.position): command \(committed.command.id), \(committed.command.payload.count) bytes")
+            self.mark("commit", node: position, "applied position \(place): command \(committed.command.id), \(committed.command.payload.count) bytes")
         }
-        if R.executionOrder == .total, let known = self.recordTotalOrder(id, at: committed.position), known != id {
+        if R.executionOrder == .total, let known = self.recordTotalOrder(id, at: committed.position, index: committed.index),
+           known != id
+        {
             self.violations.append(InvariantViolation(
                 invariant: "state-machine-safety", node: self.members[position],
-                detail: "applied \(id) at position \(committed.position) where another replica applied \(known)"))
+                detail: "applied \(id) at position \(place) where another replica applied \(known)"))
             return
         }
         // An unordered protocol (ABD, the eventual store) applies writes only where operations
@@ -220,14 +230,17 @@ extension Simulation {
         if case .applied = outcome, self.writePositions[id] == nil { self.writePositions[id] = committed.position }
     }
 
-    /// Notes the command at a position of the total order; returns the command first seen there.
-    func recordTotalOrder(_ id: CommandID, at position: UInt64) -> CommandID? {
+    /// Notes the command at a place of the total order; returns the command first seen there.
+    func recordTotalOrder(_ id: CommandID, at position: UInt64, index: Int) -> CommandID? {
         let slot = Int(position)
         if slot >= self.positionHistory.count {
-            self.positionHistory.append(contentsOf: repeatElement(nil, count: slot - self.positionHistory.count + 1))
+            self.positionHistory.append(contentsOf: repeatElement([], count: slot - self.positionHistory.count + 1))
         }
-        if let known = self.positionHistory[slot] { return known }
-        self.positionHistory[slot] = id
+        if index >= self.positionHistory[slot].count {
+            self.positionHistory[slot].append(contentsOf: repeatElement(nil, count: index - self.positionHistory[slot].count + 1))
+        }
+        if let known = self.positionHistory[slot][index] { return known }
+        self.positionHistory[slot][index] = id
         return id
     }
 }

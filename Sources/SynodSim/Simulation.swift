@@ -52,8 +52,8 @@ public final class Simulation<R: Replica> {
     var believedLeader: Int?
     var finished = false
 
-    /// The command applied at each position, as first seen on any replica.
-    var positionHistory: [CommandID?] = []
+    /// The commands applied at each position (by `Committed.index`), as first seen on any replica.
+    var positionHistory: [[CommandID?]] = []
     /// The commands executed on each key, in order, as first seen on any replica: conflicting
     /// commands execute in the same order everywhere, whatever the protocol's `ExecutionOrder`.
     var keyHistory: [String: [CommandID]] = [:]
@@ -456,6 +456,7 @@ public final class Simulation<R: Replica> {
         self.nodes[position].appliedCommands = state.appliedCommands
         self.nodes[position].appliedPerKey = state.appliedPerKey
         self.nodes[position].lastAppliedPosition = snapshot.position
+        self.nodes[position].lastAppliedIndex = Int.max
     }
 
     func observe(_ position: Int, _ ready: Ready<R.Message, R.Record>) {
@@ -575,6 +576,7 @@ public final class Simulation<R: Replica> {
             return
         }
         self.nodes[position].lastAppliedPosition = 0
+        self.nodes[position].lastAppliedIndex = -1
         self.nodes[position].appliedCommands = []
         self.nodes[position].appliedPerKey = [:]
         if let snapshot = recovered.snapshot { self.adoptSnapshotState(snapshot, at: position) }

@@ -75,6 +75,9 @@ struct SimulatedNode<R: Replica> {
     /// before them are discarded.
     var checkpoint: Range<Int>?
     var lastAppliedPosition: UInt64 = 0
+    /// The `Committed.index` applied last at `lastAppliedPosition` (`Int.max` once a snapshot
+    /// holds the whole position; -1 before anything).
+    var lastAppliedIndex = -1
     var appliedCommands: Set<CommandID> = []
     /// How many committed commands on each key this incarnation applied.
     var appliedPerKey: [String: Int] = [:]

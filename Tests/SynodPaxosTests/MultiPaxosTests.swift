@@ -321,6 +321,7 @@ struct PaxosCodecTests {
         .learn(fromSlot: 8),
         .proposing(fromSlot: 12),
         .decided(firstSlot: 8, values: [.noop]),
+        .decided(firstSlot: 9, values: [.batch([.command(command), .barrier(node: NodeID(1), nonce: 5)]), .command(command)]),
     ]
 
     @Test("messages and records round-trip")
@@ -358,6 +359,24 @@ struct PaxosCodecTests {
         #expect(throws: WireError.self) { try MultiPaxosMessage.decode([1, 3, 0, 1]) }
         #expect(throws: WireError.self) { try MultiPaxosMessage.decode([42]) }
         #expect(throws: WireError.self) { try PaxosLogMessage.decode([2, 0]) }
+    }
+
+    @Test("a batch holds two or more commands and barriers: never a no-op, another batch, or fewer")
+    func batchShapes() throws {
+        let barrier = SlotValue.barrier(node: NodeID(1), nonce: 5)
+        let batch = SlotValue.batch([.command(Self.command), barrier, .command(Self.command)])
+        #expect(try SlotValue.decode(batch.encoded()) == batch)
+        #expect(batch.commands == [Self.command, Self.command])
+        #expect(batch.payloadBytes == 2 * Self.command.payload.count)
+        for refused: SlotValue in [
+            .batch([]), .batch([.command(Self.command)]), .batch([.command(Self.command), .noop]),
+            .batch([barrier, .batch([barrier, barrier])]),
+        ] {
+            #expect(throws: WireError.self) { try SlotValue.decode(refused.encoded()) }
+        }
+        // A count beyond the bytes left, or beyond the bound, is refused before any allocation.
+        #expect(throws: WireError.self) { try SlotValue.decode([3, 0xFF, 0xFF, 0x03]) }
+        #expect(SlotValue.noop.commands.isEmpty && barrier.commands.isEmpty)
     }
 
     @Test("fuzzing: random and mutated frames decode or are refused, never trap")

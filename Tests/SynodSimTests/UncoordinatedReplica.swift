@@ -26,17 +26,30 @@ struct UncoordinatedCore: Sendable {
 
     let id: NodeID
     let members: [NodeID]
+    let pairs: Pairs
     var executed: UInt64 = 0
     var output = Ready<Message, Command>()
 
-    init(config: ReplicaConfig<Options>) {
+    /// How commands map to positions: one each, or two per position as a batching protocol
+    /// hands them over (index 0, then 1), or two per position with their indices swapped.
+    enum Pairs: Sendable { case none, batched, swapped }
+
+    init(config: ReplicaConfig<Options>, pairs: Pairs = .none) {
         self.id = config.id
         self.members = config.members
+        self.pairs = pairs
     }
 
     mutating func execute(_ command: Command) {
         self.executed += 1
-        self.output.committed.append(Committed(position: self.executed, command: command))
+        switch self.pairs {
+        case .none:
+            self.output.committed.append(Committed(position: self.executed, command: command))
+        case .batched, .swapped:
+            let index = Int((self.executed + 1) % 2)
+            self.output.committed.append(Committed(
+                position: (self.executed + 1) / 2, index: self.pairs == .batched ? index : 1 - index, command: command))
+        }
     }
 
     mutating func propose(_ command: Command) {
@@ -54,10 +67,24 @@ struct UncoordinatedCore: Sendable {
     }
 }
 
-/// Which `ExecutionOrder` an `UncoordinatedReplica` declares.
-protocol DeclaredOrder: Sendable { static var order: ExecutionOrder { get } }
+/// Which `ExecutionOrder` an `UncoordinatedReplica` declares, and how it numbers positions.
+protocol DeclaredOrder: Sendable {
+    static var order: ExecutionOrder { get }
+    static var pairs: UncoordinatedCore.Pairs { get }
+}
+extension DeclaredOrder { static var pairs: UncoordinatedCore.Pairs { .none } }
 /// A total order: the per-position check applies.
 enum TotalOrder: DeclaredOrder { static var order: ExecutionOrder { .total } }
+/// A total order with two commands per position, as batches.
+enum BatchedTotalOrder: DeclaredOrder {
+    static var order: ExecutionOrder { .total }
+    static var pairs: UncoordinatedCore.Pairs { .batched }
+}
+/// A total order with two commands per position whose indices go backwards.
+enum SwappedTotalOrder: DeclaredOrder {
+    static var order: ExecutionOrder { .total }
+    static var pairs: UncoordinatedCore.Pairs { .swapped }
+}
 /// EPaxos-like conflict order: only the per-key check applies.
 enum ConflictOrder: DeclaredOrder { static var order: ExecutionOrder { .conflicting } }
 
@@ -70,7 +97,7 @@ struct UncoordinatedReplica<Order: DeclaredOrder>: Replica {
     static var executionOrder: ExecutionOrder { Order.order }
     var core: UncoordinatedCore
     init(config: ReplicaConfig<UncoordinatedCore.Options>, restoring: Recovered<Command>, randomSeed: UInt64) {
-        self.core = UncoordinatedCore(config: config)
+        self.core = UncoordinatedCore(config: config, pairs: Order.pairs)
     }
     mutating func tick() {}
     mutating func receive(_ message: UncoordinatedCore.Message, from sender: NodeID) { self.core.execute(message.command) }
@@ -90,11 +117,14 @@ struct SilentMonitor<Observed: Replica>: SafetyMonitor {
 
 @Suite("The simulator's generic state-machine checks can fail")
 struct GenericCheckTests {
-    static func options() -> SimulationOptions {
+    /// Reordering and latency; or, `agreeing`, one client and no faults, under which the
+    /// uncoordinated replicas happen to agree.
+    static func options(agreeing: Bool = false) -> SimulationOptions {
         var options = SimulationOptions()
         options.nodes = 3
-        options.faults = [.reordering, .latency]
-        options.operations = 100
+        options.faults = agreeing ? [] : [.reordering, .latency]
+        options.operations = agreeing ? 20 : 100
+        if agreeing { options.clients = 1 }
         options.readFraction = 0
         return options
     }
@@ -104,6 +134,24 @@ struct GenericCheckTests {
         let reports = try SimulationSweep<UncoordinatedReplica<TotalOrder>>(options: Self.options()).run(seeds: 1...5)
         let violations = reports.flatMap(\.violations)
         #expect(violations.contains { $0.invariant == "state-machine-safety" && $0.detail.contains("at position") })
+    }
+
+    @Test("with two commands per position (a batch): agreeing replicas pass, disagreeing ones are caught")
+    func batchDisagreementCaught() throws {
+        let agreeing = try SimulationSweep<UncoordinatedReplica<BatchedTotalOrder>>(options: Self.options(agreeing: true)).run(seeds: 1...2)
+        #expect(agreeing.allSatisfy { $0.violations.isEmpty }, "\(agreeing.flatMap(\.violations))")
+        let reports = try SimulationSweep<UncoordinatedReplica<BatchedTotalOrder>>(options: Self.options()).run(seeds: 1...5)
+        let violations = reports.flatMap(\.violations)
+        #expect(violations.contains { $0.invariant == "state-machine-safety" && $0.detail.contains("at position") }, "\(violations)")
+        #expect(!violations.contains { $0.detail.contains("applied position") }, "indices that rise within a position are in order")
+    }
+
+    @Test("a command index that goes backwards within a position is caught")
+    func indexOrderCaught() throws {
+        let reports = try SimulationSweep<UncoordinatedReplica<SwappedTotalOrder>>(options: Self.options(agreeing: true)).run(seeds: 1...2)
+        let violations = reports.flatMap(\.violations)
+        #expect(violations.contains { $0.invariant == "state-machine-safety" && $0.detail.contains("applied position 1 after 1.1") },
+                "\(violations)")
     }
 
     @Test("a conflict-order protocol whose replicas order one key's commands differently is caught")
