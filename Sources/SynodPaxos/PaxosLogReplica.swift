@@ -66,16 +66,16 @@ public struct PaxosLogReplica: Replica {
     var lastAnnounced = -1_000_000
     var claimFrom: UInt64 = 1
 
-    /// Values waiting to be chosen, oldest first; the first `inFlightCount` are in flight.
+    /// Values waiting to be chosen, oldest first; the first `inFlightValue.elements.count` are in
+    /// flight.
     var queue: [SlotValue] = []
     var queueStart = 0
-    /// The slot this replica is proposing its oldest waiting values in, the value it proposed
-    /// there (one of them, or a batch of them), and how many of them it holds (meaningful while
-    /// `currentSlot` is set; kept apart rather than as one optional because Swift 6.3.1's
-    /// optimizer crashes on an optional tuple or struct read in `withInstance`).
+    /// The slot this replica is proposing its oldest waiting values in, and the value it proposed
+    /// there: one of them, or a batch of them (meaningful while `currentSlot` is set; kept apart
+    /// rather than as one optional because Swift 6.3.1's optimizer crashes on an optional tuple
+    /// or struct read in `withInstance`).
     var currentSlot: UInt64?
     var inFlightValue = SlotValue.noop
-    var inFlightCount = 0
     /// Values this replica proposed (commands and barriers, counting retries), and the slots it
     /// proposed them in: their ratio is the mean batch.
     var proposedValues: UInt64 = 0
@@ -314,8 +314,9 @@ public struct PaxosLogReplica: Replica {
         if let slot = self.currentSlot, let chosen = self.chosenValue(at: slot) {
             self.currentSlot = nil
             if chosen == self.inFlightValue {
-                self.queueStart += self.inFlightCount
-                for case .barrier(_, let nonce) in self.inFlightValue.elements {
+                let values = self.inFlightValue.elements
+                self.queueStart += values.count
+                for case .barrier(_, let nonce) in values {
                     if let reads = self.readsByBarrier.removeValue(forKey: nonce) { self.readsAtSlot.append((slot, reads)) }
                 }
                 if self.queueStart > 1024 && self.queueStart * 2 > self.queue.count {
@@ -341,7 +342,6 @@ public struct PaxosLogReplica: Replica {
         let slot = self.takeSlot()
         self.currentSlot = slot
         self.inFlightValue = value
-        self.inFlightCount = value.elements.count
         self.proposedValues += UInt64(value.elements.count)
         self.proposedSlots += 1
         self.highestSlotSeen = max(self.highestSlotSeen, slot)

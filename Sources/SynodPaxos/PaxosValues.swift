@@ -95,30 +95,34 @@ extension SlotValue: WireCodable {
             writer.varint(nonce)
         case .batch(let values):
             writer.byte(3)
-            writer.varint(UInt64(values.count))
-            for value in values { value.encode(into: &writer) }
+            values.encode(into: &writer)
         }
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> SlotValue {
-        switch try reader.byte() {
+        let tag = try reader.byte()
+        guard tag == 3 else { return try Self.decodeUnbatched(tag: tag, from: &reader) }
+        let count = try reader.count(limit: maximumBatchValues, what: "batched values")
+        guard count >= 2 else { throw .malformed("a batch of \(count) values") }
+        var values: [SlotValue] = []
+        values.reserveCapacity(count)
+        for _ in 0..<count {
+            // The tag is checked before the element is read: a batch nested in a batch is
+            // refused without recursing into it, however deep a peer nests them.
+            let tag = try reader.byte()
+            guard tag == 1 || tag == 2 else { throw .malformed("a batch holding a value of tag \(tag)") }
+            values.append(try Self.decodeUnbatched(tag: tag, from: &reader))
+        }
+        return .batch(values)
+    }
+
+    /// A no-op, command or barrier after its `tag`.
+    static func decodeUnbatched(tag: UInt8, from reader: inout WireReader) throws(WireError) -> SlotValue {
+        switch tag {
         case 0: return .noop
         case 1: return .command(try Command.decode(from: &reader))
         case 2: return .barrier(node: try NodeID.decode(from: &reader), nonce: try reader.varint())
-        case 3:
-            let count = try reader.count(limit: maximumBatchValues, what: "batched values")
-            guard count >= 2 else { throw .malformed("a batch of \(count) values") }
-            var values: [SlotValue] = []
-            values.reserveCapacity(count)
-            for _ in 0..<count {
-                let value = try SlotValue.decode(from: &reader)
-                switch value {
-                case .command, .barrier: values.append(value)
-                case .noop, .batch: throw .malformed("a batch holding \(value)")
-                }
-            }
-            return .batch(values)
-        case let tag: throw .malformed("unknown slot value tag \(tag)")
+        default: throw .malformed("unknown slot value tag \(tag)")
         }
     }
 

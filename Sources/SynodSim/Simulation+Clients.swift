@@ -186,29 +186,28 @@ extension Simulation {
     /// execution order, every replica executes the same command at each position.
     func applied(_ committed: Committed, _ outcome: ExactlyOnce<SimulatedMachine>.Outcome, at position: Int) {
         let id = committed.command.id
-        let node = self.nodes[position]
-        let place = committed.index == 0 ? "\(committed.position)" : "\(committed.position).\(committed.index)"
-        if committed.index < 0
-            || (committed.position, committed.index) <= (node.lastAppliedPosition, node.lastAppliedIndex)
-        {
-            let last = node.lastAppliedIndex <= 0 || node.lastAppliedIndex == Int.max
-                ? "\(node.lastAppliedPosition)" : "\(node.lastAppliedPosition).\(node.lastAppliedIndex)"
+        let last = (self.nodes[position].lastAppliedPosition, self.nodes[position].lastAppliedIndex)
+        /// A position as text, with its index when one is meaningful ("7", "7.2").
+        func place(_ position: UInt64, _ index: Int) -> String {
+            index <= 0 || index == Int.max ? "\(position)" : "\(position).\(index)"
+        }
+        if committed.index < 0 || (committed.position, committed.index) <= last {
             self.violations.append(InvariantViolation(
                 invariant: "state-machine-safety", node: self.members[position],
-                detail: "applied position \(place) after \(last)"))
+                detail: "applied position \(place(committed.position, committed.index)) after \(place(last.0, last.1))"))
             return
         }
         self.nodes[position].lastAppliedPosition = committed.position
         self.nodes[position].lastAppliedIndex = committed.index
         if self.trace != nil {
-            self.mark("commit", node: position, "applied position \(place): command \(committed.command.id), \(committed.command.payload.count) bytes")
+            self.mark("commit", node: position, "applied position \(place(committed.position, committed.index)): command \(committed.command.id), \(committed.command.payload.count) bytes")
         }
         if R.executionOrder == .total, let known = self.recordTotalOrder(id, at: committed.position, index: committed.index),
            known != id
         {
             self.violations.append(InvariantViolation(
                 invariant: "state-machine-safety", node: self.members[position],
-                detail: "applied \(id) at position \(place) where another replica applied \(known)"))
+                detail: "applied \(id) at position \(place(committed.position, committed.index)) where another replica applied \(known)"))
             return
         }
         // An unordered protocol (ABD, the eventual store) applies writes only where operations

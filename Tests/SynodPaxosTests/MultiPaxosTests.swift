@@ -376,6 +376,8 @@ struct PaxosCodecTests {
         }
         // A count beyond the bytes left, or beyond the bound, is refused before any allocation.
         #expect(throws: WireError.self) { try SlotValue.decode([3, 0xFF, 0xFF, 0x03]) }
+        // Batches nested a million deep are refused at the second level, not by recursing.
+        #expect(throws: WireError.self) { try SlotValue.decode(Array(repeating: [3, 2], count: 1 << 20).flatMap { $0 }) }
         #expect(SlotValue.noop.commands.isEmpty && barrier.commands.isEmpty)
     }
 

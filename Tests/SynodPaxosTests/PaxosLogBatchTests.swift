@@ -19,13 +19,17 @@ struct PaxosLogBatchTests {
 
     /// Delivers every message, in order and without loss, until none is left (records count as
     /// durable at once: this test is about what is proposed, not about disks); returns what each
-    /// replica committed.
-    static func settle(_ replicas: inout [PaxosLogReplica]) -> [[Committed]] {
+    /// replica committed. `observe` sees each replica's every `ready()` (by position) first.
+    @discardableResult
+    static func settle(
+        _ replicas: inout [PaxosLogReplica], observe: (Int, Ready<PaxosLogMessage, PaxosLogRecord>) -> Void = { _, _ in }
+    ) -> [[Committed]] {
         var committed = Array(repeating: [Committed](), count: replicas.count)
         var network: [(from: NodeID, envelope: Envelope<PaxosLogMessage>)] = []
         while true {
             for index in replicas.indices {
                 let ready = replicas[index].ready()
+                observe(index, ready)
                 committed[index] += ready.committed
                 network += ready.messages.map { (replicas[index].id, $0) }
             }
@@ -62,7 +66,7 @@ struct PaxosLogBatchTests {
     func bounded() {
         var replicas = Self.replicas(maxBatch: 2)
         for sequence: UInt64 in 1...5 { replicas[0].propose(Self.command(sequence)) }
-        _ = Self.settle(&replicas)
+        Self.settle(&replicas)
         #expect(replicas[0].chosenValue(at: 2) == .batch([.command(Self.command(2)), .command(Self.command(3))]))
         #expect(replicas[0].chosenValue(at: 3) == .batch([.command(Self.command(4)), .command(Self.command(5))]))
 
@@ -83,22 +87,12 @@ struct PaxosLogBatchTests {
         replicas[0].propose(Self.command(3))
         var answered: [ReadRequest] = []
         var committed: [Committed] = []
-        var network: [(from: NodeID, envelope: Envelope<PaxosLogMessage>)] = []
-        while true {
-            for index in replicas.indices {
-                let ready = replicas[index].ready()
-                if index == 0 {
-                    committed += ready.committed
-                    // Served after this ready's commands: the whole batch, read's barrier included.
-                    if !ready.reads.isEmpty { #expect(committed.count == 3) }
-                    answered += ready.reads
-                }
-                network += ready.messages.map { (replicas[index].id, $0) }
-            }
-            if network.isEmpty { break }
-            let batch = network
-            network = []
-            for (from, envelope) in batch { replicas[Int(envelope.to.rawValue) - 1].receive(envelope.message, from: from) }
+        Self.settle(&replicas) { index, ready in
+            guard index == 0 else { return }
+            committed += ready.committed
+            // Served after this ready's commands: the whole batch, read's barrier included.
+            if !ready.reads.isEmpty { #expect(committed.count == 3) }
+            answered += ready.reads
         }
         #expect(answered.map(\.id) == [read.id])
         guard case .batch(let values) = replicas[0].chosenValue(at: 2) else {
