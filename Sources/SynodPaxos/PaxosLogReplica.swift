@@ -13,7 +13,10 @@ import SynodCore
 /// lowest unused slot assigned to it; one that stops proposing fills its assigned slots below
 /// the highest slot in use with no-ops until the others can have noticed (Mencius's skip),
 /// and a slot it passed that falls to it when another's claim lapses is filled at once, so
-/// the log does not wait on a replica that stopped. When another proposer holds a higher
+/// the log does not wait on a replica that stopped. A replica that is proposing skips the same
+/// way: its assigned slots it has not used below a slot another proposer took get no-ops, and its
+/// next value goes above that slot, so proposers with unequal shares of the slots advance
+/// together. When another proposer holds a higher
 /// ballot in its slot, it leaves the slot and takes the value to its next one instead of
 /// dueling. A replica proposes every value waiting (up to `maxBatchValues` and
 /// `maxBatchBytes`) as one batch in one slot, so one slot's two phases carry as many commands
@@ -332,11 +335,10 @@ public struct PaxosLogReplica: Replica {
         {
             self.queueStart += 1
         }
-        guard self.currentSlot == nil else { return }
-        guard self.queueStart < self.queue.count else {
-            self.skipIdleSlots()
-            return
-        }
+        // Own slots left unused below a slot another proposer took are skipped first, so this
+        // replica's next value goes above them rather than holding that slot's execution back.
+        self.skipUnusedSlots()
+        guard self.currentSlot == nil, self.queueStart < self.queue.count else { return }
         let value = self.nextBatch()
         for case .barrier(_, let nonce) in value.elements where nonce == self.openBarrier { self.openBarrier = nil }
         let slot = self.takeSlot()
@@ -403,12 +405,15 @@ public struct PaxosLogReplica: Replica {
         return slot
     }
 
-    /// With nothing to propose, fills the slots still assigned to this replica below the
-    /// highest slot in use with no-ops (Mencius's skip), so that execution does not wait for
-    /// them: for as long as the others may still think it proposing (`gapTicks` after its last
-    /// announcement, and half as long again for messages in flight). Later they assign its
-    /// slots to themselves.
-    mutating func skipIdleSlots() {
+    /// Fills the slots still assigned to this replica that it has not used, below the highest
+    /// slot in use, with no-ops (Mencius's skip), so that execution does not wait for them: for
+    /// as long as the others may still think it proposing (`gapTicks` after its last
+    /// announcement, and half as long again for messages in flight); later they assign its
+    /// slots to themselves. It skips them whether or not it has values waiting: a proposer
+    /// assigned more slots than another (it also takes an idle member's) would otherwise fill
+    /// them one slot per round while the other's values, in slots above, wait for them to be
+    /// decided; with the skip, its next value goes above them too.
+    mutating func skipUnusedSlots() {
         let start = max(self.frontier, self.chosenThrough + 1)
         guard start < self.highestSlotSeen else { return }
         guard self.ticks - self.lastAnnounced < self.options.gapTicks + self.options.gapTicks / 2 else {
