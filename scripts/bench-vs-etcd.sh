@@ -7,7 +7,7 @@
 #
 # Usage: scripts/bench-vs-etcd.sh [--protocol raft|multipaxos|paxos] [--seconds S] [--clients "1 16 64"]
 #                                 [--peer-tls on|off|both] [--no-etcd] [--metrics on|off]
-#                                 [--ops "put range"] [--load synod|wrk|both]
+#                                 [--ops "put range"] [--load synod|wrk|both] [--option NAME=VALUE ...]
 # --ops: puts (the default), linearizable single-key ranges, or both in turn (puts first, so the
 # ranges find the keys written).
 # --load wrk: drive the same requests with wrk (a C load generator, `apt-get install wrk`) and a
@@ -17,6 +17,8 @@
 # --metrics off: Synod's nodes keep no /metrics figures (to measure what they cost).
 # --value-sizes "64 1024": repeat every client count at each value size (default 256 bytes).
 # --csv FILE: also append one line per point to FILE (header written when FILE is empty).
+# --option NAME=VALUE (repeatable): a protocol option for every Synod node (`synod serve --option`),
+# e.g. --option prepare-ahead=off for the Paxos log.
 # --peer-tls: Synod's peer port with mutual TLS (on, the default, as `synod serve` runs unless
 # told otherwise), plain TCP (off, --insecure-peers), or both one after the other. etcd runs
 # with plain peers (its default).
@@ -35,6 +37,7 @@ value_sizes="256"
 csv=""
 ops="put"
 load=synod
+options=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --protocol) protocol=$2; shift 2 ;;
@@ -47,6 +50,7 @@ while [ $# -gt 0 ]; do
     --csv) csv=$2; shift 2 ;;
     --ops) ops=$2; shift 2 ;;
     --load) load=$2; shift 2 ;;
+    --option) options+=(--option "$2"); shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -183,13 +187,13 @@ run_synod() {
     security=(--insecure-peers); label="synod-$protocol"
   fi
   rm -rf "$work"/synod[123]
-  echo "== Synod ($protocol), 3 nodes, fsync on, peer TLS $tls, metrics $metrics, data in $work" >&2
+  echo "== Synod ($protocol), 3 nodes, fsync on, peer TLS $tls, metrics $metrics${options[*]:+, ${options[*]}}, data in $work" >&2
   local peers="1=127.0.0.1:$p1,2=127.0.0.1:$p2,3=127.0.0.1:$p3" i=0 client
   synod_pids=()
   for client in $c1 $c2 $c3; do
     i=$((i + 1))
     "$synod" serve --id $i --peers "$peers" --client "127.0.0.1:$client" --data-dir "$work/synod$i" --protocol "$protocol" \
-      "${security[@]}" --metrics "$metrics" --log-level warning 2>"$work/synod$i.log" &
+      "${security[@]}" ${options[@]+"${options[@]}"} --metrics "$metrics" --log-level warning 2>"$work/synod$i.log" &
     synod_pids+=($!)
     pids+=($!)
   done

@@ -22,6 +22,9 @@ public struct PaxosLogOptions: ReplicaOptions, Equatable {
     public var maxBatchValues = 256
     /// Most command payload bytes in one slot's batch (a larger command goes alone).
     public var maxBatchBytes = 256 << 10
+    /// A proposer runs phase 1 for its next slot while its current slot is decided, so the next
+    /// value needs phase 2 only (off: both phases for every value).
+    public var prepareAhead = true
     /// Ticks before a snapshot is sent to the same replica again.
     public var snapshotResendTicks = 10
     /// Test-only switch for deliberately unsafe variants (of every instance).
@@ -29,16 +32,22 @@ public struct PaxosLogOptions: ReplicaOptions, Equatable {
 
     public init() {}
 
-    /// The options settable by name: `max-batch` (values per slot; 1 turns batching off) and
-    /// `max-batch-bytes` (command bytes per slot).
+    /// The options settable by name: `max-batch` (values per slot; 1 turns batching off),
+    /// `max-batch-bytes` (command bytes per slot) and `prepare-ahead` (on or off).
     public mutating func set(_ name: String, to value: String) throws {
         switch name {
+        case "prepare-ahead":
+            switch value {
+            case "on": self.prepareAhead = true
+            case "off": self.prepareAhead = false
+            default: throw ConfigurationError("option 'prepare-ahead' takes on or off, got '\(value)'")
+            }
         case "max-batch", "max-batch-bytes":
             guard let number = Int(value), number >= 1 else {
                 throw ConfigurationError("option '\(name)' takes a positive number, got '\(value)'")
             }
             if name == "max-batch" { self.maxBatchValues = number } else { self.maxBatchBytes = number }
-        default: throw ConfigurationError("unknown Paxos log option '\(name)'; known: max-batch, max-batch-bytes")
+        default: throw ConfigurationError("unknown Paxos log option '\(name)'; known: max-batch, max-batch-bytes, prepare-ahead")
         }
     }
 

@@ -21,7 +21,11 @@ import SynodCore
 /// dueling. A replica proposes every value waiting (up to `maxBatchValues` and
 /// `maxBatchBytes`) as one batch in one slot, so one slot's two phases carry as many commands
 /// as arrived while the previous slot was being decided; a batch executes in order at its
-/// slot's position (`Committed.index` numbers its commands). Assignment is only a policy: any
+/// slot's position (`Committed.index` numbers its commands). While a slot is being decided,
+/// its proposer runs phase 1 for its next slot (`prepareAhead`) when that slot will be used (a
+/// value waits, or no other replica is proposing), so the next value there needs phase 2 only;
+/// a prepared slot left unused below a later slot in use gets a no-op once the replica has
+/// nothing in flight or waiting. Assignment is only a policy: any
 /// replica may propose in any slot, and every slot runs Basic Paxos; views of who is
 /// proposing may differ for a moment, which costs a collision, never safety. A slot still undecided below slots in use after `gapTicks` (its
 /// proposer crashed) is filled by a replica proposing a no-op there, which decides the slot's
@@ -31,8 +35,9 @@ import SynodCore
 /// write acknowledged before the read sits in a slot chosen before the barrier existed, hence
 /// below it.
 ///
-/// This is the text's Basic Paxos run once per command: two round trips per slot and dueling
-/// proposers under contention, the costs Multi-Paxos's stable leader removes.
+/// This is the text's Basic Paxos run once per slot: two round trips per slot (one when its
+/// phase 1 ran ahead) and dueling proposers under contention, the costs Multi-Paxos's stable
+/// leader removes.
 public struct PaxosLogReplica: Replica {
     public typealias Message = PaxosLogMessage
     public typealias Record = PaxosLogRecord
@@ -83,6 +88,10 @@ public struct PaxosLogReplica: Replica {
     /// proposed them in: their ratio is the mean batch.
     var proposedValues: UInt64 = 0
     var proposedSlots: UInt64 = 0
+    /// This replica's next slot, whose phase 1 it ran ahead of a value (`prepareAhead`), and
+    /// how many of its slots got their value with phase 1 done that way.
+    var preparedSlot: UInt64?
+    var slotsPreparedAhead: UInt64 = 0
     /// Reads waiting for the barrier of the given nonce to be chosen.
     var readsByBarrier: [UInt64: [ReadRequest]] = [:]
     /// The newest barrier not yet proposed, which new reads may join.
@@ -96,8 +105,10 @@ public struct PaxosLogReplica: Replica {
     var gapSinceTick = 0
     var output = Ready<PaxosLogMessage, PaxosLogRecord>()
 
-    /// `proposedValues` and `proposedSlots` (see there).
-    public var counters: [String: UInt64] { ["proposedValues": self.proposedValues, "proposedSlots": self.proposedSlots] }
+    /// `proposedValues`, `proposedSlots` and `slotsPreparedAhead` (see there).
+    public var counters: [String: UInt64] {
+        ["proposedValues": self.proposedValues, "proposedSlots": self.proposedSlots, "slotsPreparedAhead": self.slotsPreparedAhead]
+    }
 
     /// Every slot up to here is chosen and known to this replica.
     public var chosenThrough: UInt64 { self.chosen.through }
@@ -338,7 +349,24 @@ public struct PaxosLogReplica: Replica {
         // Own slots left unused below a slot another proposer took are skipped first, so this
         // replica's next value goes above them rather than holding that slot's execution back.
         self.skipUnusedSlots()
-        guard self.currentSlot == nil, self.queueStart < self.queue.count else { return }
+        if self.currentSlot == nil, self.queueStart < self.queue.count { self.proposeNextBatch() }
+        // The next slot is prepared while this one is decided when it will be used: a value
+        // waits behind the one in flight, or no other replica is proposing (a lone proposer's
+        // next value goes there). Otherwise others' slots above it would mostly make it a no-op.
+        if self.options.prepareAhead, let slot = self.currentSlot, self.preparedSlot == nil,
+           self.queue.count - self.queueStart > self.inFlightValue.elements.count || !self.othersProposing
+        {
+            self.prepareNextSlot(after: slot)
+        }
+    }
+
+    /// Whether another member announced it is proposing within `gapTicks`.
+    var othersProposing: Bool {
+        self.lastProposing.indices.contains { $0 != self.selfPosition && self.ticks - self.lastProposing[$0] < self.options.gapTicks }
+    }
+
+    /// Proposes the oldest waiting values in this replica's next slot.
+    mutating func proposeNextBatch() {
         let value = self.nextBatch()
         for case .barrier(_, let nonce) in value.elements where nonce == self.openBarrier { self.openBarrier = nil }
         let slot = self.takeSlot()
@@ -351,6 +379,23 @@ public struct PaxosLogReplica: Replica {
         var bytes = WireWriter()
         value.encode(into: &bytes)
         self.withInstance(slot) { $0.propose(bytes.bytes) }
+    }
+
+    /// Runs phase 1 for the next slot assigned to this replica above `slot` while `slot` is
+    /// being decided, so the next value (or a skip's no-op) there needs phase 2 only. The
+    /// ballot's promise stands until a higher ballot comes; the slot is left to the usual
+    /// filling if this replica never uses it (after a restart, say).
+    mutating func prepareNextSlot(after slot: UInt64) {
+        guard self.preparedSlot == nil else { return }
+        var next = slot + 1
+        while self.chosen.ahead[next] != nil || self.instances[next] != nil
+            || self.assignee(of: next, selfProposing: true) != self.selfPosition
+        {
+            next += 1
+        }
+        self.preparedSlot = next
+        self.highestSlotSeen = max(self.highestSlotSeen, next)
+        self.withInstance(next) { $0.prepare() }
     }
 
     /// The oldest waiting values, as many as `maxBatchValues` and `maxBatchBytes` allow (at
@@ -396,6 +441,11 @@ public struct PaxosLogReplica: Replica {
             self.lastAnnounced = self.ticks
             for member in self.members where member != self.id { self.send(.proposing(fromSlot: self.claimFrom), to: member) }
         }
+        if let prepared = self.takePreparedSlot() {
+            self.slotsPreparedAhead += 1
+            self.frontier = max(self.frontier, prepared + 1)
+            return prepared
+        }
         while self.chosen.ahead[slot] != nil || self.instances[slot] != nil
             || self.assignee(of: slot, selfProposing: true) != self.selfPosition
         {
@@ -403,6 +453,17 @@ public struct PaxosLogReplica: Replica {
         }
         self.frontier = slot + 1
         return slot
+    }
+
+    /// The slot prepared ahead, if it is still undecided and its phase 1 still stands (no
+    /// higher ballot refused it); it is no longer held either way.
+    mutating func takePreparedSlot() -> UInt64? {
+        guard let prepared = self.preparedSlot else { return nil }
+        self.preparedSlot = nil
+        guard prepared > self.chosenThrough, self.chosen.ahead[prepared] == nil,
+              self.instances[prepared]?.isPreparedAhead == true
+        else { return nil }
+        return prepared
     }
 
     /// Fills the slots still assigned to this replica that it has not used, below the highest
@@ -414,6 +475,15 @@ public struct PaxosLogReplica: Replica {
     /// them one slot per round while the other's values, in slots above, wait for them to be
     /// decided; with the skip, its next value goes above them too.
     mutating func skipUnusedSlots() {
+        // A slot prepared ahead, with a slot above it in use, gets its no-op (phase 2 only) once
+        // this replica has nothing in flight or waiting: while it has, its next value may come
+        // before the no-op would be chosen.
+        if let prepared = self.preparedSlot, prepared < self.highestSlotSeen, self.currentSlot == nil,
+           self.queueStart >= self.queue.count, let slot = self.takePreparedSlot()
+        {
+            self.active.insert(slot)
+            self.withInstance(slot) { $0.propose(Self.noopBytes) }
+        }
         let start = max(self.frontier, self.chosenThrough + 1)
         guard start < self.highestSlotSeen else { return }
         guard self.ticks - self.lastAnnounced < self.options.gapTicks + self.options.gapTicks / 2 else {

@@ -57,6 +57,12 @@ public struct PaxosWorld {
         self.drain(position)
     }
 
+    /// Node `position` (0-based) runs phase 1 ahead of a value (`SingleDecreePaxos.prepare()`).
+    public mutating func prepare(at position: Int) {
+        self.nodes[position].paxos?.prepare()
+        self.drain(position)
+    }
+
     /// Everything a node asked for: records to its disk, messages to the network or to wait.
     mutating func drain(_ position: Int) {
         guard let output = self.nodes[position].paxos?.ready() else { return }

@@ -118,6 +118,9 @@ public struct SingleDecreePaxos: Sendable {
     public private(set) var ballot = Ballot.zero
     var preparing = false
     var accepting = false
+    /// Phase 1 of `ballot` completed before there was a value to propose (`prepare()`): the
+    /// first `propose` goes straight to phase 2 with the promises gathered.
+    var prepared = false
     var promises: [NodeID: AcceptedValue?] = [:]
     var acceptedBy: Set<NodeID> = []
     var phaseTwoValue: [UInt8] = []
@@ -163,11 +166,33 @@ public struct SingleDecreePaxos: Sendable {
     }
 
     /// Starts proposing `value` (a proposer learns the chosen value, which may be another's).
+    /// After `prepare()`, it joins the ballot prepared: phase 2 at once when phase 1 is done
+    /// (with the value the promises impose, if any), else when the promises arrive.
     public mutating func propose(_ value: [UInt8]) {
         guard self.decided == nil else { return }
-        self.proposal = value
+        if self.proposal == nil && self.prepared {
+            self.proposal = value
+            self.prepared = false
+            self.startPhaseTwo(own: value)
+        } else if self.proposal == nil && self.preparing {
+            self.proposal = value
+        } else {
+            self.proposal = value
+            self.startRound()
+        }
+    }
+
+    /// Runs phase 1 of a new ballot before there is a value to propose, so that a value
+    /// proposed later needs phase 2 only. Safe as Paxos is: the phases of one ballot may lie
+    /// any time apart, and an acceptor that promised a higher ballot meanwhile refuses the
+    /// accept. Nothing is retried until a value is proposed; a refusal forgets the promises.
+    public mutating func prepare() {
+        guard self.decided == nil, self.proposal == nil, !self.preparing, !self.prepared else { return }
         self.startRound()
     }
+
+    /// Whether this node runs or ran phase 1 ahead of a value (`prepare()`) and has none yet.
+    public var isPreparedAhead: Bool { self.proposal == nil && self.decided == nil && (self.preparing || self.prepared) }
 
     /// Whether this node's proposal was refused (a higher ballot is at work) and it is waiting
     /// to try again.
@@ -178,6 +203,7 @@ public struct SingleDecreePaxos: Sendable {
         self.proposal = nil
         self.preparing = false
         self.accepting = false
+        self.prepared = false
     }
 
     public mutating func tick() {
@@ -208,6 +234,7 @@ public struct SingleDecreePaxos: Sendable {
         self.ballot = Ballot(round: self.maxRound, node: self.id)
         self.preparing = true
         self.accepting = false
+        self.prepared = false
         self.promises = [:]
         self.acceptedBy = []
         self.roundsStarted += 1
@@ -263,10 +290,20 @@ public struct SingleDecreePaxos: Sendable {
 
     mutating func onPromise(_ ballot: Ballot, accepted: AcceptedValue?, from sender: NodeID) {
         // Replies carry their ballot: a stale one never counts toward this ballot's quorum.
-        guard self.preparing, ballot == self.ballot, let proposal = self.proposal else { return }
+        guard self.preparing, ballot == self.ballot else { return }
         self.promises[sender] = accepted
         guard self.promises.count >= self.quorum.phase1Size else { return }
         self.preparing = false
+        guard let proposal = self.proposal else {
+            // Prepared ahead: phase 2 waits for a value (`propose`).
+            self.prepared = true
+            return
+        }
+        self.startPhaseTwo(own: proposal)
+    }
+
+    /// Phase 2 of `ballot`, whose phase 1 a quorum promised.
+    mutating func startPhaseTwo(own proposal: [UInt8]) {
         self.accepting = true
         self.phaseTwoValue = self.chooseValue(own: proposal)
         self.broadcast(.accept(self.ballot, value: self.phaseTwoValue), afterSync: false)
@@ -296,9 +333,12 @@ public struct SingleDecreePaxos: Sendable {
 
     mutating func onRefusal(_ ballot: Ballot, promised: Ballot) {
         self.maxRound = max(self.maxRound, promised.round)
-        guard ballot == self.ballot, self.preparing || self.accepting, self.decided == nil else { return }
+        guard ballot == self.ballot, self.preparing || self.accepting || self.prepared, self.decided == nil else { return }
         self.preparing = false
         self.accepting = false
+        self.prepared = false
+        // Prepared ahead with no value yet: nothing to retry; a later `propose` starts afresh.
+        guard self.proposal != nil else { return }
         self.refusals += 1
         if self.options.randomizedBackoff {
             let limit = min(self.options.retryTicks << min(self.refusals, 6), 1 << 12)

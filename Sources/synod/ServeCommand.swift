@@ -135,7 +135,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("option"), help: ArgumentHelp(
         "Set a protocol option, as NAME=VALUE (repeatable), e.g. --option pre-vote=off.",
-        discussion: "Raft: pre-vote, check-quorum, follower-reads (on or off; on by default), lease-reads (off by default), max-clock-drift (a fraction, 0.25), max-inflight (pipelining window, 64; 1 turns pipelining off), max-inflight-bytes (16777216), max-uncommitted-bytes (67108864), snapshot-chunk-bytes (1048576, at most 8388608); Multi-Paxos: pre-vote (on by default); Paxos log: max-batch (values per slot, 256; 1 turns batching off), max-batch-bytes (262144)."))
+        discussion: "Raft: pre-vote, check-quorum, follower-reads (on or off; on by default), lease-reads (off by default), max-clock-drift (a fraction, 0.25), max-inflight (pipelining window, 64; 1 turns pipelining off), max-inflight-bytes (16777216), max-uncommitted-bytes (67108864), snapshot-chunk-bytes (1048576, at most 8388608); Multi-Paxos: pre-vote (on by default); Paxos log: max-batch (values per slot, 256; 1 turns batching off), max-batch-bytes (262144), prepare-ahead (phase 1 for the next slot ahead of its value; on by default)."))
     var protocolOptions: [String] = []
 
     func validate() throws {
