@@ -387,12 +387,7 @@ public struct PaxosLogReplica: Replica {
     /// filling if this replica never uses it (after a restart, say).
     mutating func prepareNextSlot(after slot: UInt64) {
         guard self.preparedSlot == nil else { return }
-        var next = slot + 1
-        while self.chosen.ahead[next] != nil || self.instances[next] != nil
-            || self.assignee(of: next, selfProposing: true) != self.selfPosition
-        {
-            next += 1
-        }
+        let next = self.firstFreeOwnSlot(from: slot + 1)
         self.preparedSlot = next
         self.highestSlotSeen = max(self.highestSlotSeen, next)
         self.withInstance(next) { $0.prepare() }
@@ -446,12 +441,20 @@ public struct PaxosLogReplica: Replica {
             self.frontier = max(self.frontier, prepared + 1)
             return prepared
         }
+        slot = self.firstFreeOwnSlot(from: slot)
+        self.frontier = slot + 1
+        return slot
+    }
+
+    /// The lowest slot from `start` on that is assigned to this replica (as a proposer) and that
+    /// nobody has used or decided as far as it knows.
+    func firstFreeOwnSlot(from start: UInt64) -> UInt64 {
+        var slot = start
         while self.chosen.ahead[slot] != nil || self.instances[slot] != nil
             || self.assignee(of: slot, selfProposing: true) != self.selfPosition
         {
             slot += 1
         }
-        self.frontier = slot + 1
         return slot
     }
 
