@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import SynodCore
 import SynodKV
 
@@ -23,8 +24,7 @@ public struct ClientAPI<R: Replica>: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         let api = self
-        // Base64 grows payloads by a third; JSON adds a little.
-        let bodyLimit = self.limits.maximumRequestBytes * 3 / 2 + 4096
+        let bodyLimit = self.bodyLimit
         for (path, operation) in [("/v3/kv/put", Operation.put), ("/v3/kv/range", .range),
                                   ("/v3/kv/deleterange", .deleteRange), ("/v3/kv/txn", .txn)] {
             router.post(RouterPath(path)) { request, _ -> Response in
@@ -35,16 +35,7 @@ public struct ClientAPI<R: Replica>: Sendable {
                 } catch {
                     return api.error(.contentTooLarge, "request body exceeds \(bodyLimit) bytes")
                 }
-                let problem = body.withUnsafeReadableBytes {
-                    RequestShape.check(
-                        $0, maximumDepth: RequestShape.clientAPI.maximumDepth, maximumArrayElements: api.limits.maximumTransactionOperations,
-                        maximumValues: RequestShape.clientAPI.maximumValues)
-                }
-                if let problem {
-                    if case .tooDeep = problem { return api.error(.badRequest, problem.description) }
-                    return api.error(.contentTooLarge, problem.description)
-                }
-                return await api.handle(operation, body: Data(buffer: body))
+                return try await api.answer(operation, body: body).get().response
             }
         }
         router.post("/v3/maintenance/transfer-leadership") { request, _ -> Response in
@@ -69,6 +60,19 @@ public struct ClientAPI<R: Replica>: Sendable {
         router.get("/v3/cluster/member/list", use: list)
         NodeEndpoints(node: self.node).add(to: router)
         return router
+    }
+
+    /// The KV routes, answered by the connection's handler on the node's loop
+    /// (`ClientChannel`), and the largest body they read.
+    public func fastRoutes() -> (routes: ClientChannel.FastRoutes, bodyLimit: Int) {
+        let api = self
+        let routes: ClientChannel.FastRoutes = { head, body in
+            guard head.method == .post, let target = head.path,
+                  let operation = Self.operation(path: target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+            else { return nil }
+            return api.answer(operation, body: body)
+        }
+        return (routes, self.bodyLimit)
     }
 
     enum Operation: Sendable {
@@ -114,32 +118,59 @@ public struct ClientAPI<R: Replica>: Sendable {
         return Self.json(response, header: Self.header(clusterID: "1", member: 1, epoch: epoch, revision: response.revision)).bytes
     }
 
-    func handle(_ operation: Operation, body: Data) async -> Response {
+    /// The largest request body the KV routes read: base64 grows payloads by a third, JSON
+    /// adds a little.
+    var bodyLimit: Int { self.limits.maximumRequestBytes * 3 / 2 + 4096 }
+
+    /// The KV route for a request path, if it is one.
+    static func operation(path: Substring) -> Operation? {
+        switch path {
+        case "/v3/kv/put": .put
+        case "/v3/kv/range": .range
+        case "/v3/kv/deleterange": .deleteRange
+        case "/v3/kv/txn": .txn
+        default: nil
+        }
+    }
+
+    /// A KV request's answer, on the node's loop: the body's shape is checked before it is
+    /// parsed, and the request is refused as the state machine would refuse it before it costs
+    /// a round of consensus. The future never fails: errors are JSON answers too.
+    func answer(_ operation: Operation, body: ByteBuffer) -> EventLoopFuture<APIReply> {
+        let loop = self.node.loop
+        let problem = body.withUnsafeReadableBytes {
+            RequestShape.check(
+                $0, maximumDepth: RequestShape.clientAPI.maximumDepth, maximumArrayElements: self.limits.maximumTransactionOperations,
+                maximumValues: RequestShape.clientAPI.maximumValues)
+        }
+        if let problem {
+            if case .tooDeep = problem { return loop.makeSucceededFuture(.error(.badRequest, problem.description)) }
+            return loop.makeSucceededFuture(.error(.contentTooLarge, problem.description))
+        }
         let request: KVRequest
         let serializable: Bool
         do {
-            (request, serializable) = try Self.decode(operation, body: body, limits: self.limits)
+            (request, serializable) = try Self.decode(operation, body: Data(buffer: body), limits: self.limits)
         } catch let error as BadRequest {
-            return self.error(error.status, error.message)
+            return loop.makeSucceededFuture(.error(error.status, error.message))
         } catch {
-            return self.error(.badRequest, "\(error)")
+            return loop.makeSucceededFuture(.error(.badRequest, "\(error)"))
         }
-        do {
-            let reply: [UInt8]
-            if case .range = request {
-                reply = try await self.node.read(request.encoded(), serializable: serializable)
-            } else {
-                reply = try await self.node.write(request.encoded())
-            }
+        let reply: EventLoopFuture<[UInt8]>
+        if case .range = request {
+            reply = self.node.readFuture(request.encoded(), serializable: serializable)
+        } else {
+            reply = self.node.writeFuture(request.encoded())
+        }
+        return reply.flatMapThrowing { reply -> APIReply in
             let response = try KVResponse.decode(reply)
-            return self.json(.ok, Self.json(response, header: self.header(epoch: self.node.currentEpoch, revision: response.revision)))
-        } catch let error as RequestError {
+            return .json(.ok, Self.json(response, header: self.header(epoch: self.node.currentEpoch, revision: response.revision)))
+        }.recover { error -> APIReply in
+            guard let error = error as? RequestError else { return .error(.internalServerError, "\(error)") }
             switch error {
-            case .timeout: return self.error(.gatewayTimeout, error.description)
-            case .unavailable, .refused: return self.error(.serviceUnavailable, error.description)
+            case .timeout: return .error(.gatewayTimeout, error.description)
+            case .unavailable, .refused: return .error(.serviceUnavailable, error.description)
             }
-        } catch {
-            return self.error(.internalServerError, "\(error)")
         }
     }
 

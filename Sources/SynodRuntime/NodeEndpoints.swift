@@ -85,7 +85,7 @@ struct NodeEndpoints<R: Replica, Machine: ServiceMachine>: Sendable {
 /// JSON answers, errors included (`{"error", "code", "message"}` with an HTTP status).
 enum APIAnswer {
     static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: value.bytes)))
+        APIReply.json(status, value).response
     }
 
     /// With `headers` besides the content type.
@@ -96,6 +96,20 @@ enum APIAnswer {
     }
 
     static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        APIReply.error(status, message).response
+    }
+}
+
+/// A JSON answer and its status, before the connection writes it.
+public struct APIReply: Sendable {
+    public var status: HTTPResponse.Status
+    public var body: [UInt8]
+
+    static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> APIReply {
+        APIReply(status: status, body: value.bytes)
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> APIReply {
         // gRPC-style codes as etcd's gateway uses them.
         let code: Int64 = switch status {
         case .badRequest, .contentTooLarge: 3
@@ -104,6 +118,10 @@ enum APIAnswer {
         case .serviceUnavailable: 14
         default: 13
         }
-        return Self.json(status, .object([("error", .string(message)), ("code", .integer(code)), ("message", .string(message))]))
+        return .json(status, .object([("error", .string(message)), ("code", .integer(code)), ("message", .string(message))]))
+    }
+
+    var response: Response {
+        Response(status: self.status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: self.body)))
     }
 }

@@ -344,15 +344,30 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
     /// A read-only query: linearizable through the protocol's read path, or `serializable`
     /// from this node's state, which may lag.
     public func read(_ payload: [UInt8], serializable: Bool = false) async throws -> [UInt8] {
+        try await self.readFuture(payload, serializable: serializable).get()
+    }
+
+    /// `read` without a task, for handlers that run on the node's loop.
+    public func readFuture(_ payload: [UInt8], serializable: Bool = false) -> EventLoopFuture<[UInt8]> {
         if serializable {
-            return try await self.loop.submit { self.driver.query(payload) }.get()
+            if self.loop.inEventLoop { return self.loop.makeSucceededFuture(self.driver.query(payload)) }
+            return self.loop.submit { self.driver.query(payload) }
         }
-        return try await self.submit(.read, payload)
+        return self.submitFuture(.read, payload)
+    }
+
+    /// `write` without a task, for handlers that run on the node's loop.
+    public func writeFuture(_ payload: [UInt8]) -> EventLoopFuture<[UInt8]> {
+        self.submitFuture(.write, payload)
+    }
+
+    func submit(_ kind: ClientRequest.Kind, _ payload: [UInt8]) async throws -> [UInt8] {
+        try await self.submitFuture(kind, payload).get()
     }
 
     /// Hands a request to the driver's gateway, which runs the protocol's client session for
     /// it; the answer comes back as a `complete` action.
-    func submit(_ kind: ClientRequest.Kind, _ payload: [UInt8]) async throws -> [UInt8] {
+    func submitFuture(_ kind: ClientRequest.Kind, _ payload: [UInt8]) -> EventLoopFuture<[UInt8]> {
         let promise = self.loop.makePromise(of: [UInt8].self)
         let hand = {
             guard self.failed == nil else {
@@ -370,7 +385,7 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
         }
         // Handlers run on the node's thread (`taskExecutor`): hand the request over directly.
         if self.loop.inEventLoop { hand() } else { self.loop.execute(hand) }
-        return try await promise.futureResult.get()
+        return promise.futureResult
     }
 
     /// Moves leadership to `target` (etcd's MoveLeader): this node must lead. Returns once

@@ -133,6 +133,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds an idle client connection stays open (0: forever).")
     var clientIdleTimeout = 60
 
+    @Option(help: ArgumentHelp(
+        "How the client port reads a connection's requests: handler or hummingbird.",
+        discussion: "handler (the default): a NIO channel handler answers the KV routes on the node's thread without a task, and hands the others to the router; hummingbird: Hummingbird's own connection for every route, as before, to compare."))
+    var clientConnections = "handler"
+
     @Option(name: .customLong("option"), help: ArgumentHelp(
         "Set a protocol option, as NAME=VALUE (repeatable), e.g. --option pre-vote=off.",
         discussion: "Raft: pre-vote, check-quorum, follower-reads (on or off; on by default), lease-reads (off by default), max-clock-drift (a fraction, 0.25), max-inflight (pipelining window, 64; 1 turns pipelining off), max-inflight-bytes (16777216), max-uncommitted-bytes (67108864), snapshot-chunk-bytes (1048576, at most 8388608); Multi-Paxos: pre-vote (on by default); Paxos log: max-batch (values per slot, 256; 1 turns batching off), max-batch-bytes (262144), prepare-ahead (phase 1 for the next slot ahead of its value; on by default)."))
@@ -159,6 +164,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard self.walSegmentBytes >= 4096 else { throw ValidationError("--wal-segment-bytes must be at least 4096") }
         guard self.maxClientConnections >= 0 else { throw ValidationError("--max-client-connections must be 0 (automatic) or more") }
         guard (0...86_400).contains(self.clientIdleTimeout) else { throw ValidationError("--client-idle-timeout must lie in 0...86400 seconds") }
+        guard self.clientConnections == "handler" || self.clientConnections == "hummingbird" else {
+            throw ValidationError("--client-connections must be handler or hummingbird, got '\(self.clientConnections)'")
+        }
         do { _ = try ProtocolRegistry.with(self.protocol ?? "raft", SimCommand.CheckOptions(settings: self.protocolOptions)) } catch {
             throw ValidationError("\(error)")
         }
@@ -363,12 +371,21 @@ struct ServeCommand: AsyncParsableCommand {
             if R.commandSupport == .causalStore {
                 return { try await command.serve(R.self, CausalStore.self, start: start) { CausalAPI(node: $0).router() } }
             }
-            return { try await command.serve(R.self, KeyValueStore.self, start: start) { ClientAPI(node: $0).router() } }
+            return {
+                try await command.serve(R.self, KeyValueStore.self, start: start, fastRoutes: { ClientAPI(node: $0).fastRoutes() }) {
+                    ClientAPI(node: $0).router()
+                }
+            }
         }
     }
 
+    /// - Parameter fastRoutes: the routes a connection's handler answers on the node's loop
+    ///   without a task, and the largest body it reads (`ClientChannel`); nil serves every
+    ///   route through Hummingbird's HTTP/1 connection.
     func serve<R: Replica, Machine: ServiceMachine>(
-        _ type: R.Type, _ machine: Machine.Type, start: Start, router: (ReplicaNode<R, Machine>) -> Router<BasicRequestContext>
+        _ type: R.Type, _ machine: Machine.Type, start: Start,
+        fastRoutes: ((ReplicaNode<R, Machine>) -> (routes: ClientChannel.FastRoutes, bodyLimit: Int))? = nil,
+        router: (ReplicaNode<R, Machine>) -> Router<BasicRequestContext>
     ) async throws {
         var logger = Logger(label: "synod.n\(self.id)")
         logger.logLevel = Logger.Level(rawValue: self.logLevel)!
@@ -412,10 +429,18 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let client = try Self.address(self.client, what: "--client")
         let serving = logger
-        let http = HTTP1Channel.Configuration(idleTimeout: self.clientIdleTimeout == 0 ? nil : .seconds(Int64(self.clientIdleTimeout)))
+        let idleTimeout: TimeAmount? = self.clientIdleTimeout == 0 ? nil : .seconds(Int64(self.clientIdleTimeout))
+        let routes = router(node)
+        let connections: HTTPServerBuilder
+        if let fast = fastRoutes?(node), self.clientConnections == "handler" {
+            connections = ClientChannel.builder(
+                router: routes, bodyLimit: fast.bodyLimit, idleTimeout: idleTimeout, executor: node.taskExecutor, fastRoutes: fast.routes)
+        } else {
+            connections = .http1(configuration: HTTP1Channel.Configuration(idleTimeout: idleTimeout))
+        }
         let server: HTTPServerBuilder
         do {
-            server = try clientTLS.map { try .tls(.http1(configuration: http), tlsConfiguration: $0) } ?? .http1(configuration: http)
+            server = try clientTLS.map { try .tls(connections, tlsConfiguration: $0) } ?? connections
         } catch {
             Console.error("error: cannot start node \(self.id): client TLS: \(error)\n")
             await node.stop()
@@ -423,7 +448,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let scheme = clientTLS == nil ? "http" : "https"
         let app = Application(
-            router: router(node),
+            router: routes,
             server: server,
             configuration: .init(
                 address: .hostname(client.host, port: client.port), serverName: "synod",

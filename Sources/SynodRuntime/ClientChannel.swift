@@ -1,0 +1,225 @@
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+
+/// The client port's connections, served by a NIO channel handler instead of Hummingbird's
+/// async-sequence connection.
+///
+/// Hummingbird still runs the server (the listening socket, TLS, the connection limit, graceful
+/// shutdown on SIGTERM) and answers every route but the hot ones; a connection's requests are
+/// read by `ClientConnectionHandler`, which answers the routes `fastRoutes` takes (the KV API's)
+/// on the node's loop with futures, and hands the rest to the router in a task.
+///
+/// Why: under load a Raft leader's thread spent about a third of its samples in Swift runtime
+/// work (metadata lookups, casts, task switches) whose call stacks ended in the async channel
+/// each Hummingbird 2 connection runs on, around 100 µs of a put's 164 (README, "Where a
+/// single client's put goes"). Here a request goes from the socket through NIO's HTTP codec
+/// to the node and back without a task.
+public struct ClientChannel: ServerChildChannel {
+    public struct Value: ServerChildChannelValue {
+        public let channel: any Channel
+    }
+
+    /// Answers a request on the connection's loop, or returns nil for routes it does not take.
+    public typealias FastRoutes = @Sendable (HTTPRequest, ByteBuffer) -> EventLoopFuture<APIReply>?
+
+    let fastRoutes: FastRoutes
+    let responder: RouterResponder<BasicRequestContext>
+    let executor: (any TaskExecutor)?
+    let bodyLimit: Int
+    let idleTimeout: TimeAmount?
+
+    /// - Parameters:
+    ///   - bodyLimit: the largest request body read, for any route; a larger one gets 413.
+    ///   - executor: where the router's tasks run (the node's loop, as the server's own tasks).
+    public init(
+        responder: RouterResponder<BasicRequestContext>, bodyLimit: Int, idleTimeout: TimeAmount?, executor: (any TaskExecutor)?,
+        fastRoutes: @escaping FastRoutes
+    ) {
+        self.responder = responder
+        self.bodyLimit = bodyLimit
+        self.idleTimeout = idleTimeout
+        self.executor = executor
+        self.fastRoutes = fastRoutes
+    }
+
+    /// Hummingbird's server builder for these connections (wrap it in `.tls` for TLS).
+    public static func builder(
+        router: Router<BasicRequestContext>, bodyLimit: Int, idleTimeout: TimeAmount?, executor: (any TaskExecutor)?,
+        fastRoutes: @escaping FastRoutes
+    ) -> HTTPServerBuilder {
+        let responder = router.buildResponder()
+        return HTTPServerBuilder { _ in
+            ClientChannel(responder: responder, bodyLimit: bodyLimit, idleTimeout: idleTimeout, executor: executor, fastRoutes: fastRoutes)
+        }
+    }
+
+    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let pipeline = channel.pipeline.syncOperations
+            // The pipelining handler holds a connection's next request until the answer to the
+            // one before is written, so the handler below serves one request at a time, in order.
+            try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            // Idle timeout, and the graceful shutdown's quiesce: close once the answer in
+            // flight is written.
+            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: self.idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))
+            try pipeline.addHandler(
+                ClientConnectionHandler(
+                    fastRoutes: self.fastRoutes, responder: self.responder, executor: self.executor, bodyLimit: self.bodyLimit,
+                    logger: logger))
+            return Value(channel: channel)
+        }
+    }
+
+    /// Waits for the connection to close (the handler serves it); the server's graceful shutdown
+    /// waits for this.
+    public func handle(value: Value, logger: Logger) async {
+        await withTaskCancellationHandler {
+            try? await value.channel.closeFuture.get()
+        } onCancel: {
+            value.channel.close(promise: nil)
+        }
+    }
+}
+
+/// Reads one request at a time (head, body, end) and writes its answer.
+final class ClientConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias OutboundOut = HTTPResponsePart
+
+    let fastRoutes: ClientChannel.FastRoutes
+    let responder: RouterResponder<BasicRequestContext>
+    let executor: (any TaskExecutor)?
+    let bodyLimit: Int
+    let logger: Logger
+
+    var head: HTTPRequest?
+    var body: ByteBuffer?
+    var bodyTooLarge = false
+
+    init(
+        fastRoutes: @escaping ClientChannel.FastRoutes, responder: RouterResponder<BasicRequestContext>, executor: (any TaskExecutor)?,
+        bodyLimit: Int, logger: Logger
+    ) {
+        self.fastRoutes = fastRoutes
+        self.responder = responder
+        self.executor = executor
+        self.bodyLimit = bodyLimit
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            self.body = nil
+            self.bodyTooLarge = false
+        case .body(var part):
+            guard !self.bodyTooLarge else { return }
+            if (self.body?.readableBytes ?? 0) + part.readableBytes > self.bodyLimit {
+                self.bodyTooLarge = true
+                self.body = nil
+            } else if self.body == nil {
+                self.body = part
+            } else {
+                self.body!.writeBuffer(&part)
+            }
+        case .end:
+            guard let head = self.head else { return }
+            self.head = nil
+            let body = self.body ?? ByteBuffer()
+            self.body = nil
+            let close = head.headerFields[.connection]?.lowercased() == "close"
+            if self.bodyTooLarge {
+                self.write(APIReply.error(.contentTooLarge, "request body exceeds \(self.bodyLimit) bytes"), close: close, context: context)
+            } else if let answer = self.fastRoutes(head, body) {
+                answer.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+                    switch result {
+                    case .success(let reply): self.write(reply, close: close, context: context)
+                    case .failure(let error): self.write(.error(.internalServerError, "\(error)"), close: close, context: context)
+                    }
+                }
+            } else {
+                self.route(head, body: body, close: close, context: context)
+            }
+        }
+    }
+
+    /// Every other route, through Hummingbird's router in a task, as its own server would.
+    func route(_ head: HTTPRequest, body: ByteBuffer, close: Bool, context: ChannelHandlerContext) {
+        let (responder, logger, channel) = (self.responder, self.logger, context.channel)
+        let request = Request(head: head, body: RequestBody(buffer: body))
+        let answered = context.eventLoop.makePromise(of: (HTTPResponse, ByteBuffer).self)
+        Task(executorPreference: self.executor) {
+            let response: Response
+            do {
+                response = try await responder.respond(to: request, context: BasicRequestContext(source: .init(channel: channel, logger: logger)))
+            } catch {
+                logger.debug("unrecognised error", metadata: ["error": "\(error)"])
+                response = Response(status: .internalServerError)
+            }
+            do {
+                let collector = BodyCollector()
+                try await response.body.write(CollectingBodyWriter(collector: collector))
+                answered.succeed((response.head, collector.buffer))
+            } catch {
+                answered.fail(error)
+            }
+        }
+        answered.futureResult.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let (head, body)):
+                var head = head
+                head.headerFields[.transferEncoding] = nil
+                self.write(head, body: body, close: close, context: context)
+            case .failure(let error):
+                self.write(.error(.internalServerError, "\(error)"), close: close, context: context)
+            }
+        }
+    }
+
+    func write(_ reply: APIReply, close: Bool, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: reply.body.count)
+        buffer.writeBytes(reply.body)
+        self.write(HTTPResponse(status: reply.status, headerFields: [.contentType: "application/json"]), body: buffer, close: close, context: context)
+    }
+
+    func write(_ head: HTTPResponse, body: ByteBuffer, close: Bool, context: ChannelHandlerContext) {
+        var head = head
+        head.headerFields[.contentLength] = "\(body.readableBytes)"
+        if close { head.headerFields[.connection] = "close" }
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        if body.readableBytes > 0 { context.write(self.wrapOutboundOut(.body(body)), promise: nil) }
+        if close {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.logger.trace("client connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}
+
+/// A response body gathered into one buffer (the router's answers are small JSON or text).
+final class BodyCollector: @unchecked Sendable {
+    var buffer = ByteBuffer()
+}
+
+struct CollectingBodyWriter: ResponseBodyWriter {
+    let collector: BodyCollector
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        var buffer = buffer
+        self.collector.buffer.writeBuffer(&buffer)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
