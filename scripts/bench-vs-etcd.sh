@@ -8,6 +8,7 @@
 # Usage: scripts/bench-vs-etcd.sh [--protocol raft|multipaxos|paxos] [--seconds S] [--clients "1 16 64"]
 #                                 [--peer-tls on|off|both] [--no-etcd] [--metrics on|off]
 #                                 [--ops "put range"] [--load synod|wrk|both] [--option NAME=VALUE ...]
+#                                 [--client-connections handler|hummingbird]
 # --ops: puts (the default), linearizable single-key ranges, or both in turn (puts first, so the
 # ranges find the keys written).
 # --load wrk: drive the same requests with wrk (a C load generator, `apt-get install wrk`) and a
@@ -19,6 +20,8 @@
 # --csv FILE: also append one line per point to FILE (header written when FILE is empty).
 # --option NAME=VALUE (repeatable): a protocol option for every Synod node (`synod serve --option`),
 # e.g. --option prepare-ahead=off for the Paxos log.
+# --client-connections handler|hummingbird: how Synod's client port reads requests (`synod serve
+# --client-connections`; handler is the default), to compare the two.
 # --peer-tls: Synod's peer port with mutual TLS (on, the default, as `synod serve` runs unless
 # told otherwise), plain TCP (off, --insecure-peers), or both one after the other. etcd runs
 # with plain peers (its default).
@@ -38,6 +41,7 @@ csv=""
 ops="put"
 load=synod
 options=()
+connections=handler
 while [ $# -gt 0 ]; do
   case "$1" in
     --protocol) protocol=$2; shift 2 ;;
@@ -51,6 +55,7 @@ while [ $# -gt 0 ]; do
     --ops) ops=$2; shift 2 ;;
     --load) load=$2; shift 2 ;;
     --option) options+=(--option "$2"); shift 2 ;;
+    --client-connections) connections=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -187,13 +192,13 @@ run_synod() {
     security=(--insecure-peers); label="synod-$protocol"
   fi
   rm -rf "$work"/synod[123]
-  echo "== Synod ($protocol), 3 nodes, fsync on, peer TLS $tls, metrics $metrics${options[*]:+, ${options[*]}}, data in $work" >&2
+  echo "== Synod ($protocol), 3 nodes, fsync on, peer TLS $tls, metrics $metrics, client connections $connections${options[*]:+, ${options[*]}}, data in $work" >&2
   local peers="1=127.0.0.1:$p1,2=127.0.0.1:$p2,3=127.0.0.1:$p3" i=0 client
   synod_pids=()
   for client in $c1 $c2 $c3; do
     i=$((i + 1))
     "$synod" serve --id $i --peers "$peers" --client "127.0.0.1:$client" --data-dir "$work/synod$i" --protocol "$protocol" \
-      "${security[@]}" ${options[@]+"${options[@]}"} --metrics "$metrics" --log-level warning 2>"$work/synod$i.log" &
+      "${security[@]}" ${options[@]+"${options[@]}"} --metrics "$metrics" --client-connections "$connections" --log-level warning 2>"$work/synod$i.log" &
     synod_pids+=($!)
     pids+=($!)
   done
