@@ -35,7 +35,7 @@ public struct ClientAPI<R: Replica>: Sendable {
                 } catch {
                     return api.error(.contentTooLarge, "request body exceeds \(bodyLimit) bytes")
                 }
-                return try await api.answer(operation, body: body).get().response
+                return try await api.answer(operation, body: body, on: api.node.loop).get().response
             }
         }
         router.post("/v3/maintenance/transfer-leadership") { request, _ -> Response in
@@ -66,11 +66,11 @@ public struct ClientAPI<R: Replica>: Sendable {
     /// (`ClientChannel`), and the largest body they read.
     public func fastRoutes() -> (routes: ClientChannel.FastRoutes, bodyLimit: Int) {
         let api = self
-        let routes: ClientChannel.FastRoutes = { head, body in
+        let routes: ClientChannel.FastRoutes = { head, body, loop in
             guard head.method == .post, let target = head.path,
                   let operation = Self.operation(path: target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
             else { return nil }
-            return api.answer(operation, body: body)
+            return api.answer(operation, body: body, on: loop)
         }
         return (routes, self.bodyLimit)
     }
@@ -133,11 +133,10 @@ public struct ClientAPI<R: Replica>: Sendable {
         }
     }
 
-    /// A KV request's answer, on the node's loop: the body's shape is checked before it is
+    /// A KV request's answer, on `loop` (the connection's): the body's shape is checked before it is
     /// parsed, and the request is refused as the state machine would refuse it before it costs
     /// a round of consensus. The future never fails: errors are JSON answers too.
-    func answer(_ operation: Operation, body: ByteBuffer) -> EventLoopFuture<APIReply> {
-        let loop = self.node.loop
+    func answer(_ operation: Operation, body: ByteBuffer, on loop: any EventLoop) -> EventLoopFuture<APIReply> {
         let problem = body.withUnsafeReadableBytes {
             RequestShape.check(
                 $0, maximumDepth: RequestShape.clientAPI.maximumDepth, maximumArrayElements: self.limits.maximumTransactionOperations,
@@ -162,7 +161,7 @@ public struct ClientAPI<R: Replica>: Sendable {
         } else {
             reply = self.node.writeFuture(request.encoded())
         }
-        return reply.flatMapThrowing { reply -> APIReply in
+        return reply.hop(to: loop).flatMapThrowing { reply -> APIReply in
             let response = try KVResponse.decode(reply)
             return .json(.ok, Self.json(response, header: self.header(epoch: self.node.currentEpoch, revision: response.revision)))
         }.recover { error -> APIReply in

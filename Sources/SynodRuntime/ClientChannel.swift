@@ -24,8 +24,9 @@ public struct ClientChannel: ServerChildChannel {
         public let channel: any Channel
     }
 
-    /// Answers a request on the connection's loop, or returns nil for routes it does not take.
-    public typealias FastRoutes = @Sendable (HTTPRequest, ByteBuffer) -> EventLoopFuture<APIReply>?
+    /// Answers a request on the connection's loop (the third argument), or returns nil for
+    /// routes it does not take.
+    public typealias FastRoutes = @Sendable (HTTPRequest, ByteBuffer, any EventLoop) -> EventLoopFuture<APIReply>?
 
     let fastRoutes: FastRoutes
     let responder: RouterResponder<BasicRequestContext>
@@ -137,7 +138,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             let close = head.headerFields[.connection]?.lowercased() == "close"
             if self.bodyTooLarge {
                 self.write(APIReply.error(.contentTooLarge, "request body exceeds \(self.bodyLimit) bytes"), close: close, context: context)
-            } else if let answer = self.fastRoutes(head, body) {
+            } else if let answer = self.fastRoutes(head, body, context.eventLoop) {
                 answer.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
                     switch result {
                     case .success(let reply): self.write(reply, close: close, context: context)

@@ -27,9 +27,8 @@ struct ClientChannelTests {
                 let body = try await request.collectBody(upTo: 1_000)
                 return "echo " + String(buffer: body)
             }
-            let fast: ClientChannel.FastRoutes = { head, body in
+            let fast: ClientChannel.FastRoutes = { head, body, loop in
                 guard head.method == .post, head.path == "/fast" else { return nil }
-                let loop = MultiThreadedEventLoopGroup.currentEventLoop!
                 return loop.scheduleTask(in: delay) { APIReply.json(.ok, .object([("length", .integer(Int64(body.readableBytes)))])) }
                     .futureResult
             }
