@@ -66,8 +66,9 @@ public struct ClientChannel: ServerChildChannel {
             // one before is written, so the handler below serves one request at a time, in order.
             try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-            // Idle timeout, and the graceful shutdown's quiesce: close once the answer in
-            // flight is written.
+            // The idle timeout. (The graceful shutdown's quiesce event is handled by the
+            // pipelining handler above: it closes an idle connection at once, and a busy one
+            // once the answer in flight is written.)
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: self.idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))
             try pipeline.addHandler(
                 ClientConnectionHandler(
@@ -102,6 +103,16 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     var head: HTTPRequest?
     var body: ByteBuffer?
     var bodyTooLarge = false
+    /// A request is read and its answer not yet written.
+    var answering = false
+    /// Inside `write`: a request read now was handed over by the pipelining handler as the
+    /// answer before it went out.
+    var writing = false
+    /// A request said `Connection: close`: nothing after it is read, and the connection closes
+    /// once it is answered.
+    var closing = false
+    /// The client closed its side (a half-close): close once the answer in flight is written.
+    var inputClosed = false
 
     init(
         fastRoutes: @escaping ClientChannel.FastRoutes, responder: RouterResponder<BasicRequestContext>, executor: (any TaskExecutor)?,
@@ -115,6 +126,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.closing else { return }  // pipelined after `Connection: close`: never run
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
@@ -136,18 +148,47 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             let body = self.body ?? ByteBuffer()
             self.body = nil
             let close = head.headerFields[.connection]?.lowercased() == "close"
-            if self.bodyTooLarge {
-                self.write(APIReply.error(.contentTooLarge, "request body exceeds \(self.bodyLimit) bytes"), close: close, context: context)
-            } else if let answer = self.fastRoutes(head, body, context.eventLoop) {
-                answer.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
-                    switch result {
-                    case .success(let reply): self.write(reply, close: close, context: context)
-                    case .failure(let error): self.write(.error(.internalServerError, "\(error)"), close: close, context: context)
-                    }
+            if close { self.closing = true }
+            self.answering = true
+            let tooLarge = self.bodyTooLarge
+            if self.writing {
+                // Handed over inside the write of the answer before: answer it on the loop's
+                // next turn, so a run of pipelined requests answered at once (errors, local
+                // reads) does not nest one call inside another for each.
+                context.eventLoop.assumeIsolated().execute {
+                    self.answer(head, body: body, tooLarge: tooLarge, close: close, context: context)
                 }
             } else {
-                self.route(head, body: body, close: close, context: context)
+                self.answer(head, body: body, tooLarge: tooLarge, close: close, context: context)
             }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            // The pipelining handler delivers it after the requests read before it.
+            if self.answering || self.writing {
+                self.inputClosed = true
+            } else {
+                context.close(promise: nil)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func answer(_ head: HTTPRequest, body: ByteBuffer, tooLarge: Bool, close: Bool, context: ChannelHandlerContext) {
+        if tooLarge {
+            self.write(APIReply.error(.contentTooLarge, "request body exceeds \(self.bodyLimit) bytes"), close: close, context: context)
+        } else if let answer = self.fastRoutes(head, body, context.eventLoop) {
+            answer.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success(let reply): self.write(reply, close: close, context: context)
+                case .failure(let error): self.write(.error(.internalServerError, "\(error)"), close: close, context: context)
+                }
+            }
+        } else {
+            self.route(head, body: body, close: close, context: context)
         }
     }
 
@@ -194,12 +235,15 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         var head = head
         head.headerFields[.contentLength] = "\(body.readableBytes)"
         if close { head.headerFields[.connection] = "close" }
+        self.answering = false
+        self.writing = true
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         if body.readableBytes > 0 { context.write(self.wrapOutboundOut(.body(body)), promise: nil) }
-        if close {
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        } else {
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        // Writing the end may hand over the next pipelined request, or the client's half-close.
+        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        self.writing = false
+        if close || (self.inputClosed && !self.answering) {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }
 
