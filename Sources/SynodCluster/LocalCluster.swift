@@ -214,6 +214,21 @@ public final class LocalCluster: Sendable {
         try await HTTPConnection.connect(host: "127.0.0.1", port: self.member(id).clientPort, tls: self.clientTLSContext)
     }
 
+    /// A connection to member `id`, tried again while its process runs and does not take it
+    /// yet (for up to `timeout`): one member answering does not mean the others listen already,
+    /// least of all just after they started.
+    public func connectWhenListening(_ id: Int, timeout: TimeInterval = 15) async throws -> HTTPConnection {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            do {
+                return try await self.connect(id)
+            } catch {
+                guard self.isRunning(id), Date() < deadline else { throw error }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
 
     /// Member `id`'s status, or nil if it does not answer.
     public func status(_ id: Int) async -> [String: Any]? {

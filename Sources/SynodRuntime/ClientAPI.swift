@@ -84,32 +84,47 @@ public struct ClientAPI<R: Replica>: Sendable {
         var status: HTTPResponse.Status = .badRequest
     }
 
-    /// A JSON body of etcd's v3 API as the state machine's request (and whether a range may be
-    /// served locally), refused as the state machine would refuse it, before it costs a round
-    /// of consensus.
-    static func decode(_ operation: Operation, body: Data, limits: KVLimits) throws -> (KVRequest, Bool) {
-        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
-            throw BadRequest(message: "the body is not a JSON object")
+    /// A JSON body of etcd's v3 API as the state machine's request, its encoding (what the node
+    /// orders or reads with) and whether a range may be served locally; refused as the state
+    /// machine would refuse it, before it costs a round of consensus. The body goes through
+    /// `flatRequest` first (no Foundation, for the flat objects nearly every client sends), and
+    /// through `JSONSerialization` when that gives up.
+    static func decode(_ operation: Operation, body: UnsafeRawBufferPointer, limits: KVLimits) throws -> (KVRequest, [UInt8], Bool) {
+        let request: KVRequest
+        let serializable: Bool
+        if let flat = Self.flatRequest(operation, body) {
+            (request, serializable) = flat
+        } else {
+            (request, serializable) = try Self.generalRequest(operation, body: Data(body))
         }
-        let (request, serializable) = try Self.request(operation, object)
+        let encoded = request.encoded()
         do {
-            _ = try KVRequest.decode(request.encoded(), limits: limits)
+            _ = try KVRequest.decode(encoded, limits: limits)
         } catch {
             if case .tooLarge(let reason) = error { throw BadRequest(message: reason, status: .contentTooLarge) }
             throw BadRequest(message: error.description)
         }
-        return (request, serializable)
+        return (request, encoded, serializable)
+    }
+
+    /// The general path: any JSON `JSONSerialization` reads, with a precise error for every
+    /// body it refuses.
+    static func generalRequest(_ operation: Operation, body: Data) throws -> (KVRequest, Bool) {
+        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+            throw BadRequest(message: "the body is not a JSON object")
+        }
+        return try Self.request(operation, object)
     }
 
     /// The HTTP API's codec without the network, for the benchmarks: a put's JSON body to the
     /// bytes the node orders, and the state machine's reply to the JSON answer.
     public static func benchmarkPut(body: Data, limits: KVLimits = KVLimits()) throws -> [UInt8] {
-        try Self.decode(.put, body: body, limits: limits).0.encoded()
+        try body.withUnsafeBytes { try Self.decode(.put, body: $0, limits: limits).1 }
     }
 
     /// A range's JSON body to the bytes the node reads with.
     public static func benchmarkRange(body: Data, limits: KVLimits = KVLimits()) throws -> [UInt8] {
-        try Self.decode(.range, body: body, limits: limits).0.encoded()
+        try body.withUnsafeBytes { try Self.decode(.range, body: $0, limits: limits).1 }
     }
 
     /// The state machine's reply to the JSON answer the client gets.
@@ -147,9 +162,12 @@ public struct ClientAPI<R: Replica>: Sendable {
             return loop.makeSucceededFuture(.error(.contentTooLarge, problem.description))
         }
         let request: KVRequest
+        let encoded: [UInt8]
         let serializable: Bool
         do {
-            (request, serializable) = try Self.decode(operation, body: Data(buffer: body), limits: self.limits)
+            (request, encoded, serializable) = try body.withUnsafeReadableBytes {
+                try Self.decode(operation, body: $0, limits: self.limits)
+            }
         } catch let error as BadRequest {
             return loop.makeSucceededFuture(.error(error.status, error.message))
         } catch {
@@ -157,9 +175,9 @@ public struct ClientAPI<R: Replica>: Sendable {
         }
         let reply: EventLoopFuture<[UInt8]>
         if case .range = request {
-            reply = self.node.readFuture(request.encoded(), serializable: serializable)
+            reply = self.node.readFuture(encoded, serializable: serializable)
         } else {
-            reply = self.node.writeFuture(request.encoded())
+            reply = self.node.writeFuture(encoded)
         }
         return reply.hop(to: loop).flatMapThrowing { reply -> APIReply in
             let response = try KVResponse.decode(reply)
@@ -339,10 +357,7 @@ public struct ClientAPI<R: Replica>: Sendable {
 
     /// Fields of etcd's requests that Synod does not implement: refused unless they carry
     /// their zero value, so that a client never silently gets something it did not ask for.
-    static var unsupported: [String] { [
-        "revision", "count_only", "keys_only", "sort_order", "sort_target", "min_mod_revision", "max_mod_revision",
-        "min_create_revision", "max_create_revision", "lease", "ignore_value", "ignore_lease",
-    ] }
+    static var unsupported: [String] { FlatRequest.unsupportedFields }
 
     static func refuseUnsupported(_ object: [String: Any]) throws {
         for field in self.unsupported {
@@ -478,17 +493,16 @@ public struct ClientAPI<R: Replica>: Sendable {
     }
 
     static func header(clusterID: String, member: UInt16, epoch: UInt64, revision: Int64) -> JSONValue {
-        .object([
+        .object([  // in key order, so the writer need not sort
             ("cluster_id", .string(clusterID)), ("member_id", .string("\(member)")),
-            ("revision", .string("\(revision)")), ("raft_term", .string("\(epoch)")),
+            ("raft_term", .string("\(epoch)")), ("revision", .string("\(revision)")),
         ])
     }
 
     static func json(_ keyValue: KeyValue) -> JSONValue {
-        .object([
-            ("key", .string(Data(keyValue.key).base64EncodedString())),
-            ("value", .string(Data(keyValue.value).base64EncodedString())),
-            ("create_revision", .string("\(keyValue.createRevision)")), ("mod_revision", .string("\(keyValue.modRevision)")),
+        .object([  // in key order, so the writer need not sort
+            ("create_revision", .string("\(keyValue.createRevision)")), ("key", .base64(keyValue.key)),
+            ("mod_revision", .string("\(keyValue.modRevision)")), ("value", .base64(keyValue.value)),
             ("version", .string("\(keyValue.version)")),
         ])
     }

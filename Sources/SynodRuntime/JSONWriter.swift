@@ -7,14 +7,18 @@ enum JSONValue {
     case bool(Bool)
     case integer(Int64)
     case array([JSONValue])
+    /// Fields written in key order: sorted here unless they come sorted.
     case object([(String, JSONValue)])
+    /// A string holding these bytes in base64 (with padding, as Foundation writes it),
+    /// written without an intermediate `Data` or `String`.
+    case base64([UInt8])
 
     func write(into bytes: inout [UInt8]) {
         switch self {
         case .string(let text):
             Self.writeString(text, into: &bytes)
         case .bool(let flag):
-            bytes.append(contentsOf: flag ? Array("true".utf8) : Array("false".utf8))
+            bytes.append(contentsOf: flag ? "true".utf8 : "false".utf8)
         case .integer(let number):
             bytes.append(contentsOf: String(number).utf8)
         case .array(let values):
@@ -26,13 +30,50 @@ enum JSONValue {
             bytes.append(UInt8(ascii: "]"))
         case .object(let fields):
             bytes.append(UInt8(ascii: "{"))
-            for (index, field) in fields.sorted(by: { $0.0 < $1.0 }).enumerated() {
+            let isSorted = fields.indices.dropFirst().allSatisfy { fields[$0 - 1].0 < fields[$0].0 }
+            for (index, field) in (isSorted ? fields : fields.sorted(by: { $0.0 < $1.0 })).enumerated() {
                 if index > 0 { bytes.append(UInt8(ascii: ",")) }
                 Self.writeString(field.0, into: &bytes)
                 bytes.append(UInt8(ascii: ":"))
                 field.1.write(into: &bytes)
             }
             bytes.append(UInt8(ascii: "}"))
+        case .base64(let data):
+            bytes.append(UInt8(ascii: "\""))
+            Self.writeBase64(data, into: &bytes)
+            bytes.append(UInt8(ascii: "\""))
+        }
+    }
+
+    static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// RFC 4648 base64 with `=` padding and no line breaks.
+    static func writeBase64(_ data: [UInt8], into bytes: inout [UInt8]) {
+        bytes.reserveCapacity(bytes.count + (data.count + 2) / 3 * 4)
+        let alphabet = Self.base64Alphabet
+        var index = 0
+        while index + 3 <= data.count {
+            let group = UInt32(data[index]) << 16 | UInt32(data[index + 1]) << 8 | UInt32(data[index + 2])
+            bytes.append(alphabet[Int(group >> 18 & 63)])
+            bytes.append(alphabet[Int(group >> 12 & 63)])
+            bytes.append(alphabet[Int(group >> 6 & 63)])
+            bytes.append(alphabet[Int(group & 63)])
+            index += 3
+        }
+        switch data.count - index {
+        case 1:
+            let group = UInt32(data[index]) << 16
+            bytes.append(alphabet[Int(group >> 18 & 63)])
+            bytes.append(alphabet[Int(group >> 12 & 63)])
+            bytes.append(contentsOf: [UInt8(ascii: "="), UInt8(ascii: "=")])
+        case 2:
+            let group = UInt32(data[index]) << 16 | UInt32(data[index + 1]) << 8
+            bytes.append(alphabet[Int(group >> 18 & 63)])
+            bytes.append(alphabet[Int(group >> 12 & 63)])
+            bytes.append(alphabet[Int(group >> 6 & 63)])
+            bytes.append(UInt8(ascii: "="))
+        default:
+            break
         }
     }
 

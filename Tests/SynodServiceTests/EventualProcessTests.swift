@@ -206,14 +206,6 @@ struct EventualProcessTests {
     }
 
     func reconnect(_ cluster: LocalCluster, _ id: Int) async throws -> HTTPConnection {
-        let deadline = Date().addingTimeInterval(15)
-        while true {
-            do {
-                return try await cluster.connect(id)
-            } catch {
-                guard Date() < deadline else { throw error }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
+        try await cluster.connectWhenListening(id)
     }
 }

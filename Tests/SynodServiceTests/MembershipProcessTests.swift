@@ -10,7 +10,7 @@ import Testing
 struct MembershipProcessTests {
     /// POSTs `json` to member `id`; the status and the body as JSON.
     static func post(_ cluster: LocalCluster, _ id: Int, _ path: String, _ json: [String: Any]) async throws -> (Int, [String: Any]) {
-        let connection = try await cluster.connect(id)
+        let connection = try await cluster.connectWhenListening(id)
         defer { Task { await connection.close() } }
         let reply = try await connection.post(path, json: json, timeout: .seconds(10))
         return (reply.status, reply.json ?? ["body": String(decoding: reply.body, as: UTF8.self)])
@@ -36,7 +36,7 @@ struct MembershipProcessTests {
     /// member that joined included.
     static func writeThroughEveryGateway(_ cluster: LocalCluster, _ members: Set<Int>, _ key: String) async throws {
         for member in members.sorted() {
-            let connection = try await cluster.connect(member)
+            let connection = try await cluster.connectWhenListening(member)
             let status = try await put(connection, key, "through-n\(member)")
             await connection.close()
             #expect(status == 200, "a write through n\(member)'s gateway answered \(status)")
@@ -45,7 +45,7 @@ struct MembershipProcessTests {
 
     /// The voters and learners a member's list shows.
     static func members(_ cluster: LocalCluster, _ id: Int) async throws -> (voters: [Int], learners: [Int]) {
-        let connection = try await cluster.connect(id)
+        let connection = try await cluster.connectWhenListening(id)
         defer { Task { await connection.close() } }
         let list = try await connection.request(.GET, "/v3/cluster/member/list").json?["members"] as? [[String: Any]] ?? []
         let learner = { (member: [String: Any]) in member["isLearner"] as? Bool == true }
