@@ -166,6 +166,32 @@ struct FlatRequestTests {
         #expect(fastAnswers > 2_000 && generalOnly > 500 && neither > 10_000, "\(fastAnswers) \(generalOnly) \(neither)")
     }
 
+    @Test("random and truncated bytes: the reader refuses or reads them, never traps, and agrees with the general path")
+    func fuzz() throws {
+        var random = DeterministicRandom(seed: 27)
+        let alphabet = Array(#"{}[]":,\/ -+.0123456789eEtruefalsnkyvYQ=="#.utf8) + [0x00, 0x1F, 0x7F, 0x80, 0xC3, 0xA9, 0xFF]
+        var read = 0
+        for round in 0..<20_000 {
+            var bytes: [UInt8]
+            if round % 2 == 0 {
+                bytes = (0..<random.integer(in: 0..<40)).map { _ in alphabet[random.integer(in: 0..<alphabet.count)] }
+            } else {
+                // A valid body cut short or with bytes changed.
+                bytes = Array(Self.body(&random).utf8)
+                if !bytes.isEmpty, random.integer(in: 0...1) == 0 { bytes = Array(bytes.prefix(random.integer(in: 0..<bytes.count))) }
+                for _ in 0..<random.integer(in: 0...2) where !bytes.isEmpty {
+                    bytes[random.integer(in: 0..<bytes.count)] = alphabet[random.integer(in: 0..<alphabet.count)]
+                }
+            }
+            let operation: API.Operation = [.put, .range, .deleteRange][round % 3]
+            guard let fast = bytes.withUnsafeBytes({ API.flatRequest(operation, $0) }) else { continue }
+            read += 1
+            let general = try #require(try? API.generalRequest(operation, body: Data(bytes)), "\(bytes)")
+            #expect(fast.0 == general.0 && fast.1 == general.1, "\(String(decoding: bytes, as: UTF8.self))")
+        }
+        #expect(read > 100, "\(read) read")
+    }
+
     @Test("answers: base64 written directly matches Foundation's; objects come out in key order either way")
     func answerWriting() throws {
         var random = DeterministicRandom(seed: 3)
