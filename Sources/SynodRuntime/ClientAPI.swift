@@ -355,12 +355,10 @@ public struct ClientAPI<R: Replica>: Sendable {
 
     // MARK: JSON to requests
 
-    /// Fields of etcd's requests that Synod does not implement: refused unless they carry
-    /// their zero value, so that a client never silently gets something it did not ask for.
-    static var unsupported: [String] { FlatRequest.unsupportedFields }
-
+    /// Refuses the fields Synod does not implement (`FlatRequest.unsupportedFields`) unless they
+    /// carry their zero value.
     static func refuseUnsupported(_ object: [String: Any]) throws {
-        for field in self.unsupported {
+        for field in FlatRequest.unsupportedFields {
             guard let value = object[field] else { continue }
             let isZero = (value as? String).map { $0 == "0" || $0.isEmpty || $0 == "NONE" || $0 == "KEY" }
                 ?? (value as? Bool).map { !$0 } ?? (value as? NSNumber).map { $0.intValue == 0 } ?? false

@@ -11,7 +11,7 @@ import SynodKV
 /// an array or null; a string with an escape other than `\/`, a control character or a byte
 /// outside ASCII; a number with a fraction or exponent, or above 2^53 in size (Foundation
 /// reads those as doubles); a repeated field; anything malformed; a field of the wrong type;
-/// any field Synod refuses unless zero (`ClientAPI.unsupported`); a missing key, bad base64
+/// any field Synod refuses unless zero (`unsupportedFields`); a missing key, bad base64
 /// or a negative limit (the general path words the error). A test checks, on generated
 /// bodies, that where the fast path answers the general path answers the same.
 enum FlatRequest {
@@ -28,8 +28,10 @@ enum FlatRequest {
         return reader.object()
     }
 
-    /// The fields Synod refuses unless they carry their zero value (`ClientAPI.refuseUnsupported`):
-    /// the fast path leaves any body naming one to the general path.
+    /// Fields of etcd's requests that Synod does not implement: refused unless they carry their
+    /// zero value (`ClientAPI.refuseUnsupported`, which names the first one found in this
+    /// order), so that a client never silently gets something it did not ask for. The fast
+    /// path leaves any body naming one to the general path.
     static let unsupportedFields = [
         "revision", "count_only", "keys_only", "sort_order", "sort_target", "min_mod_revision", "max_mod_revision",
         "min_create_revision", "max_create_revision", "lease", "ignore_value", "ignore_lease",
@@ -85,29 +87,24 @@ enum FlatRequest {
         mutating func string() -> String? {
             guard self.take(UInt8(ascii: "\"")) else { return nil }
             var start = self.index
-            var unescaped: [UInt8]?  // from the first escape on
+            var unescaped: [UInt8] = []  // the string up to `start`, once an escape was seen
+            var escaped = false
             while self.index < self.bytes.count {
                 let byte = self.bytes[self.index]
                 if byte == UInt8(ascii: "\"") {
-                    let text: String
-                    if var unescaped {
-                        unescaped.append(contentsOf: UnsafeRawBufferPointer(rebasing: self.bytes[start..<self.index]))
-                        text = String(decoding: unescaped, as: UTF8.self)
-                    } else {
-                        text = String(decoding: UnsafeRawBufferPointer(rebasing: self.bytes[start..<self.index]), as: UTF8.self)
-                    }
+                    let run = UnsafeRawBufferPointer(rebasing: self.bytes[start..<self.index])
                     self.index += 1
-                    return text
+                    guard escaped else { return String(decoding: run, as: UTF8.self) }
+                    unescaped.append(contentsOf: run)
+                    return String(decoding: unescaped, as: UTF8.self)
                 }
                 guard byte >= 0x20, byte < 0x7F else { return nil }
                 if byte == UInt8(ascii: "\\") {
                     guard self.index + 1 < self.bytes.count, self.bytes[self.index + 1] == UInt8(ascii: "/") else { return nil }
-                    // Keep what came before, then the slash; `start` moves past the escape.
-                    var run = unescaped ?? []
-                    run.reserveCapacity(self.bytes.count - start)
-                    run.append(contentsOf: UnsafeRawBufferPointer(rebasing: self.bytes[start..<self.index]))
-                    run.append(UInt8(ascii: "/"))
-                    unescaped = run
+                    if !escaped { unescaped.reserveCapacity(self.bytes.count - start) }
+                    escaped = true
+                    unescaped.append(contentsOf: UnsafeRawBufferPointer(rebasing: self.bytes[start..<self.index]))
+                    unescaped.append(UInt8(ascii: "/"))
                     self.index += 2
                     start = self.index
                     continue

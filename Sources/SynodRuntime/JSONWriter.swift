@@ -65,7 +65,8 @@ enum JSONValue {
             let group = UInt32(data[index]) << 16
             bytes.append(alphabet[Int(group >> 18 & 63)])
             bytes.append(alphabet[Int(group >> 12 & 63)])
-            bytes.append(contentsOf: [UInt8(ascii: "="), UInt8(ascii: "=")])
+            bytes.append(UInt8(ascii: "="))
+            bytes.append(UInt8(ascii: "="))
         case 2:
             let group = UInt32(data[index]) << 16 | UInt32(data[index + 1]) << 8
             bytes.append(alphabet[Int(group >> 18 & 63)])

@@ -80,7 +80,7 @@ struct EventualProcessTests {
         _ = try await cluster.waitForService()
         var connections: [Int: HTTPConnection] = [:]
         // The lowest healthy member answering does not mean the others already listen for clients.
-        for member in cluster.members { connections[member.id] = try await self.reconnect(cluster, member.id) }
+        for member in cluster.members { connections[member.id] = try await cluster.connectWhenListening(member.id) }
         let (n1, n2, n3) = (connections[1]!, connections[2]!, connections[3]!)
 
         // A blind write at n1: one sibling, n1's first dot; the context in the body and the header.
@@ -114,7 +114,7 @@ struct EventualProcessTests {
         #expect(whileDown.status == 200, "\(whileDown)")
         try cluster.start(3)
         _ = try await cluster.waitForService()
-        let back = try await self.reconnect(cluster, 3)
+        let back = try await cluster.connectWhenListening(3)
         _ = try await Self.eventually(back, "while-down", "restarted n3 catches up") { $0.values == ["written while n3 was down"] }
         _ = try await Self.eventually(back, "greeting", "restarted n3 keeps the tombstone") { $0.siblings == ["2:2": "-"] }
 
@@ -124,10 +124,10 @@ struct EventualProcessTests {
         for member in cluster.members { cluster.stop(member.id, signal: SIGKILL) }
         for member in cluster.members { try cluster.start(member.id) }
         _ = try await cluster.waitForService()
-        let again = try await self.reconnect(cluster, 2)
+        let again = try await cluster.connectWhenListening(2)
         let survived = try await Self.get(again, "durable")
         #expect(survived.siblings == ["2:1": "acknowledged"], "the acknowledged write is on n2's disk: \(survived)")
-        let other = try await self.reconnect(cluster, 1)
+        let other = try await cluster.connectWhenListening(1)
         _ = try await Self.eventually(other, "durable", "n1 learns it from n2") { $0.values == ["acknowledged"] }
 
         // Blind writes of 64 KiB pile up siblings; past this replica's share the store refuses
@@ -152,10 +152,10 @@ struct EventualProcessTests {
         #expect(try await other.request(.GET, "/v1/keys/").status == 400)
         #expect(try await other.request(.GET, "/v1/keys/%zz").status == 400)
         #expect(try await other.request(.GET, "/v1/keys/" + String(repeating: "k", count: 5_000)).status == 413)
-        let tooLarge = try await self.reconnect(cluster, 1)
+        let tooLarge = try await cluster.connectWhenListening(1)
         #expect(try await tooLarge.request(.PUT, "/v1/keys/k", body: Array(repeating: 1, count: (64 << 10) + 1)).status == 413)
         // Keys are percent-decoded bytes; ones that are not UTF-8 come back in base64.
-        let binary = try await self.reconnect(cluster, 1)
+        let binary = try await cluster.connectWhenListening(1)
         let odd = try await binary.request(.PUT, "/v1/keys/a%2Fb%FF", body: Array("x".utf8))
         #expect(odd.status == 200 && odd.json?["key_base64"] as? String == Data([0x61, 0x2F, 0x62, 0xFF]).base64EncodedString())
         let status = try await binary.request(.GET, "/v3/status").json ?? [:]
@@ -171,7 +171,7 @@ struct EventualProcessTests {
         defer { cluster.shutdown() }
         try cluster.startAll()
         _ = try await cluster.waitForService()
-        let connection = try await self.reconnect(cluster, 1)
+        let connection = try await cluster.connectWhenListening(1)
         for round in 0..<30 {
             for key in 0..<20 {
                 let answer = try await Self.put(connection, "k\(key)", "round \(round) " + String(repeating: "x", count: 200), context: nil)
@@ -197,15 +197,11 @@ struct EventualProcessTests {
         #expect(segments.count < 100, "\(segments.count) segments: \(segments.sorted())")
         cluster.stop(1, signal: SIGKILL)
         try cluster.start(1)
-        let back = try await self.reconnect(cluster, 1)
+        let back = try await cluster.connectWhenListening(1)
         for key in 0..<20 {
             let read = try await Self.get(back, "k\(key)")
             #expect(read.values == ["final \(key)"], "k\(key) after the restart: \(read)")
         }
         await back.close()
-    }
-
-    func reconnect(_ cluster: LocalCluster, _ id: Int) async throws -> HTTPConnection {
-        try await cluster.connectWhenListening(id)
     }
 }
