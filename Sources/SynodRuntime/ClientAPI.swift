@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import SynodCore
 import SynodKV
 
@@ -67,8 +68,8 @@ public struct ClientAPI<R: Replica>: Sendable {
     public func fastRoutes() -> (routes: ClientChannel.FastRoutes, bodyLimit: Int) {
         let api = self
         let routes: ClientChannel.FastRoutes = { head, body, loop in
-            guard head.method == .post, let target = head.path,
-                  let operation = Self.operation(path: target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+            guard head.method == .POST,
+                  let operation = Self.operation(path: head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
             else { return nil }
             return api.answer(operation, body: body, on: loop)
         }

@@ -3,7 +3,6 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
 /// The client port's connections, served by a NIO channel handler instead of Hummingbird's
@@ -24,9 +23,9 @@ public struct ClientChannel: ServerChildChannel {
         public let channel: any Channel
     }
 
-    /// Answers a request on the connection's loop (the third argument), or returns nil for
-    /// routes it does not take.
-    public typealias FastRoutes = @Sendable (HTTPRequest, ByteBuffer, any EventLoop) -> EventLoopFuture<APIReply>?
+    /// Answers a request (NIO's head, as read) on the connection's loop (the third argument), or
+    /// returns nil for routes it does not take.
+    public typealias FastRoutes = @Sendable (HTTPRequestHead, ByteBuffer, any EventLoop) -> EventLoopFuture<APIReply>?
 
     let fastRoutes: FastRoutes
     let responder: RouterResponder<BasicRequestContext>
@@ -65,15 +64,14 @@ public struct ClientChannel: ServerChildChannel {
             // The pipelining handler holds a connection's next request until the answer to the
             // one before is written, so the handler below serves one request at a time, in order.
             try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-            // The idle timeout. (The graceful shutdown's quiesce event is handled by the
-            // pipelining handler above: it closes an idle connection at once, and a busy one
-            // once the answer in flight is written.)
-            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: self.idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))
+            // The pipelining handler also takes the graceful shutdown's quiesce event: it closes an
+            // idle connection at once, and a busy one once the answer in flight is written. The
+            // handler below reads NIO's own request parts (no conversion to swift-http-types per
+            // request) and keeps the idle timeout itself.
             try pipeline.addHandler(
                 ClientConnectionHandler(
                     fastRoutes: self.fastRoutes, responder: self.responder, executor: self.executor, bodyLimit: self.bodyLimit,
-                    logger: logger))
+                    idleTimeout: self.idleTimeout, logger: logger))
             return Value(channel: channel)
         }
     }
@@ -89,18 +87,20 @@ public struct ClientChannel: ServerChildChannel {
     }
 }
 
-/// Reads one request at a time (head, body, end) and writes its answer.
+/// Reads one request at a time (head, body, end) and writes its answer; closes the connection
+/// once it has been idle (no request in progress) for the idle timeout.
 final class ClientConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
 
     let fastRoutes: ClientChannel.FastRoutes
     let responder: RouterResponder<BasicRequestContext>
     let executor: (any TaskExecutor)?
     let bodyLimit: Int
+    let idleTimeout: TimeAmount?
     let logger: Logger
 
-    var head: HTTPRequest?
+    var head: HTTPRequestHead?
     var body: ByteBuffer?
     var bodyTooLarge = false
     /// A request is read and its answer not yet written.
@@ -113,16 +113,62 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     var closing = false
     /// The client closed its side (a half-close): close once the answer in flight is written.
     var inputClosed = false
+    /// When the connection last became idle (active, or an answer written); one timer checks it.
+    var idleSince = NIODeadline.now()
+    var idleTimer: Scheduled<Void>?
 
     init(
         fastRoutes: @escaping ClientChannel.FastRoutes, responder: RouterResponder<BasicRequestContext>, executor: (any TaskExecutor)?,
-        bodyLimit: Int, logger: Logger
+        bodyLimit: Int, idleTimeout: TimeAmount?, logger: Logger
     ) {
         self.fastRoutes = fastRoutes
         self.responder = responder
         self.executor = executor
         self.bodyLimit = bodyLimit
+        self.idleTimeout = idleTimeout
         self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { self.startIdleTimer(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.startIdleTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+    }
+
+    /// One timer per connection, not one per request: when it fires it closes a connection
+    /// idle for the whole timeout, and otherwise sets itself for the earliest moment it could be.
+    func startIdleTimer(context: ChannelHandlerContext) {
+        guard let timeout = self.idleTimeout, self.idleTimer == nil else { return }
+        self.idleSince = .now()
+        self.setIdleTimer(at: self.idleSince + timeout, timeout: timeout, context: context)
+    }
+
+    func setIdleTimer(at deadline: NIODeadline, timeout: TimeAmount, context: ChannelHandlerContext) {
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.idleTimer = nil
+            let now = NIODeadline.now()
+            if self.head != nil || self.answering || self.writing {
+                self.setIdleTimer(at: now + timeout, timeout: timeout, context: context)
+            } else if now >= self.idleSince + timeout {
+                context.close(promise: nil)
+            } else {
+                self.setIdleTimer(at: self.idleSince + timeout, timeout: timeout, context: context)
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -147,7 +193,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             self.head = nil
             let body = self.body ?? ByteBuffer()
             self.body = nil
-            let close = head.headerFields[.connection]?.lowercased() == "close"
+            let close = head.headers.first(name: "connection")?.lowercased() == "close"
             if close { self.closing = true }
             self.answering = true
             let tooLarge = self.bodyTooLarge
@@ -177,7 +223,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    func answer(_ head: HTTPRequest, body: ByteBuffer, tooLarge: Bool, close: Bool, context: ChannelHandlerContext) {
+    func answer(_ head: HTTPRequestHead, body: ByteBuffer, tooLarge: Bool, close: Bool, context: ChannelHandlerContext) {
         if tooLarge {
             self.write(APIReply.error(.contentTooLarge, "request body exceeds \(self.bodyLimit) bytes"), close: close, context: context)
         } else if let answer = self.fastRoutes(head, body, context.eventLoop) {
@@ -193,9 +239,16 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     /// Every other route, through Hummingbird's router in a task, as its own server would.
-    func route(_ head: HTTPRequest, body: ByteBuffer, close: Bool, context: ChannelHandlerContext) {
+    func route(_ head: HTTPRequestHead, body: ByteBuffer, close: Bool, context: ChannelHandlerContext) {
+        let requestHead: HTTPRequest
+        do {
+            requestHead = try HTTPRequest(head, secure: false, splitCookie: false)
+        } catch {
+            self.write(.error(.badRequest, "not an HTTP request this server reads: \(error)"), close: close, context: context)
+            return
+        }
         let (responder, logger, channel) = (self.responder, self.logger, context.channel)
-        let request = Request(head: head, body: RequestBody(buffer: body))
+        let request = Request(head: requestHead, body: RequestBody(buffer: body))
         let answered = context.eventLoop.makePromise(of: (HTTPResponse, ByteBuffer).self)
         Task(executorPreference: self.executor) {
             let response: Response
@@ -215,9 +268,10 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }
         answered.futureResult.assumeIsolated().whenComplete { result in
             switch result {
-            case .success(let (head, body)):
-                var head = head
-                head.headerFields[.transferEncoding] = nil
+            case .success(let (response, body)):
+                var head = HTTPResponseHead(response)
+                head.headers.remove(name: "transfer-encoding")
+                head.headers.replaceOrAdd(name: "Content-Length", value: "\(body.readableBytes)")
                 self.write(head, body: body, close: close, context: context)
             case .failure(let error):
                 self.write(.error(.internalServerError, "\(error)"), close: close, context: context)
@@ -228,17 +282,19 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     func write(_ reply: APIReply, close: Bool, context: ChannelHandlerContext) {
         var buffer = context.channel.allocator.buffer(capacity: reply.body.count)
         buffer.writeBytes(reply.body)
-        self.write(HTTPResponse(status: reply.status, headerFields: [.contentType: "application/json"]), body: buffer, close: close, context: context)
+        let status = HTTPResponseStatus(statusCode: Int(reply.status.code), reasonPhrase: reply.status.reasonPhrase)
+        let headers: HTTPHeaders = ["Content-Type": "application/json", "Content-Length": "\(buffer.readableBytes)"]
+        self.write(HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: buffer, close: close, context: context)
     }
 
-    func write(_ head: HTTPResponse, body: ByteBuffer, close: Bool, context: ChannelHandlerContext) {
+    func write(_ head: HTTPResponseHead, body: ByteBuffer, close: Bool, context: ChannelHandlerContext) {
         var head = head
-        head.headerFields[.contentLength] = "\(body.readableBytes)"
-        if close { head.headerFields[.connection] = "close" }
+        if close { head.headers.replaceOrAdd(name: "Connection", value: "close") }
         self.answering = false
         self.writing = true
+        self.idleSince = .now()
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        if body.readableBytes > 0 { context.write(self.wrapOutboundOut(.body(body)), promise: nil) }
+        if body.readableBytes > 0 { context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         // Writing the end may hand over the next pipelined request, or the client's half-close.
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
         self.writing = false

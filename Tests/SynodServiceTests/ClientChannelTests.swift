@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 @testable import SynodRuntime
 import Testing
@@ -21,7 +22,7 @@ struct ClientChannelTests {
         let fastCalls = NIOLockedValueBox(0)
         var port: Int { self.channel.localAddress!.port! }
 
-        init(bodyLimit: Int, delay: TimeAmount) async throws {
+        init(bodyLimit: Int, delay: TimeAmount, idleTimeout: TimeAmount?) async throws {
             let router = Router()
             router.get("/slow") { _, _ in "slow" }
             router.post("/echo") { request, _ -> String in
@@ -31,14 +32,14 @@ struct ClientChannelTests {
             }
             let calls = self.fastCalls
             let fast: ClientChannel.FastRoutes = { head, body, loop in
-                guard head.method == .post, head.path == "/fast" else { return nil }
+                guard head.method == .POST, head.uri == "/fast" else { return nil }
                 calls.withLockedValue { $0 += 1 }
                 return loop.scheduleTask(in: delay) { APIReply.json(.ok, .object([("length", .integer(Int64(body.readableBytes)))])) }
                     .futureResult
             }
             // The router's tasks run on the server's loop, as `synod serve` runs them on the node's.
             let child = ClientChannel(
-                responder: router.buildResponder(), bodyLimit: bodyLimit, idleTimeout: nil,
+                responder: router.buildResponder(), bodyLimit: bodyLimit, idleTimeout: idleTimeout,
                 executor: EventLoopTaskExecutor(self.group.next()), fastRoutes: fast)
             let logger = Logger(label: "test")
             do {
@@ -58,8 +59,10 @@ struct ClientChannelTests {
         }
     }
 
-    static func withServer(bodyLimit: Int = 64, delay: TimeAmount = .milliseconds(50), _ body: (Server) async throws -> Void) async throws {
-        let server = try await Server(bodyLimit: bodyLimit, delay: delay)
+    static func withServer(
+        bodyLimit: Int = 64, delay: TimeAmount = .milliseconds(50), idleTimeout: TimeAmount? = nil, _ body: (Server) async throws -> Void
+    ) async throws {
+        let server = try await Server(bodyLimit: bodyLimit, delay: delay, idleTimeout: idleTimeout)
         do {
             try await body(server)
         } catch {
@@ -174,6 +177,19 @@ struct ClientChannelTests {
             #expect(closed, "the server closed the half-closed connection")
             let (idle, idleClosed) = try await Self.exchange(port: server.port, "", until: [], closed: true, halfClose: true)
             #expect(idle.isEmpty && idleClosed)
+        }
+    }
+
+    @Test("the idle timeout closes a connection with no request in progress, never one whose answer is pending")
+    func idleTimeout() async throws {
+        // The answer takes 800 ms, longer than the 300 ms idle timeout: it still arrives, then
+        // the connection closes once idle.
+        try await Self.withServer(delay: .milliseconds(800), idleTimeout: .milliseconds(300)) { server in
+            let (text, closed) = try await Self.exchange(port: server.port, Self.post("/fast", "abc"), until: ["{\"length\":3}"], closed: true)
+            #expect(text.contains("{\"length\":3}"), "the slow answer was written: \(text)")
+            #expect(closed, "the connection closed once idle")
+            let (idle, idleClosed) = try await Self.exchange(port: server.port, "", until: [], closed: true)
+            #expect(idle.isEmpty && idleClosed, "a connection that never sends a request closes too")
         }
     }
 
