@@ -8,7 +8,7 @@
 # Usage: scripts/bench-vs-etcd.sh [--protocol raft|multipaxos|paxos] [--seconds S] [--clients "1 16 64"]
 #                                 [--peer-tls on|off|both] [--no-etcd] [--metrics on|off]
 #                                 [--ops "put range"] [--load synod|wrk|both] [--option NAME=VALUE ...]
-#                                 [--client-connections handler|hummingbird]
+#                                 [--client-connections handler|hummingbird] [--data-root DIR]
 # --ops: puts (the default), linearizable single-key ranges, or both in turn (puts first, so the
 # ranges find the keys written).
 # --load wrk: drive the same requests with wrk (a C load generator, `apt-get install wrk`) and a
@@ -22,6 +22,8 @@
 # e.g. --option prepare-ahead=off for the Paxos log.
 # --client-connections handler|hummingbird: how Synod's client port reads requests (`synod serve
 # --client-connections`; handler is the default), to compare the two.
+# --data-root DIR: where the members' data directories go (default /tmp); /dev/shm (tmpfs,
+# where fdatasync returns at once) takes the disk out of the figures, to see what is left.
 # --peer-tls: Synod's peer port with mutual TLS (on, the default, as `synod serve` runs unless
 # told otherwise), plain TCP (off, --insecure-peers), or both one after the other. etcd runs
 # with plain peers (its default).
@@ -42,6 +44,7 @@ ops="put"
 load=synod
 options=()
 connections=handler
+data_root=/tmp
 while [ $# -gt 0 ]; do
   case "$1" in
     --protocol) protocol=$2; shift 2 ;;
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
     --load) load=$2; shift 2 ;;
     --option) options+=(--option "$2"); shift 2 ;;
     --client-connections) connections=$2; shift 2 ;;
+    --data-root) data_root=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -63,7 +67,8 @@ done
 # SYNOD_BIN runs another build (for example the previous release, to compare before and after).
 synod="${SYNOD_BIN:-$(swift build -c release --show-bin-path)/synod}"
 [ -x "$synod" ] || { echo "build first: swift build -c release" >&2; exit 2; }
-work=$(mktemp -d /tmp/synod-bench.XXXXXX)
+[ -d "$data_root" ] || { echo "--data-root $data_root is not a directory" >&2; exit 2; }
+work=$(mktemp -d "$data_root/synod-bench.XXXXXX")
 pids=()
 cleanup() { for pid in "${pids[@]:-}"; do kill -9 "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
