@@ -2,7 +2,8 @@
 # The floors a single client's request runs into on this machine, measured without Synod:
 # a loopback TCP round trip between two idle processes, a hand-off to another thread and back,
 # an fdatasync of a small append (alone, and with three processes syncing at once, as three
-# members sharing one disk do), and wrk with one connection against a minimal C HTTP server
+# members sharing one disk do; each onto a growing file, as Synod's log segments are written, and
+# over space reserved first), and wrk with one connection against a minimal C HTTP server
 # (the load generator's own floor).
 # Usage: scripts/floors.sh [--data-root DIR]   (DIR: where the sync test writes; default /tmp)
 # Needs: a C compiler (cc) and wrk (apt-get install wrk) for the last figure.
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/floors"
 root=/tmp
 case "${1:-}" in
-  --data-root) root=$2 ;;
+  --data-root) root=${2:?--data-root needs a directory} ;;
   "") ;;
   *) echo "usage: scripts/floors.sh [--data-root DIR]" >&2; exit 2 ;;
 esac
@@ -28,8 +29,10 @@ cc -O2 -o "$bin/httpd" httpd.c
 "$bin/wake" 5000
 
 dir=$(mktemp -d "$root/synod-floors-sync.XXXXXX")
-"$bin/sync" "$dir" 3000 300 1
-"$bin/sync" "$dir" 3000 300 3
+for mode in append fallocate; do
+  "$bin/sync" "$dir" 3000 300 1 "$mode"
+  "$bin/sync" "$dir" 3000 300 3 "$mode" | sort
+done
 rm -rf "$dir"
 if command -v wrk > /dev/null; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

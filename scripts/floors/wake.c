@@ -1,5 +1,5 @@
-// Thread hand-off and back (as the event loop to the storage thread and back): a pipe to a
-// thread blocked in read, which answers through an eventfd the first thread waits on in epoll.
+// Thread hand-off and back (as the event loop to the storage thread and back): a condition
+// variable wakes a thread, which answers through an eventfd the first thread waits on in epoll.
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
