@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import NIOPosix
 @testable import SynodRuntime
@@ -193,10 +194,9 @@ struct ClientChannelTests {
         }
     }
 
-    /// The pipelining handler hands over the next buffered request inside the write of an
-    /// answer; the handler answers such a request on the loop's next turn. (How deep calls would
-    /// nest without that is bounded by one socket read's worth of requests, so this test passes
-    /// either way: it checks the answers, not the stack.)
+    /// The handler begins requests answered at once in a loop, not by nested calls. (How deep
+    /// calls would nest otherwise is bounded by one socket read's worth of requests, so this
+    /// test passes either way: it checks the answers, not the stack.)
     @Test("5,000 pipelined requests answered at once behind a slow one are all answered, in order")
     func longPipeline() async throws {
         try await Self.withServer(bodyLimit: 8) { server in
@@ -209,5 +209,120 @@ struct ClientChannelTests {
             #expect(text.hasPrefix("HTTP/1.1 200 OK") && text.hasSuffix("{\"length\":8}"), "\(text.prefix(200)) ... \(text.suffix(200))")
             #expect(!closed)
         }
+    }
+
+    /// The handler in an `EmbeddedChannel` behind NIO's request decoder, with a fast route
+    /// (`POST /fast`) whose answers the test gives by hand, and an outbound handler in front
+    /// that counts the reads that reach the socket.
+    final class Embedded {
+        final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
+            typealias OutboundIn = Any
+            var reads = 0
+            func read(context: ChannelHandlerContext) {
+                self.reads += 1
+                context.read()
+            }
+        }
+
+        let channel = EmbeddedChannel()
+        let counter = ReadCounter()
+        let pending = NIOLockedValueBox<[(body: String, promise: EventLoopPromise<APIReply>)]>([])
+
+        init() throws {
+            try self.channel.pipeline.syncOperations.addHandler(self.counter)
+            let pending = self.pending
+            let child = ClientChannel(
+                responder: Router().buildResponder(), bodyLimit: 1_000, idleTimeout: nil, executor: nil,
+                fastRoutes: { head, body, loop in
+                    guard head.method == .POST, head.uri == "/fast" else { return nil }
+                    let promise = loop.makePromise(of: APIReply.self)
+                    pending.withLockedValue { $0.append((String(buffer: body), promise)) }
+                    return promise.futureResult
+                })
+            _ = try child.setup(channel: self.channel, logger: Logger(label: "test")).wait()
+            try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        }
+
+        /// Delivers `text` as one read, then asks for the next read as NIO's auto-read does.
+        func read(_ text: String) throws {
+            try self.channel.writeInbound(ByteBuffer(string: text))
+            self.channel.read()
+        }
+
+        /// Answers the oldest request waiting for the fast route with its body.
+        func answerOldest() {
+            let (body, promise) = self.pending.withLockedValue { $0.removeFirst() }
+            promise.succeed(APIReply.json(.ok, .object([("body", .string(body))])))
+            self.channel.embeddedEventLoop.run()
+        }
+
+        var routeCalls: Int { self.pending.withLockedValue { $0.count } }
+
+        /// Everything written to the socket so far.
+        func written() throws -> String {
+            var text = ""
+            while let buffer = try self.channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+            return text
+        }
+    }
+
+    @Test("a pending answer does not stop the connection reading; a full queue does, until it drains")
+    func readsFlow() throws {
+        let embedded = try Embedded()
+        let before = embedded.counter.reads
+        try embedded.read(Self.post("/fast", "r0"))
+        #expect(embedded.routeCalls == 1)
+        #expect(embedded.counter.reads == before + 1, "the read after a request whose answer is pending reached the socket")
+        // Seventeen more in one read: one waits beyond the queue's limit of sixteen.
+        try embedded.read((1...17).map { Self.post("/fast", "r\($0)") }.joined())
+        #expect(embedded.routeCalls == 1, "one request at a time")
+        #expect(embedded.counter.reads == before + 1, "a full queue holds the read back")
+        embedded.answerOldest()  // r0 answered, r1 begun: sixteen wait
+        #expect(embedded.counter.reads == before + 1)
+        embedded.answerOldest()  // r1 answered, r2 begun: fifteen wait, the held read goes out
+        #expect(embedded.counter.reads == before + 2, "the held read went out once the queue drained")
+        for _ in 2...17 { embedded.answerOldest() }
+        let text = try embedded.written()
+        let order = (0...17).map { text.range(of: "{\"body\":\"r\($0)\"}")?.lowerBound }
+        #expect(order.allSatisfy { $0 != nil } && zip(order, order.dropFirst()).allSatisfy { $0! < $1! }, "\(text)")
+        #expect(text.components(separatedBy: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ").count - 1 == 18)
+        #expect(embedded.channel.isActive)
+    }
+
+    @Test("garbage after a pending request: that request is answered first, then 400, then the connection closes")
+    func garbageAfterRequest() throws {
+        let embedded = try Embedded()
+        try embedded.read(Self.post("/fast", "first") + "NOT HTTP AT ALL\r\n\r\n")
+        #expect(embedded.channel.isActive, "open while the first answer is pending")
+        #expect(try embedded.written().isEmpty)
+        embedded.answerOldest()
+        let text = try embedded.written()
+        let first = try #require(text.range(of: "{\"body\":\"first\"}"))
+        let bad = try #require(text.range(of: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), "\(text)")
+        #expect(first.upperBound <= bad.lowerBound, "\(text)")
+        #expect(!embedded.channel.isActive)
+    }
+
+    @Test("the server's quiesce event closes an idle connection at once, and a busy one once the request being read is answered")
+    func quiesce() throws {
+        let idle = try Embedded()
+        idle.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        idle.channel.embeddedEventLoop.run()
+        #expect(!idle.channel.isActive)
+
+        let busy = try Embedded()
+        // A request part read (two of its four body bytes) when the event comes.
+        try busy.read("POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+        busy.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        let reads = busy.counter.reads
+        busy.channel.read()
+        #expect(busy.counter.reads == reads + 1, "still reading the request begun")
+        try busy.read("cd" + Self.post("/fast", "after"))
+        #expect(busy.routeCalls == 1, "the request after the event never runs")
+        #expect(busy.channel.isActive)
+        busy.answerOldest()
+        let text = try busy.written()
+        #expect(text.contains("{\"body\":\"abcd\"}") && !text.contains("after"), "\(text)")
+        #expect(!busy.channel.isActive)
     }
 }
