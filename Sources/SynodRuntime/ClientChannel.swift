@@ -288,13 +288,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if error is HTTPParserError {
-            // Not HTTP this server reads: answer what came before it, then 400, then close.
-            guard !self.closing else { return }
+            // Not HTTP this server reads: the request part read is dropped, what came before
+            // it is answered, then 400 (unless the connection was already closing), then close.
             self.logger.trace("client connection: bad request", metadata: ["error": "\(error)"])
             self.head = nil
             self.body = nil
-            self.closing = true
-            self.badRequest = true
+            if !self.closing {
+                self.closing = true
+                self.badRequest = true
+            }
             self.pump(context: context)
             return
         }

@@ -303,7 +303,7 @@ struct ClientChannelTests {
         #expect(!embedded.channel.isActive)
     }
 
-    @Test("the server's quiesce event closes an idle connection at once, and a busy one once the request being read is answered")
+    @Test("the server's quiesce event closes an idle connection at once, and a busy one once the request being read is answered (or turns out not to be HTTP)")
     func quiesce() throws {
         let idle = try Embedded()
         idle.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
@@ -324,5 +324,16 @@ struct ClientChannelTests {
         let text = try busy.written()
         #expect(text.contains("{\"body\":\"abcd\"}") && !text.contains("after"), "\(text)")
         #expect(!busy.channel.isActive)
+
+        // A request part read when the event comes, and then not HTTP: the connection closes
+        // (it is not left waiting for the rest of a request that cannot come).
+        let broken = try Embedded()
+        try broken.read("POST /fast HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n")
+        broken.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(broken.channel.isActive)
+        try broken.read("zz\r\n")
+        broken.channel.embeddedEventLoop.run()
+        #expect(broken.routeCalls == 0)
+        #expect(!broken.channel.isActive)
     }
 }
