@@ -68,8 +68,8 @@ public struct ClientAPI<R: Replica>: Sendable {
     public func fastRoutes() -> (routes: ClientChannel.FastRoutes, bodyLimit: Int) {
         let api = self
         let routes: ClientChannel.FastRoutes = { head, body, loop in
-            guard head.method == .POST,
-                  let operation = Self.operation(path: head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+            let uri = head.uri
+            guard head.method == .POST, let operation = Self.operation(path: uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri[...])
             else { return nil }
             return api.answer(operation, body: body, on: loop)
         }
@@ -180,15 +180,29 @@ public struct ClientAPI<R: Replica>: Sendable {
         } else {
             reply = self.node.writeFuture(encoded)
         }
-        return reply.hop(to: loop).flatMapThrowing { reply -> APIReply in
-            let response = try KVResponse.decode(reply)
-            return .json(.ok, Self.json(response, header: self.header(epoch: self.node.currentEpoch, revision: response.revision)))
-        }.recover { error -> APIReply in
-            guard let error = error as? RequestError else { return .error(.internalServerError, "\(error)") }
+        // One promise and one callback per request (not a `flatMapThrowing` and a `recover`).
+        let answered = loop.makePromise(of: APIReply.self)
+        reply.hop(to: loop).whenComplete { result in answered.succeed(self.reply(result)) }
+        return answered.futureResult
+    }
+
+    /// The JSON answer to the state machine's reply, or to the node's error.
+    func reply(_ result: Result<[UInt8], any Error>) -> APIReply {
+        switch result {
+        case .success(let bytes):
+            do {
+                let response = try KVResponse.decode(bytes)
+                return .json(.ok, Self.json(response, header: self.header(epoch: self.node.currentEpoch, revision: response.revision)))
+            } catch {
+                return .error(.internalServerError, "\(error)")
+            }
+        case .failure(let error as RequestError):
             switch error {
             case .timeout: return .error(.gatewayTimeout, error.description)
             case .unavailable, .refused: return .error(.serviceUnavailable, error.description)
             }
+        case .failure(let error):
+            return .error(.internalServerError, "\(error)")
         }
     }
 

@@ -369,23 +369,30 @@ public final class ReplicaNode<R: Replica, Machine: ServiceMachine>: @unchecked 
     /// it; the answer comes back as a `complete` action.
     func submitFuture(_ kind: ClientRequest.Kind, _ payload: [UInt8]) -> EventLoopFuture<[UInt8]> {
         let promise = self.loop.makePromise(of: [UInt8].self)
-        let hand = {
-            guard self.failed == nil else {
-                promise.fail(RequestError.unavailable("the node is stopping"))
-                return
-            }
-            self.tokenCounter += 1
-            self.promises[self.tokenCounter] = promise
-            if let metrics = self.metrics {
-                (kind == .write ? metrics.writes : metrics.reads).increment()
-                metrics.inFlight.set(self.promises.count)
-            }
-            self.driver.submit(kind, payload: payload, token: self.tokenCounter)
-            self.requestDrain()
+        // Handlers run on the node's thread (`taskExecutor`): hand the request over directly
+        // (with no closure to allocate).
+        if self.loop.inEventLoop {
+            self.hand(kind, payload, promise)
+        } else {
+            self.loop.execute { self.hand(kind, payload, promise) }
         }
-        // Handlers run on the node's thread (`taskExecutor`): hand the request over directly.
-        if self.loop.inEventLoop { hand() } else { self.loop.execute(hand) }
         return promise.futureResult
+    }
+
+    /// Gives a request to the driver, on the loop.
+    private func hand(_ kind: ClientRequest.Kind, _ payload: [UInt8], _ promise: EventLoopPromise<[UInt8]>) {
+        guard self.failed == nil else {
+            promise.fail(RequestError.unavailable("the node is stopping"))
+            return
+        }
+        self.tokenCounter += 1
+        self.promises[self.tokenCounter] = promise
+        if let metrics = self.metrics {
+            (kind == .write ? metrics.writes : metrics.reads).increment()
+            metrics.inFlight.set(self.promises.count)
+        }
+        self.driver.submit(kind, payload: payload, token: self.tokenCounter)
+        self.requestDrain()
     }
 
     /// Moves leadership to `target` (etcd's MoveLeader): this node must lead. Returns once
