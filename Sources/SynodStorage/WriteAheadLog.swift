@@ -32,20 +32,33 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// A write-ahead log of opaque records in segment files.
 ///
-/// Each record is framed as `length (u32 LE) · masked CRC-32C of the length (u32 LE) · masked
-/// CRC-32C of the payload (u32 LE) · payload`. The header's own checksum means a damaged length
-/// is never trusted (it cannot pass for a torn tail and swallow the records after it); masking
-/// (as LevelDB does) means zero-filled space never passes for a record.
+/// Each record is framed as `length | 2³¹ (u32 LE) · batch start (u64 LE) · masked CRC-32C of
+/// those twelve bytes (u32 LE) · masked CRC-32C of the payload (u32 LE) · payload`. The header's
+/// own checksum means a damaged length is never trusted (it cannot pass for a torn tail and
+/// swallow the records after it); masking (as LevelDB does) means zero-filled space never passes
+/// for a record. The batch start is how far the segment was synced when the record was written:
+/// every byte before it was durable by then. (Logs written before batch starts existed hold
+/// records framed `length (u32 LE, below 2³¹) · masked CRC-32C of the length · masked CRC-32C of
+/// the payload · payload`; they are read as before, and appended to in the new framing.)
 /// Segments are named by the index of their first record (`0000000000000000.wal`, …) and a new
 /// one starts once the current one passes `segmentBytes`. `append` writes; `sync` makes every
 /// appended record durable with one `fdatasync` (group commit: call it once per batch).
 ///
-/// Recovery reads every segment in order. A failure at the very end of the last segment is a
-/// torn write from a crash: a header cut short, a valid header whose record runs past the end or
-/// ends exactly at the end with a bad payload checksum, or a damaged header followed by nothing
-/// but zeros. The tail is truncated (durably) to the last whole record. Any other failure is
-/// corruption: the log refuses to open and names the file and byte offset. After a write or sync
-/// error the log refuses further use: the node must restart and recover.
+/// A new segment's space is reserved when it is created (`fallocate`, the size set), so that a
+/// sync writes the records and not also the file's new size. Records are then written over
+/// zeros, and a crash can leave any of a batch's unsynced pages unwritten: a hole of zeros
+/// before pages that did reach the disk.
+///
+/// Recovery reads every segment in order. In the last segment, a record that fails its checks
+/// is a torn write from a crash when the damage is one a crash leaves: the record runs past the
+/// end of the file, or ends exactly at it, or is followed by nothing but zeros, or overlaps a
+/// 512-byte sector holding only zeros from the record on (a sector that never reached the disk
+/// keeps what it held before: the records synced earlier, then zeros); and no whole record after it
+/// was written after it was synced (a record whose batch start lies beyond the damage, or one in
+/// the old framing, or a seal). The records after a torn write are discarded with it, and the
+/// torn bytes are cut (durably) before anything is appended. Any other failure is corruption:
+/// the log refuses to open and names the file and byte offset. After a write or sync error the
+/// log refuses further use: the node must restart and recover.
 ///
 /// A class because it owns a file descriptor (closed on deinit); use it from one thread.
 public final class WriteAheadLog {
@@ -55,12 +68,15 @@ public final class WriteAheadLog {
         public var segmentBytes = 64 << 20
         /// Largest record accepted (and believed when reading a length).
         public var maximumRecordBytes = 16 << 20
+        /// Reserve each segment's `segmentBytes` when it is created, so a sync does not also
+        /// write the file's size. Off: segments grow with every append.
+        public var reserveSegments = true
 
         /// The defaults.
         public init() {}
 
         func validate() throws(StorageError) {
-            guard self.segmentBytes >= 4096, self.maximumRecordBytes >= 1, self.maximumRecordBytes < Int(WriteAheadLog.sealLength) else {
+            guard self.segmentBytes >= 4096, self.maximumRecordBytes >= 1, self.maximumRecordBytes < Int(WriteAheadLog.framingFlag) else {
                 throw .io(path: "", operation: "validate options", errno: EINVAL)
             }
         }
@@ -70,9 +86,11 @@ public final class WriteAheadLog {
     public struct Recovery: Sendable {
         /// Every whole record, oldest first.
         public var records: [[UInt8]]
-        /// Bytes cut from a torn tail (0 when the log ended cleanly).
+        /// Bytes cut from a torn tail, up to its last byte that is not zero (0 when the log
+        /// ended cleanly, or only zeros followed its last record).
         public var truncatedBytes: Int
-        /// Records in the bytes cut (each cut short by the crash): never synced, so never
+        /// Records seen in the bytes cut (the one the damage is in, and whole ones after a hole;
+        /// records wholly in a hole cannot be told from zeros): never synced, so never
         /// acknowledged.
         public var truncatedRecords: Int
         /// Where the cut was made (file and byte offset), when there was one.
@@ -87,7 +105,10 @@ public final class WriteAheadLog {
     public let options: Options
     private var descriptor: Int32
     private var segmentPath: String
+    /// Where the next record goes in the current segment.
     private var segmentSize: Int
+    /// How much of the current segment is durable: the batch start of the records written next.
+    private var syncedSize: Int
     private var nextIndex: UInt64
     private var unsynced = false
     /// Set by a write or sync error: the file's state is unknown, so nothing more is written.
@@ -121,13 +142,16 @@ public final class WriteAheadLog {
         var truncatedRecords = 0
         var truncatedAt: (file: String, offset: Int)?
         var lastSize = 0
-        // A segment is the tail when every segment after it is empty: a crash between creating
-        // the next segment and sealing this one leaves a torn seal here and an empty file after.
-        var sizes: [Int] = []
-        for name in segments {
-            var status = stat()
-            guard stat(directory + "/" + name, &status) == 0 else { throw .io(path: directory + "/" + name, operation: "stat", errno: errno) }
-            sizes.append(Int(status.st_size))
+        // A segment is the tail when every segment after it holds nothing (no file, or only
+        // reserved zeros): a crash between creating the next segment and sealing this one
+        // leaves a torn seal here and an empty segment after.
+        var contents: [Int: [UInt8]] = [:]
+        var tail = segments.count - 1
+        while tail > 0 {
+            let bytes = try Self.readFile(directory + "/" + segments[tail])
+            contents[tail] = bytes
+            guard Self.writtenLength(bytes) == 0 else { break }
+            tail -= 1
         }
         for (position, name) in segments.enumerated() {
             let path = directory + "/" + name
@@ -136,9 +160,9 @@ public final class WriteAheadLog {
             guard name == expected else {
                 throw .corrupt(file: path, offset: 0, reason: "expected segment \(expected) here: a segment is missing")
             }
-            let bytes = try Self.readFile(path)
-            let isTail = sizes[(position + 1)...].allSatisfy { $0 == 0 }
-            let parsed = try Self.parse(bytes, file: path, isLast: isTail, options: options)
+            let bytes: [UInt8]
+            if let read = contents.removeValue(forKey: position) { bytes = read } else { bytes = try Self.readFile(path) }
+            let parsed = try Self.parse(bytes, file: path, isLast: position >= tail, options: options)
             records += parsed.records
             if let next = parsed.sealedNext {
                 guard next == start + UInt64(records.count) else {
@@ -150,18 +174,17 @@ public final class WriteAheadLog {
                         reason: "missing: \(name) was sealed with this segment as its successor, so the log's last segment was deleted")
                 }
             }
-            if parsed.end < bytes.count {
-                truncated += bytes.count - parsed.end
+            if parsed.tornBytes > 0 {
+                truncated += parsed.tornBytes
                 // Before an (empty) later segment only the seal can have been torn.
-                let isFinal = position == segments.count - 1
-                truncatedRecords += isFinal ? Self.recordsBegun(in: bytes[parsed.end...]) : 0
+                truncatedRecords += position == segments.count - 1 ? parsed.tornRecords : 0
                 truncatedAt = (path, parsed.end)
                 try Self.truncateDurably(path, to: parsed.end)
             }
             if parsed.sealedNext == nil && position < segments.count - 1 {
                 // Its seal was torn (or the log predates seals): seal it now, so a later
                 // deletion of the segments after it is still detected.
-                try Self.appendSeal(next: start + UInt64(records.count), to: path)
+                try Self.writeSeal(next: start + UInt64(records.count), to: path, at: parsed.end)
             }
             if position == segments.count - 1 { lastSize = parsed.end }
         }
@@ -170,10 +193,14 @@ public final class WriteAheadLog {
             lastSize = 0
         }
         let path = directory + "/" + segments.last!
-        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
-        // The directory entry of a new segment must be durable too.
-        do {
+        do throws(StorageError) {
+            // What was read may have been in the page cache only (the process crashed, the
+            // machine did not): the records written next promise that it is durable. The
+            // directory entry of a new segment must be durable too.
+            if options.reserveSegments { try Self.reserve(descriptor, path: path, bytes: options.segmentBytes) }
+            if fsync(descriptor) != 0 { throw StorageError.io(path: path, operation: "fsync", errno: errno) }
             try Self.syncDirectory(directory)
         } catch {
             close(descriptor)
@@ -185,6 +212,15 @@ public final class WriteAheadLog {
         return (log, Recovery(
             records: records, truncatedBytes: truncated, truncatedRecords: truncatedRecords, truncatedAt: truncatedAt,
             segments: segments.count))
+    }
+
+    /// Reserves the first `bytes` of a segment (its size at least that), unless the file
+    /// system cannot: then the segment grows with every append, as it would unreserved.
+    static func reserve(_ descriptor: Int32, path: String, bytes: Int) throws(StorageError) {
+        let code = posix_fallocate(descriptor, 0, off_t(bytes))
+        guard code == 0 || code == EOPNOTSUPP || code == ENOSYS || code == EINVAL else {
+            throw .io(path: path, operation: "fallocate", errno: code)
+        }
     }
 
     /// The name of the file holding the index of the first record kept.
@@ -253,16 +289,18 @@ public final class WriteAheadLog {
         try Self.syncDirectory(slash)
     }
 
-    /// Appends a seal naming `next` to a closed segment, durably.
-    static func appendSeal(next: UInt64, to path: String) throws(StorageError) {
+    /// Writes a seal naming `next` at `offset` of a closed segment, durably, and releases the
+    /// space reserved after it.
+    static func writeSeal(next: UInt64, to path: String, at offset: Int) throws(StorageError) {
         var seal: [UInt8] = []
         Self.seal(next: next, into: &seal)
-        let descriptor = Glibc.open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        let descriptor = Glibc.open(path, O_WRONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
         defer { close(descriptor) }
-        let count = seal.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        let count = seal.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
         guard count == seal.count else { throw .io(path: path, operation: "write", errno: count < 0 ? errno : EIO) }
         if fdatasync(descriptor) != 0 { throw .io(path: path, operation: "fdatasync", errno: errno) }
+        _ = ftruncate(descriptor, off_t(offset + seal.count))
     }
 
     /// Cuts a torn tail and makes the cut durable before anything is appended after it.
@@ -280,6 +318,7 @@ public final class WriteAheadLog {
         self.descriptor = descriptor
         self.segmentPath = segmentPath
         self.segmentSize = segmentSize
+        self.syncedSize = segmentSize
         self.nextIndex = nextIndex
     }
 
@@ -302,7 +341,7 @@ public final class WriteAheadLog {
                 framed = 0
                 try self.startSegment()
             }
-            Self.frame(record, into: &buffer)
+            Self.frame(record, batch: self.syncedSize, into: &buffer)
             framed += 1
         }
         try self.write(buffer, records: framed)
@@ -319,10 +358,17 @@ public final class WriteAheadLog {
             throw self.failed!
         }
         self.unsynced = false
+        self.syncedSize = self.segmentSize
     }
 
     /// Bytes of framing before each payload.
-    static let headerBytes = 12
+    static let headerBytes = 20
+    /// Bytes of framing before a payload in the old framing, and before a seal's index.
+    static let oldHeaderBytes = 12
+    /// Set in a record's length word: the record carries its batch start.
+    static let framingFlag: UInt32 = 1 << 31
+    /// A crash leaves a sector either as it was (zeros, in reserved space) or as written.
+    static let sectorBytes = 512
 
     /// LevelDB's CRC mask: the checksum of data that holds checksums, and of zeros, is no
     /// longer trivially valid.
@@ -340,11 +386,13 @@ public final class WriteAheadLog {
         return value
     }
 
-    /// Appends the framing of one record to `buffer`.
-    static func frame(_ record: [UInt8], into buffer: inout [UInt8]) {
+    /// Appends the framing of one record, written once the segment's first `batch` bytes are
+    /// durable, to `buffer`.
+    static func frame(_ record: [UInt8], batch: Int, into buffer: inout [UInt8]) {
         let start = buffer.count
-        Self.appendWord(UInt32(record.count), to: &buffer)
-        Self.appendWord(Self.masked(CRC32C.checksum(buffer[start..<(start + 4)])), to: &buffer)
+        Self.appendWord(UInt32(record.count) | Self.framingFlag, to: &buffer)
+        Self.appendWord(UInt64(batch), to: &buffer)
+        Self.appendWord(Self.masked(CRC32C.checksum(buffer[start..<(start + 12)])), to: &buffer)
         Self.appendWord(Self.masked(CRC32C.checksum(record)), to: &buffer)
         buffer.append(contentsOf: record)
     }
@@ -357,6 +405,10 @@ public final class WriteAheadLog {
         var end: Int
         /// The index its seal names as the next segment's first record, if it was sealed.
         var sealedNext: UInt64?
+        /// Bytes of a torn tail after `end`, up to the last that is not zero: to be cut.
+        var tornBytes = 0
+        /// Records begun in those bytes.
+        var tornRecords = 0
     }
 
     /// The length field of a seal frame: no record is this long (`maximumRecordBytes` is
@@ -374,13 +426,82 @@ public final class WriteAheadLog {
         buffer.append(contentsOf: payload)
     }
 
-    /// How many records the torn tail of the final segment held: one cut short (or ending in a
-    /// bad checksum), or none when it is zeros (space the file system allocated). A tail never
-    /// holds more: parsing stops at the first record that is not whole, and nothing is written
-    /// after a record until it is. (A torn seal is never in the final segment: its successor is
-    /// created first.)
-    static func recordsBegun(in tail: ArraySlice<UInt8>) -> Int {
-        tail.allSatisfy { $0 == 0 } ? 0 : 1
+    /// One frame read at an offset.
+    enum Frame {
+        /// A whole record; `batch` is nil in the old framing.
+        case record(payload: Range<Int>, batch: Int?)
+        /// A whole seal, ending at `end`.
+        case seal(next: UInt64, end: Int)
+        /// A frame that fails a checksum or is cut short: `extent` is the bytes it covers (its
+        /// header, or the whole record when the header is sound); `pastEnd`: it runs past the
+        /// end of the file.
+        case damaged(reason: String, extent: Range<Int>, pastEnd: Bool)
+        /// A frame whose header passes its checksum but is impossible: never a torn write.
+        case invalid(reason: String)
+    }
+
+    /// The frame at `offset`.
+    static func frame(in bytes: [UInt8], at offset: Int, options: Options) -> Frame {
+        func word(_ at: Int) -> UInt32 { Self.word(bytes, at: at) }
+        let available = bytes.count - offset
+        guard available >= Self.oldHeaderBytes else {
+            return .damaged(reason: "a record header cut short", extent: offset..<bytes.count, pastEnd: true)
+        }
+        let first = word(offset)
+        let isNew = first != Self.sealLength && first & Self.framingFlag != 0
+        let header = isNew ? Self.headerBytes : Self.oldHeaderBytes
+        guard available >= header else {
+            return .damaged(reason: "a record header cut short", extent: offset..<bytes.count, pastEnd: true)
+        }
+        let covered = isNew ? 12 : 4
+        guard Self.masked(CRC32C.checksum(bytes[offset..<(offset + covered)])) == word(offset + covered) else {
+            return .damaged(reason: "record header checksum mismatch", extent: offset..<(offset + header), pastEnd: false)
+        }
+        let length = first == Self.sealLength ? 8 : Int(first & ~Self.framingFlag)
+        guard length <= options.maximumRecordBytes || first == Self.sealLength else {
+            return .invalid(reason: "record length \(length) exceeds the limit of \(options.maximumRecordBytes)")
+        }
+        let batch = isNew ? Int(truncatingIfNeeded: Self.word(bytes, at: offset + 4, as: UInt64.self)) : nil
+        if let batch, batch < 0 || batch > offset {
+            return .invalid(reason: "record written once byte \(batch) was durable, but it starts at byte \(offset)")
+        }
+        let end = offset + header + length
+        let what = first == Self.sealLength ? "segment seal" : "record"
+        guard end <= bytes.count else {
+            return .damaged(
+                reason: first == Self.sealLength ? "a segment seal cut short" : "a record of \(length) bytes runs past the end of the segment",
+                extent: offset..<bytes.count, pastEnd: true)
+        }
+        guard Self.masked(CRC32C.checksum(bytes[(offset + header)..<end])) == word(offset + covered + 4) else {
+            return .damaged(reason: "\(what) checksum mismatch", extent: offset..<end, pastEnd: false)
+        }
+        if first == Self.sealLength { return .seal(next: Self.word(bytes, at: offset + header, as: UInt64.self), end: end) }
+        return .record(payload: (offset + header)..<end, batch: batch)
+    }
+
+    /// The length of `bytes` without the zeros at its end (a reserved segment's free space),
+    /// found a word at a time.
+    static func writtenLength(_ bytes: [UInt8]) -> Int {
+        bytes.withUnsafeBytes { buffer in
+            var end = buffer.count
+            while end % 8 != 0 && buffer[end - 1] == 0 { end -= 1 }
+            if end % 8 == 0 {
+                while end >= 8 && buffer.loadUnaligned(fromByteOffset: end - 8, as: UInt64.self) == 0 { end -= 8 }
+            }
+            while end > 0 && buffer[end - 1] == 0 { end -= 1 }
+            return end
+        }
+    }
+
+    /// The offset of the first byte from `start` on that is not zero (`bytes.count` if none).
+    static func firstNonZero(_ bytes: [UInt8], from start: Int) -> Int {
+        bytes.withUnsafeBytes { buffer in
+            var index = start
+            while index < buffer.count && index % 8 != 0 && buffer[index] == 0 { index += 1 }
+            while index + 8 <= buffer.count && index % 8 == 0 && buffer.loadUnaligned(fromByteOffset: index, as: UInt64.self) == 0 { index += 8 }
+            while index < buffer.count && buffer[index] == 0 { index += 1 }
+            return index
+        }
     }
 
     /// Parses a segment's records and seal. `isLast`: torn tails are allowed (see the type's
@@ -388,43 +509,55 @@ public final class WriteAheadLog {
     static func parse(_ bytes: [UInt8], file: String, isLast: Bool, options: Options) throws(StorageError) -> ParsedSegment {
         var records: [[UInt8]] = []
         var offset = 0
-        func word(_ at: Int) -> UInt32 { Self.word(bytes, at: at) }
-        func torn(_ reason: String) throws(StorageError) -> ParsedSegment {
-            guard isLast else { throw .corrupt(file: file, offset: offset, reason: reason) }
-            return ParsedSegment(records: records, end: offset)
-        }
-        while offset < bytes.count {
-            guard bytes.count - offset >= Self.headerBytes else { return try torn("a record header cut short") }
-            guard Self.masked(CRC32C.checksum(bytes[offset..<(offset + 4)])) == word(offset + 4) else {
-                // A damaged header: torn only if nothing but zeros follows it.
-                if isLast && bytes[offset...].allSatisfy({ $0 == 0 }) { return ParsedSegment(records: records, end: offset) }
-                throw .corrupt(file: file, offset: offset, reason: "record header checksum mismatch")
-            }
-            if word(offset) == Self.sealLength {
-                // The seal: eight bytes of the next index, then nothing.
-                let end = offset + Self.headerBytes + 8
-                guard end <= bytes.count else { return try torn("a segment seal cut short") }
-                let payload = Array(bytes[(offset + Self.headerBytes)..<end])
-                guard Self.masked(CRC32C.checksum(payload)) == word(offset + 8) else {
-                    if isLast && end == bytes.count { return ParsedSegment(records: records, end: offset) }
-                    throw .corrupt(file: file, offset: offset, reason: "segment seal checksum mismatch")
+        // Reserved space after the last frame holds zeros.
+        let written = Self.writtenLength(bytes)
+        while offset < written {
+            switch Self.frame(in: bytes, at: offset, options: options) {
+            case .record(let payload, _):
+                records.append(Array(bytes[payload]))
+                offset = payload.upperBound
+            case .seal(let next, let end):
+                guard end >= written else { throw .corrupt(file: file, offset: end, reason: "bytes after the segment's seal") }
+                return ParsedSegment(records: records, end: end, sealedNext: next)
+            case .invalid(let reason):
+                throw .corrupt(file: file, offset: offset, reason: reason)
+            case .damaged(let reason, let extent, let pastEnd):
+                guard isLast else { throw .corrupt(file: file, offset: offset, reason: reason) }
+                // A crash leaves a record cut short at the end of the file, or written over
+                // zeros in part: a sector of it that never reached the disk still holds zeros
+                // from the damaged record on (before it, the whole records read above).
+                let firstSector = extent.lowerBound / Self.sectorBytes * Self.sectorBytes
+                let holed = stride(from: firstSector, to: extent.upperBound, by: Self.sectorBytes).contains { sector in
+                    bytes[max(sector, offset)..<min(sector + Self.sectorBytes, bytes.count)].allSatisfy { $0 == 0 }
                 }
-                guard end == bytes.count else { throw .corrupt(file: file, offset: end, reason: "bytes after the segment's seal") }
-                return ParsedSegment(records: records, end: end, sealedNext: Self.word(payload, at: 0, as: UInt64.self))
+                guard pastEnd || extent.upperBound == bytes.count || extent.upperBound >= written || holed else {
+                    throw .corrupt(file: file, offset: offset, reason: reason)
+                }
+                // No whole frame after it may have been written once it was durable.
+                var begun = 1
+                var later = offset + 1
+                while later < written {
+                    // Every frame has a byte that is not zero in its first twelve: runs of
+                    // zeros (holes, reserved space) are skipped a word at a time.
+                    let nonZero = Self.firstNonZero(bytes, from: later)
+                    if nonZero - later >= Self.oldHeaderBytes {
+                        later = nonZero - Self.oldHeaderBytes + 1
+                        continue
+                    }
+                    defer { later += 1 }
+                    switch Self.frame(in: bytes, at: later, options: options) {
+                    case .record(_, let batch?) where batch <= offset:
+                        begun += 1
+                    case .record, .seal:
+                        throw .corrupt(
+                            file: file, offset: offset,
+                            reason: "\(reason), and the record at byte \(later) was written after it was synced")
+                    case .damaged, .invalid:
+                        continue
+                    }
+                }
+                return ParsedSegment(records: records, end: offset, tornBytes: written - offset, tornRecords: begun)
             }
-            let length = Int(word(offset))
-            guard length <= options.maximumRecordBytes else {
-                throw .corrupt(file: file, offset: offset, reason: "record length \(length) exceeds the limit of \(options.maximumRecordBytes)")
-            }
-            let end = offset + Self.headerBytes + length
-            guard end <= bytes.count else { return try torn("a record of \(length) bytes runs past the end of the segment") }
-            let payload = Array(bytes[(offset + Self.headerBytes)..<end])
-            guard Self.masked(CRC32C.checksum(payload)) == word(offset + 8) else {
-                if isLast && end == bytes.count { return ParsedSegment(records: records, end: offset) }
-                throw .corrupt(file: file, offset: offset, reason: "record checksum mismatch")
-            }
-            records.append(payload)
-            offset = end
         }
         return ParsedSegment(records: records, end: offset)
     }
@@ -448,19 +581,56 @@ public final class WriteAheadLog {
         return names.sorted()
     }
 
+    /// Linux's `SEEK_DATA` and `SEEK_HOLE` (glibc defines them only for `_GNU_SOURCE`).
+    static let seekData: Int32 = 3
+    static let seekHole: Int32 = 4
+
+    /// A file's bytes up to the end of its last data, the space after it (reserved and never
+    /// written, which reads as zeros) left out. Space the file system reports as a hole
+    /// (`SEEK_HOLE`) is not read but filled with zeros.
     static func readFile(_ path: String) throws(StorageError) -> [UInt8] {
         let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
         defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 { throw .io(path: path, operation: "read", errno: errno) }
-            if count == 0 { return bytes }
-            bytes.append(contentsOf: chunk[0..<count])
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw .io(path: path, operation: "stat", errno: errno) }
+        let size = Int(status.st_size)
+        // The data's extents; the whole file where the file system cannot tell.
+        var extents: [Range<Int>] = []
+        var position = 0
+        while position < size {
+            let data = lseek(descriptor, off_t(position), Self.seekData)
+            if data < 0 && errno == ENXIO { break }
+            let hole = data < 0 ? -1 : lseek(descriptor, data, Self.seekHole)
+            guard data >= 0, hole > data else {
+                extents = [0..<size]
+                break
+            }
+            extents.append(Int(data)..<min(Int(hole), size))
+            position = Int(hole)
         }
+        // No one writes meanwhile: the data directory is locked.
+        var failure: Int32?
+        let bytes = [UInt8](unsafeUninitializedCapacity: extents.last?.upperBound ?? 0) { buffer, initialized in
+            var filled = 0
+            for extent in extents {
+                if extent.lowerBound > filled { (buffer.baseAddress! + filled).initialize(repeating: 0, count: extent.lowerBound - filled) }
+                filled = extent.lowerBound
+                while filled < extent.upperBound {
+                    let count = pread(descriptor, buffer.baseAddress! + filled, extent.upperBound - filled, off_t(filled))
+                    if count < 0 && errno == EINTR { continue }
+                    if count <= 0 {
+                        failure = count < 0 ? errno : EIO
+                        initialized = filled
+                        return
+                    }
+                    filled += count
+                }
+            }
+            initialized = filled
+        }
+        if let failure { throw .io(path: path, operation: "read", errno: failure) }
+        return bytes
     }
 
     static func syncDirectory(_ directory: String) throws(StorageError) {
@@ -473,13 +643,13 @@ public final class WriteAheadLog {
     private func write(_ buffer: [UInt8], records: UInt64) throws(StorageError) {
         var written = 0
         while written < buffer.count {
-            let count = buffer.withUnsafeBytes { Glibc.write(self.descriptor, $0.baseAddress! + written, buffer.count - written) }
+            let count = buffer.withUnsafeBytes {
+                pwrite(self.descriptor, $0.baseAddress! + written, buffer.count - written, off_t(self.segmentSize + written))
+            }
             if count < 0 && errno == EINTR { continue }
             if count <= 0 {
-                // Cut the partial write back off, then refuse further use.
-                let code = count < 0 ? errno : EIO
-                _ = ftruncate(self.descriptor, off_t(self.segmentSize))
-                self.failed = .io(path: self.segmentPath, operation: "write", errno: code)
+                // The partial write is a torn tail for recovery; refuse further use.
+                self.failed = .io(path: self.segmentPath, operation: "write", errno: count < 0 ? errno : EIO)
                 throw self.failed!
             }
             written += count
@@ -490,17 +660,22 @@ public final class WriteAheadLog {
     }
 
     /// Seals the current segment (durably) and starts the next. The next segment's file is
-    /// created (and its directory entry made durable) before the seal is written: a seal on
-    /// disk promises that its successor exists, so a deleted last segment is detected.
+    /// created and reserved (and its directory entry made durable) before the seal is written:
+    /// a seal on disk promises that its successor exists, so a deleted last segment is
+    /// detected. The sealed segment's unused reservation is released.
     private func startSegment() throws(StorageError) {
         try self.sync()
         let nextPath = self.directory + "/" + Self.segmentName(self.nextIndex)
-        let next = Glibc.open(nextPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let next = Glibc.open(nextPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard next >= 0 else {
             self.failed = .io(path: nextPath, operation: "open", errno: errno)
             throw self.failed!
         }
-        do {
+        do throws(StorageError) {
+            if self.options.reserveSegments {
+                try Self.reserve(next, path: nextPath, bytes: self.options.segmentBytes)
+                if fsync(next) != 0 { throw StorageError.io(path: nextPath, operation: "fsync", errno: errno) }
+            }
             try Self.syncDirectory(self.directory)
         } catch {
             close(next)
@@ -516,10 +691,13 @@ public final class WriteAheadLog {
             close(next)
             throw error
         }
+        // Not synced: zeros after a seal are allowed.
+        _ = ftruncate(self.descriptor, off_t(self.segmentSize))
         close(self.descriptor)
         self.descriptor = next
         self.segmentPath = nextPath
         self.segmentSize = 0
+        self.syncedSize = 0
     }
 }
 

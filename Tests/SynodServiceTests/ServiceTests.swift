@@ -150,8 +150,14 @@ struct ServiceTests {
         let again = try await cluster.waitForLeader()
         let reader = try await cluster.connect(again)
         for index in 0..<20 { #expect(try await get(reader, "key\(index)") == "value\(index)") }
-        // The cluster status, asked of any member, lists every member and the one leader.
-        let cluster1 = try await reader.request(.GET, "/v3/cluster").json
+        // The cluster status, asked of any member, lists every member and the one leader, once
+        // the third member has started too (a leader needs only two).
+        var cluster1 = try await reader.request(.GET, "/v3/cluster").json
+        let deadline = ContinuousClock.now + .seconds(15)
+        while (cluster1?["members"] as? [[String: Any]] ?? []).contains(where: { $0["commitPosition"] == nil }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            cluster1 = try await reader.request(.GET, "/v3/cluster").json
+        }
         #expect(cluster1?["leader"] as? Int == again)
         #expect((cluster1?["members"] as? [[String: Any]])?.count == 3)
         // Each member reports its commit and applied positions; the leader's commit covers the 20 puts.
@@ -214,12 +220,12 @@ struct ServiceTests {
         let path = walDirectory + "/" + segment
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
 
-        // Torn: half of a frame header at the end.
+        // Torn: half of a frame header at the end of the file (after the space the segment
+        // reserved, zeros; the records end before it).
         try (original + Data([0x20, 0x00])).write(to: URL(fileURLWithPath: path))
         try cluster.start(victim.id)
-        try await Task.sleep(for: .seconds(1))
+        let reader = try await cluster.connectWhenListening(victim.id)
         #expect(cluster.isRunning(victim.id))
-        let reader = try await cluster.connect(victim.id)
         #expect(try await get(reader, "t9") == "v9")
         await reader.close()
         cluster.stop(victim.id, signal: SIGKILL)

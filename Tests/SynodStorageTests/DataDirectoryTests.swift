@@ -146,26 +146,27 @@ struct DataDirectoryTests {
     func tornRecordsCounted() throws {
         let directory = ScratchDirectory()
         defer { directory.remove() }
-        try directory.writeLog((0..<5).map { record($0) })
+        let options = smallSegments(reserve: false)
+        try directory.writeLog((0..<5).map { record($0) }, options: options)
         let segment = directory.segments()[0]
         let whole = directory.bytes(segment)
         // Three more records appended, then a crash tore the last one.
-        try directory.writeLog((5..<8).map { record($0) })
+        try directory.writeLog((5..<8).map { record($0) }, options: options)
         let longer = directory.bytes(segment)
         directory.write(segment, Array(longer.prefix(longer.count - 5)))
-        let (_, recovery) = try WriteAheadLog.open(directory: directory.path)
+        let (_, recovery) = try WriteAheadLog.open(directory: directory.path, options: options)
         #expect(recovery.records.count == 7)
         #expect(recovery.truncatedRecords == 1)
         // A record's header whole and half its payload: one record cut, at the end of the last whole one.
-        directory.write(segment, Array(longer.prefix(whole.count + 12 + 10)))
-        let (_, again) = try WriteAheadLog.open(directory: directory.path)
+        directory.write(segment, Array(longer.prefix(whole.count + 20 + 10)))
+        let (_, again) = try WriteAheadLog.open(directory: directory.path, options: options)
         #expect(again.records.count == 5)
         #expect(again.truncatedRecords == 1)
         #expect(again.truncatedAt?.offset == whole.count)
         #expect(again.truncatedAt?.file == directory.path + "/" + segment)
-        // Zeros the file system left after the last record: cut, but no record was in them.
+        // Zeros the file system left after the last record: free space, no record was in them.
         directory.write(segment, whole + [UInt8](repeating: 0, count: 64))
-        let (_, zeros) = try WriteAheadLog.open(directory: directory.path)
-        #expect(zeros.truncatedBytes == 64 && zeros.truncatedRecords == 0)
+        let (_, zeros) = try WriteAheadLog.open(directory: directory.path, options: options)
+        #expect(zeros.records.count == 5 && zeros.truncatedBytes == 0 && zeros.truncatedRecords == 0 && zeros.truncatedAt == nil)
     }
 }

@@ -22,6 +22,18 @@ struct ScratchDirectory {
     func write(_ name: String, _ bytes: [UInt8]) { _ = FileManager.default.createFile(atPath: self.path + "/" + name, contents: Data(bytes)) }
 }
 
+/// Small segments (4 KiB reserved each), so damage is tested in whole files quickly; `reserve`
+/// off: segments that grow with every append, ending where their data ends.
+func smallSegments(reserve: Bool = true) -> WriteAheadLog.Options {
+    var options = WriteAheadLog.Options()
+    options.segmentBytes = 4096
+    options.reserveSegments = reserve
+    return options
+}
+
+/// The bytes before the last one that is not zero.
+func nonZeroLength(_ bytes: some Collection<UInt8>) -> Int { bytes.count - bytes.reversed().prefix { $0 == 0 }.count }
+
 func record(_ index: Int, size: Int = 20) -> [UInt8] {
     (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }
 }
@@ -74,22 +86,23 @@ struct WriteAheadLogTests {
         let directory = ScratchDirectory()
         defer { directory.remove() }
         let written = (0..<5).map { record($0, size: 30) }
-        try directory.writeLog(written)
+        let options = smallSegments(reserve: false)
+        try directory.writeLog(written, options: options)
         let name = directory.segments()[0]
         let full = directory.bytes(name)
-        let lastStart = full.count - (12 + 30)
+        let lastStart = full.count - (20 + 30)
         for cut in lastStart..<full.count {
             directory.write(name, Array(full[0..<cut]))
-            let (_, recovery) = try WriteAheadLog.open(directory: directory.path)
+            let (_, recovery) = try WriteAheadLog.open(directory: directory.path, options: options)
             #expect(recovery.records == Array(written[0..<4]), "cut at \(cut)")
-            #expect(recovery.truncatedBytes == cut - lastStart)
+            #expect(recovery.truncatedBytes == nonZeroLength(full[lastStart..<cut]))
             #expect(directory.bytes(name).count == lastStart, "the torn tail is removed from the file")
         }
         // A last record with garbage in its payload and nothing after it: torn, too.
         var garbled = full
         garbled[full.count - 1] ^= 0xFF
         directory.write(name, garbled)
-        let (_, recovery) = try WriteAheadLog.open(directory: directory.path)
+        let (_, recovery) = try WriteAheadLog.open(directory: directory.path, options: options)
         #expect(recovery.records == Array(written[0..<4]))
     }
 
@@ -97,13 +110,13 @@ struct WriteAheadLogTests {
     func corruptionRefused() throws {
         let directory = ScratchDirectory()
         defer { directory.remove() }
-        try directory.writeLog((0..<5).map { record($0, size: 30) })
+        try directory.writeLog((0..<5).map { record($0, size: 30) }, options: smallSegments())
         let name = directory.segments()[0]
         var bytes = directory.bytes(name)
-        bytes[42 + 12 + 3] ^= 0x01  // inside the second record's payload
+        bytes[50 + 20 + 3] ^= 0x01  // inside the second record's payload
         directory.write(name, bytes)
-        #expect(throws: StorageError.corrupt(file: directory.path + "/" + name, offset: 42, reason: "record checksum mismatch")) {
-            _ = try WriteAheadLog.open(directory: directory.path)
+        #expect(throws: StorageError.corrupt(file: directory.path + "/" + name, offset: 50, reason: "record checksum mismatch")) {
+            _ = try WriteAheadLog.open(directory: directory.path, options: smallSegments())
         }
     }
 
@@ -111,26 +124,33 @@ struct WriteAheadLogTests {
     func damagedLengthRefused() throws {
         let directory = ScratchDirectory()
         defer { directory.remove() }
-        try directory.writeLog((0..<5).map { record($0, size: 30) })
+        try directory.writeLog((0..<5).map { record($0, size: 30) }, options: smallSegments())
         let name = directory.segments()[0]
         var bytes = directory.bytes(name)
-        bytes[42 + 3] ^= 0x01  // the second record's length grows by 16 MiB
+        bytes[50 + 3] ^= 0x01  // the second record's length grows by 16 MiB
         directory.write(name, bytes)
-        #expect(throws: StorageError.corrupt(file: directory.path + "/" + name, offset: 42, reason: "record header checksum mismatch")) {
-            _ = try WriteAheadLog.open(directory: directory.path)
+        #expect(throws: StorageError.corrupt(file: directory.path + "/" + name, offset: 50, reason: "record header checksum mismatch")) {
+            _ = try WriteAheadLog.open(directory: directory.path, options: smallSegments())
         }
     }
 
-    @Test("a zero-filled tail (space allocated, data never written) is torn, not records")
+    @Test("a zero-filled tail (space allocated, data never written) is free space, not records")
     func zeroTailIsTorn() throws {
         let directory = ScratchDirectory()
         defer { directory.remove() }
-        try directory.writeLog([record(1), [], record(2)])
+        let options = smallSegments(reserve: false)
+        try directory.writeLog([record(1), [], record(2)], options: options)
         let name = directory.segments()[0]
         directory.write(name, directory.bytes(name) + [UInt8](repeating: 0, count: 100))
-        let (_, recovery) = try WriteAheadLog.open(directory: directory.path)
-        #expect(recovery.records == [record(1), [], record(2)])
-        #expect(recovery.truncatedBytes == 100)
+        do {
+            let (log, recovery) = try WriteAheadLog.open(directory: directory.path, options: options)
+            #expect(recovery.records == [record(1), [], record(2)])
+            #expect(recovery.truncatedBytes == 0)
+            try log.append([record(3)])
+            try log.sync()
+        }
+        let (_, recovery) = try WriteAheadLog.open(directory: directory.path, options: options)
+        #expect(recovery.records == [record(1), [], record(2), record(3)])
     }
 
     @Test("a missing segment is corruption")
@@ -163,8 +183,9 @@ struct WriteAheadLogTests {
     func appendAfterRecovery() throws {
         let directory = ScratchDirectory()
         defer { directory.remove() }
+        let options = smallSegments(reserve: false)
         do {
-            let (log, _) = try WriteAheadLog.open(directory: directory.path)
+            let (log, _) = try WriteAheadLog.open(directory: directory.path, options: options)
             try log.append([record(1)])
             try log.sync()
             try log.append([record(2)])  // never synced; then the process "crashes" mid-write:
@@ -172,12 +193,12 @@ struct WriteAheadLogTests {
         let name = directory.segments()[0]
         directory.write(name, Array(directory.bytes(name).dropLast(5)))
         do {
-            let (log, recovery) = try WriteAheadLog.open(directory: directory.path)
+            let (log, recovery) = try WriteAheadLog.open(directory: directory.path, options: options)
             #expect(recovery.records == [record(1)])
             try log.append([record(3)])
             try log.sync()
         }
-        let (_, recovery) = try WriteAheadLog.open(directory: directory.path)
+        let (_, recovery) = try WriteAheadLog.open(directory: directory.path, options: options)
         #expect(recovery.records == [record(1), record(3)])
     }
 
@@ -191,12 +212,19 @@ struct WriteAheadLogTests {
         #expect(throws: StorageError.recordTooLarge(bytes: 17, limit: 16)) { try log.append([record(0, size: 17)]) }
     }
 
-    @Test("fuzz: random damage gives a prefix of the records or a corruption error, never a trap", arguments: 1...3 as ClosedRange<UInt64>)
+    @Test("fuzz: random damage gives a prefix of the records or a corruption error, never a trap", arguments: 1...4 as ClosedRange<UInt64>)
     func fuzz(seed: UInt64) throws {
         let directory = ScratchDirectory()
         defer { directory.remove() }
         let written = (0..<40).map { record($0, size: $0 % 5 * 9) }
-        try directory.writeLog(written)
+        let options = smallSegments(reserve: seed % 2 == 0)
+        do {
+            let (log, _) = try WriteAheadLog.open(directory: directory.path, options: options)
+            for batch in stride(from: 0, to: written.count, by: 8) {
+                try log.append(Array(written[batch..<(batch + 8)]))
+                try log.sync()
+            }
+        }
         let name = directory.segments()[0]
         let original = directory.bytes(name)
         var state = seed
@@ -207,14 +235,18 @@ struct WriteAheadLogTests {
         var corrupt = 0
         for _ in 0..<300 {
             var bytes = original
-            switch next(3) {
+            switch next(4) {
             case 0: bytes[next(bytes.count)] ^= UInt8(1 + next(255))
             case 1: bytes = Array(bytes.prefix(next(bytes.count)))
-            default: bytes.insert(UInt8(next(256)), at: next(bytes.count))
+            case 2: bytes.insert(UInt8(next(256)), at: next(bytes.count))
+            default:
+                // A sector that never reached the disk.
+                let sector = next(bytes.count / 512 + 1) * 512
+                bytes.replaceSubrange(sector..<min(sector + 512, bytes.count), with: repeatElement(0, count: min(512, bytes.count - sector)))
             }
             directory.write(name, bytes)
             do {
-                let (_, recovery) = try WriteAheadLog.open(directory: directory.path)
+                let (_, recovery) = try WriteAheadLog.open(directory: directory.path, options: options)
                 #expect(recovery.records == Array(written.prefix(recovery.records.count)))
             } catch {
                 corrupt += 1
