@@ -51,7 +51,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
 ///
 /// Recovery reads every segment in order. In the last segment, a record that fails its checks
 /// is a torn write from a crash when the damage is one a crash leaves: the record runs past the
-/// end of the file, or ends exactly at it, or is followed by nothing but zeros, or overlaps a
+/// end of the file, or nothing but zeros follows it, or it overlaps a
 /// 512-byte sector holding only zeros from the record on (a sector that never reached the disk
 /// keeps what it held before: the records synced earlier, then zeros); and no whole record after it
 /// was written after it was synced (a record whose batch start lies beyond the damage, or one in
@@ -523,14 +523,15 @@ public final class WriteAheadLog {
                 throw .corrupt(file: file, offset: offset, reason: reason)
             case .damaged(let reason, let extent, let pastEnd):
                 guard isLast else { throw .corrupt(file: file, offset: offset, reason: reason) }
-                // A crash leaves a record cut short at the end of the file, or written over
-                // zeros in part: a sector of it that never reached the disk still holds zeros
-                // from the damaged record on (before it, the whole records read above).
+                // A crash leaves a record cut short at the end of the file, or last of all
+                // that was written, or written over zeros in part: a sector of it that never
+                // reached the disk still holds zeros from the damaged record on (before it,
+                // the whole records read above).
                 let firstSector = extent.lowerBound / Self.sectorBytes * Self.sectorBytes
                 let holed = stride(from: firstSector, to: extent.upperBound, by: Self.sectorBytes).contains { sector in
                     bytes[max(sector, offset)..<min(sector + Self.sectorBytes, bytes.count)].allSatisfy { $0 == 0 }
                 }
-                guard pastEnd || extent.upperBound == bytes.count || extent.upperBound >= written || holed else {
+                guard pastEnd || extent.upperBound >= written || holed else {
                     throw .corrupt(file: file, offset: offset, reason: reason)
                 }
                 // No whole frame after it may have been written once it was durable.
