@@ -85,7 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: "To keep a cluster's data after changing its members' addresses, restart every member with the new --peers and the old id (which a refusal names)."))
     var clusterID: String?
 
-    @Option(help: "Bytes after which the write-ahead log starts a new segment file (at least 4096).")
+    @Option(help: "Bytes after which the write-ahead log starts a new segment file (at least 4096); each segment reserves this much disk when it starts.")
     var walSegmentBytes = 64 << 20
 
     @Option(help: ArgumentHelp(

@@ -62,10 +62,8 @@ struct ReservedSegmentTests {
         defer { directory.remove() }
         let written = try writeBatches(directory, before: 2, after: 0)
         let name = directory.segments()[0]
-        var bytes = directory.bytes(name)
         // Records 0 and 1 (bytes 0 to 240) were synced before the batch at 240 was written.
-        bytes.replaceSubrange(512..<1024, with: repeatElement(0, count: 512))
-        directory.write(name, bytes)
+        directory.edit(name) { $0.replaceSubrange(512..<1024, with: repeatElement(0, count: 512)) }
         do {
             let (log, recovery) = try WriteAheadLog.open(directory: directory.path, options: smallSegments())
             // Record 4 covers bytes 480 to 600: it and everything after it are torn.
@@ -90,11 +88,9 @@ struct ReservedSegmentTests {
         defer { directory.remove() }
         let written = try writeBatches(directory, before: 2, after: 0)
         let name = directory.segments()[0]
-        var bytes = directory.bytes(name)
         // The sector holds records 0 and 1 (synced) and the batch's first bytes, at 240 to 512:
         // unwritten, it still holds the two records and zeros.
-        bytes.replaceSubrange(240..<512, with: repeatElement(0, count: 272))
-        directory.write(name, bytes)
+        directory.edit(name) { $0.replaceSubrange(240..<512, with: repeatElement(0, count: 272)) }
         let (_, recovery) = try WriteAheadLog.open(directory: directory.path, options: smallSegments())
         #expect(recovery.records == Array(written[0..<2]))
         #expect(recovery.truncatedAt?.offset == 240)
@@ -114,10 +110,8 @@ struct ReservedSegmentTests {
             try log.sync()
         }
         let name = directory.segments()[0]
-        var bytes = directory.bytes(name)
         // A hole inside the fourth record of the batch (2480 to 3100) only.
-        bytes.replaceSubrange(2560..<3072, with: repeatElement(0, count: 512))
-        directory.write(name, bytes)
+        directory.edit(name) { $0.replaceSubrange(2560..<3072, with: repeatElement(0, count: 512)) }
         do {
             let (log, recovery) = try WriteAheadLog.open(directory: directory.path, options: options)
             #expect(recovery.records == (0...3).map { record($0, size: 600) })
@@ -136,9 +130,7 @@ struct ReservedSegmentTests {
         defer { directory.remove() }
         _ = try writeBatches(directory, before: 0, after: 2)
         let name = directory.segments()[0]
-        var bytes = directory.bytes(name)
-        bytes.replaceSubrange(512..<1024, with: repeatElement(0, count: 512))
-        directory.write(name, bytes)
+        directory.edit(name) { $0.replaceSubrange(512..<1024, with: repeatElement(0, count: 512)) }
         #expect(throws: StorageError.corrupt(
             file: directory.path + "/" + name, offset: 480,
             reason: "record checksum mismatch, and the record at byte 1440 was written after it was synced")) {
@@ -152,9 +144,7 @@ struct ReservedSegmentTests {
         defer { directory.remove() }
         _ = try writeBatches(directory, before: 2, after: 0)
         let name = directory.segments()[0]
-        var bytes = directory.bytes(name)
-        bytes[600 + 30] ^= 0x10
-        directory.write(name, bytes)
+        directory.edit(name) { $0[600 + 30] ^= 0x10 }
         #expect(throws: StorageError.corrupt(file: directory.path + "/" + name, offset: 600, reason: "record checksum mismatch")) {
             _ = try WriteAheadLog.open(directory: directory.path, options: smallSegments())
         }

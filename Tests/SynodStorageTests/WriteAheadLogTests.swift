@@ -20,6 +20,12 @@ struct ScratchDirectory {
         try log.sync()
     }
     func write(_ name: String, _ bytes: [UInt8]) { _ = FileManager.default.createFile(atPath: self.path + "/" + name, contents: Data(bytes)) }
+    /// Damages a segment in place, as a crash or the disk would.
+    func edit(_ name: String, _ change: (inout [UInt8]) -> Void) {
+        var bytes = self.bytes(name)
+        change(&bytes)
+        self.write(name, bytes)
+    }
 }
 
 /// Small segments (4 KiB reserved each), so damage is tested in whole files quickly; `reserve`
@@ -112,9 +118,7 @@ struct WriteAheadLogTests {
         defer { directory.remove() }
         try directory.writeLog((0..<5).map { record($0, size: 30) }, options: smallSegments())
         let name = directory.segments()[0]
-        var bytes = directory.bytes(name)
-        bytes[50 + 20 + 3] ^= 0x01  // inside the second record's payload
-        directory.write(name, bytes)
+        directory.edit(name) { $0[50 + 20 + 3] ^= 0x01 }  // inside the second record's payload
         #expect(throws: StorageError.corrupt(file: directory.path + "/" + name, offset: 50, reason: "record checksum mismatch")) {
             _ = try WriteAheadLog.open(directory: directory.path, options: smallSegments())
         }
@@ -126,9 +130,7 @@ struct WriteAheadLogTests {
         defer { directory.remove() }
         try directory.writeLog((0..<5).map { record($0, size: 30) }, options: smallSegments())
         let name = directory.segments()[0]
-        var bytes = directory.bytes(name)
-        bytes[50 + 3] ^= 0x01  // the second record's length grows by 16 MiB
-        directory.write(name, bytes)
+        directory.edit(name) { $0[50 + 3] ^= 0x01 }  // the second record's length grows by 16 MiB
         #expect(throws: StorageError.corrupt(file: directory.path + "/" + name, offset: 50, reason: "record header checksum mismatch")) {
             _ = try WriteAheadLog.open(directory: directory.path, options: smallSegments())
         }
