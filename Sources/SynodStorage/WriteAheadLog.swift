@@ -41,7 +41,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
 /// records framed `length (u32 LE, below 2³¹) · masked CRC-32C of the length · masked CRC-32C of
 /// the payload · payload`; they are read as before, and appended to in the new framing.)
 /// Segments are named by the index of their first record (`0000000000000000.wal`, …) and a new
-/// one starts once the current one passes `segmentBytes`. `append` writes; `sync` makes every
+/// one starts once the current one reaches `segmentBytes`. `append` writes; `sync` makes every
 /// appended record durable with one `fdatasync` (group commit: call it once per batch).
 ///
 /// A new segment's space is reserved when it is created (`fallocate`, the size set), so that a
@@ -49,16 +49,20 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
 /// zeros, and a crash can leave any of a batch's unsynced pages unwritten: a hole of zeros
 /// before pages that did reach the disk.
 ///
-/// Recovery reads every segment in order. In the last segment, a record that fails its checks
-/// is a torn write from a crash when the damage is one a crash leaves: the record runs past the
-/// end of the file, or nothing but zeros follows it, or it overlaps a
-/// 512-byte sector holding only zeros from the record on (a sector that never reached the disk
-/// keeps what it held before: the records synced earlier, then zeros); and no whole record after it
-/// was written after it was synced (a record whose batch start lies beyond the damage, or one in
-/// the old framing, or a seal). The records after a torn write are discarded with it, and the
-/// torn bytes are cut (durably) before anything is appended. Any other failure is corruption:
-/// the log refuses to open and names the file and byte offset. After a write or sync error the
-/// log refuses further use: the node must restart and recover.
+/// Recovery reads every segment in order. In the tail segment (the last that holds anything), a
+/// record that fails its checks is a torn write from a crash when the damage is one a crash
+/// leaves: the record runs past the end of the file's data, or nothing but zeros follows it, or
+/// a 512-byte sector it overlaps holds zeros from some byte of the record to the sector's end (a
+/// sector that never reached the disk keeps what it held before, the records synced earlier
+/// and then zeros; one written while its page was being filled holds the start of the new
+/// bytes); and no frame after it was written after it was synced: a record whose header names a
+/// batch start beyond the damage, the segment's seal, or (in a segment written before batch
+/// starts) any whole record. Damage confined to the last synced batch that also looks like a
+/// crash's is taken for one: those records are lost, as a damaged last record always was. The
+/// records after a torn write are discarded with it, and the torn bytes are cut (durably)
+/// before anything is appended. Any other failure is corruption: the log refuses to open and
+/// names the file and byte offset. After a write or sync error the log refuses further use: the
+/// node must restart and recover.
 ///
 /// A class because it owns a file descriptor (closed on deinit); use it from one thread.
 public final class WriteAheadLog {
@@ -76,7 +80,8 @@ public final class WriteAheadLog {
         public init() {}
 
         func validate() throws(StorageError) {
-            guard self.segmentBytes >= 4096, self.maximumRecordBytes >= 1, self.maximumRecordBytes < Int(WriteAheadLog.framingFlag) else {
+            // A record's length word is its length with the framing flag set, and all ones is a seal's.
+            guard self.segmentBytes >= 4096, self.maximumRecordBytes >= 1, self.maximumRecordBytes < Int(WriteAheadLog.framingFlag) - 1 else {
                 throw .io(path: "", operation: "validate options", errno: EINVAL)
             }
         }
@@ -148,7 +153,7 @@ public final class WriteAheadLog {
         var contents: [Int: [UInt8]] = [:]
         var tail = segments.count - 1
         while tail > 0 {
-            let bytes = try Self.readFile(directory + "/" + segments[tail])
+            let bytes = try Self.readFile(directory + "/" + segments[tail], segmentPadding: options.maximumRecordBytes + Self.headerBytes)
             contents[tail] = bytes
             guard Self.writtenLength(bytes) == 0 else { break }
             tail -= 1
@@ -161,7 +166,11 @@ public final class WriteAheadLog {
                 throw .corrupt(file: path, offset: 0, reason: "expected segment \(expected) here: a segment is missing")
             }
             let bytes: [UInt8]
-            if let read = contents.removeValue(forKey: position) { bytes = read } else { bytes = try Self.readFile(path) }
+            if let read = contents.removeValue(forKey: position) {
+                bytes = read
+            } else {
+                bytes = try Self.readFile(path, segmentPadding: options.maximumRecordBytes + Self.headerBytes)
+            }
             let parsed = try Self.parse(bytes, file: path, isLast: position >= tail, options: options)
             records += parsed.records
             if let next = parsed.sealedNext {
@@ -215,10 +224,12 @@ public final class WriteAheadLog {
     }
 
     /// Reserves the first `bytes` of a segment (its size at least that), unless the file
-    /// system cannot: then the segment grows with every append, as it would unreserved.
+    /// system cannot, or has no room: then the segment grows with every append, as it would
+    /// unreserved (and a full disk fails the append, not the start). Where the file system has
+    /// no `fallocate`, glibc writes the zeros itself.
     static func reserve(_ descriptor: Int32, path: String, bytes: Int) throws(StorageError) {
         let code = posix_fallocate(descriptor, 0, off_t(bytes))
-        guard code == 0 || code == EOPNOTSUPP || code == ENOSYS || code == EINVAL else {
+        guard code == 0 || code == EOPNOTSUPP || code == ENOSYS || code == EINVAL || code == ENOSPC || code == EDQUOT else {
             throw .io(path: path, operation: "fallocate", errno: code)
         }
     }
@@ -411,8 +422,8 @@ public final class WriteAheadLog {
         var tornRecords = 0
     }
 
-    /// The length field of a seal frame: no record is this long (`maximumRecordBytes` is
-    /// below it), so a seal is never taken for a record.
+    /// The length word of a seal frame: no record's is all ones (`maximumRecordBytes` is below
+    /// 2³¹ − 1), so a seal is never taken for a record.
     static let sealLength = UInt32.max
 
     /// Appends the seal frame that ends a segment: the index of the next segment's first record.
@@ -438,6 +449,33 @@ public final class WriteAheadLog {
         case damaged(reason: String, extent: Range<Int>, pastEnd: Bool)
         /// A frame whose header passes its checksum but is impossible: never a torn write.
         case invalid(reason: String)
+
+        var isSeal: Bool { if case .seal = self { true } else { false } }
+        var isRecord: Bool { if case .record = self { true } else { false } }
+    }
+
+    /// What a frame's header, alone, says (its checksum checked, not its payload's).
+    enum Header {
+        /// A record in the new framing, written once `batch` bytes were durable.
+        case new(batch: Int)
+        /// A seal's header.
+        case seal
+        /// A record's header in the old framing.
+        case old
+    }
+
+    /// The header at `offset`, if one whose checksum holds starts there.
+    static func header(in bytes: [UInt8], at offset: Int) -> Header? {
+        guard bytes.count - offset >= Self.oldHeaderBytes else { return nil }
+        let first = Self.word(bytes, at: offset) as UInt32
+        if first == Self.sealLength || first & Self.framingFlag == 0 {
+            guard Self.masked(CRC32C.checksum(bytes[offset..<(offset + 4)])) == Self.word(bytes, at: offset + 4) as UInt32 else { return nil }
+            return first == Self.sealLength ? .seal : .old
+        }
+        guard bytes.count - offset >= Self.headerBytes,
+              Self.masked(CRC32C.checksum(bytes[offset..<(offset + 12)])) == Self.word(bytes, at: offset + 12) as UInt32
+        else { return nil }
+        return .new(batch: Int(truncatingIfNeeded: Self.word(bytes, at: offset + 4, as: UInt64.self)))
     }
 
     /// The frame at `offset`.
@@ -511,10 +549,13 @@ public final class WriteAheadLog {
         var offset = 0
         // Reserved space after the last frame holds zeros.
         let written = Self.writtenLength(bytes)
+        // Whole records read so far, all in the old framing (a log written before batch starts).
+        var oldFramingOnly = false
         while offset < written {
             switch Self.frame(in: bytes, at: offset, options: options) {
-            case .record(let payload, _):
+            case .record(let payload, let batch):
                 records.append(Array(bytes[payload]))
+                oldFramingOnly = batch == nil && (records.count == 1 || oldFramingOnly)
                 offset = payload.upperBound
             case .seal(let next, let end):
                 guard end >= written else { throw .corrupt(file: file, offset: end, reason: "bytes after the segment's seal") }
@@ -523,18 +564,25 @@ public final class WriteAheadLog {
                 throw .corrupt(file: file, offset: offset, reason: reason)
             case .damaged(let reason, let extent, let pastEnd):
                 guard isLast else { throw .corrupt(file: file, offset: offset, reason: reason) }
-                // A crash leaves a record cut short at the end of the file, or last of all
-                // that was written, or written over zeros in part: a sector of it that never
-                // reached the disk still holds zeros from the damaged record on (before it,
-                // the whole records read above).
+                // A crash leaves a record cut short at the end of the file, or last of all that
+                // was written, or written over zeros in part: a sector of it holds zeros from
+                // some byte of the record to the sector's end (the sector never reached the
+                // disk and kept its zeros, or was written while its page was still being
+                // filled). A flipped bit elsewhere is damage to synced records.
                 let firstSector = extent.lowerBound / Self.sectorBytes * Self.sectorBytes
                 let holed = stride(from: firstSector, to: extent.upperBound, by: Self.sectorBytes).contains { sector in
-                    bytes[max(sector, offset)..<min(sector + Self.sectorBytes, bytes.count)].allSatisfy { $0 == 0 }
+                    let end = min(sector + Self.sectorBytes, bytes.count)
+                    let zeros = bytes[max(sector, offset)..<end].reversed().prefix { $0 == 0 }.count
+                    return zeros > 0 && end - zeros < extent.upperBound
                 }
                 guard pastEnd || extent.upperBound >= written || holed else {
                     throw .corrupt(file: file, offset: offset, reason: reason)
                 }
-                // No whole frame after it may have been written once it was durable.
+                // No frame after it may have been written once it was durable: a record whose
+                // header names a batch start past it, or the segment's seal. (Only headers are
+                // checked: a payload cannot make the scan check a payload. A segment in the old
+                // framing only, written before batch starts, is held to the old rule: no whole
+                // record after the damage.)
                 var begun = 1
                 var later = offset + 1
                 while later < written {
@@ -546,15 +594,25 @@ public final class WriteAheadLog {
                         continue
                     }
                     defer { later += 1 }
-                    switch Self.frame(in: bytes, at: later, options: options) {
-                    case .record(_, let batch?) where batch <= offset:
-                        begun += 1
-                    case .record, .seal:
+                    let evidence: Bool
+                    switch Self.header(in: bytes, at: later) {
+                    case .new(let batch):
+                        // A batch start past the header itself is no header this log wrote.
+                        if (0...offset).contains(batch) { begun += 1 }
+                        evidence = batch > offset && batch <= later
+                    case .seal:
+                        // A seal ends its segment: nothing but zeros after it.
+                        evidence = later + Self.oldHeaderBytes + 8 >= written
+                            && Self.frame(in: bytes, at: later, options: options).isSeal
+                    case .old:
+                        evidence = oldFramingOnly && Self.frame(in: bytes, at: later, options: options).isRecord
+                    case nil:
+                        continue
+                    }
+                    if evidence {
                         throw .corrupt(
                             file: file, offset: offset,
                             reason: "\(reason), and the record at byte \(later) was written after it was synced")
-                    case .damaged, .invalid:
-                        continue
                     }
                 }
                 return ParsedSegment(records: records, end: offset, tornBytes: written - offset, tornRecords: begun)
@@ -586,10 +644,12 @@ public final class WriteAheadLog {
     static let seekData: Int32 = 3
     static let seekHole: Int32 = 4
 
-    /// A file's bytes up to the end of its last data, the space after it (reserved and never
-    /// written, which reads as zeros) left out. Space the file system reports as a hole
-    /// (`SEEK_HOLE`) is not read but filled with zeros.
-    static func readFile(_ path: String) throws(StorageError) -> [UInt8] {
+    /// A file's bytes. With `segmentPadding`, a segment's: only the extents the file system
+    /// reports as data (`SEEK_DATA`) are read, holes between them read as zeros, and the space
+    /// after the last extent (reserved and never written, or zeros a file system stored as a
+    /// hole) is left out but for `segmentPadding` zeros, enough to hold the rest of any record
+    /// that starts in the data.
+    static func readFile(_ path: String, segmentPadding: Int? = nil) throws(StorageError) -> [UInt8] {
         let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
         defer { close(descriptor) }
@@ -597,22 +657,26 @@ public final class WriteAheadLog {
         guard fstat(descriptor, &status) == 0 else { throw .io(path: path, operation: "stat", errno: errno) }
         let size = Int(status.st_size)
         // The data's extents; the whole file where the file system cannot tell.
-        var extents: [Range<Int>] = []
-        var position = 0
-        while position < size {
-            let data = lseek(descriptor, off_t(position), Self.seekData)
-            if data < 0 && errno == ENXIO { break }
-            let hole = data < 0 ? -1 : lseek(descriptor, data, Self.seekHole)
-            guard data >= 0, hole > data else {
-                extents = [0..<size]
-                break
+        var extents = [0..<size]
+        if segmentPadding != nil {
+            extents = []
+            var position = 0
+            while position < size {
+                let data = lseek(descriptor, off_t(position), Self.seekData)
+                if data < 0 && errno == ENXIO { break }  // no data from `position` on
+                let hole = data < 0 ? -1 : lseek(descriptor, data, Self.seekHole)
+                guard data >= 0, hole > data else {
+                    extents = [0..<size]
+                    break
+                }
+                extents.append(Int(data)..<min(Int(hole), size))
+                position = Int(hole)
             }
-            extents.append(Int(data)..<min(Int(hole), size))
-            position = Int(hole)
         }
+        let length = min(size, (extents.last?.upperBound ?? 0) + (segmentPadding ?? 0))
         // No one writes meanwhile: the data directory is locked.
         var failure: Int32?
-        let bytes = [UInt8](unsafeUninitializedCapacity: extents.last?.upperBound ?? 0) { buffer, initialized in
+        let bytes = [UInt8](unsafeUninitializedCapacity: length) { buffer, initialized in
             var filled = 0
             for extent in extents {
                 if extent.lowerBound > filled { (buffer.baseAddress! + filled).initialize(repeating: 0, count: extent.lowerBound - filled) }
@@ -628,7 +692,8 @@ public final class WriteAheadLog {
                     filled += count
                 }
             }
-            initialized = filled
+            (buffer.baseAddress! + filled).initialize(repeating: 0, count: length - filled)
+            initialized = length
         }
         if let failure { throw .io(path: path, operation: "read", errno: failure) }
         return bytes

@@ -183,9 +183,10 @@ struct ClientChannelTests {
 
     @Test("the idle timeout closes a connection with no request in progress, never one whose answer is pending")
     func idleTimeout() async throws {
-        // The answer takes 800 ms, longer than the 300 ms idle timeout: it still arrives, then
-        // the connection closes once idle.
-        try await Self.withServer(delay: .milliseconds(800), idleTimeout: .milliseconds(300)) { server in
+        // The answer takes 2.5 s, longer than the 1 s idle timeout: it still arrives, then the
+        // connection closes once idle. (A 300 ms timeout closed the connection before a loaded
+        // machine let the test write its request.)
+        try await Self.withServer(delay: .milliseconds(2_500), idleTimeout: .seconds(1)) { server in
             let (text, closed) = try await Self.exchange(port: server.port, Self.post("/fast", "abc"), until: ["{\"length\":3}"], closed: true)
             #expect(text.contains("{\"length\":3}"), "the slow answer was written: \(text)")
             #expect(closed, "the connection closed once idle")

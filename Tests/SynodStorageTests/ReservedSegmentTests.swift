@@ -96,6 +96,66 @@ struct ReservedSegmentTests {
         #expect(recovery.truncatedAt?.offset == 240)
     }
 
+    @Test("a sector written while its page was being filled (new bytes, then zeros to its end) is a torn write")
+    func halfFilledSector() throws {
+        let directory = ScratchDirectory()
+        defer { directory.remove() }
+        let written = try writeBatches(directory, before: 2, after: 0)
+        let name = directory.segments()[0]
+        // Record 5 (600 to 720) keeps its first hundred bytes; the sector is zeros from 700 on.
+        directory.edit(name) { $0.replaceSubrange(700..<1024, with: repeatElement(0, count: 324)) }
+        let (_, recovery) = try WriteAheadLog.open(directory: directory.path, options: smallSegments())
+        #expect(recovery.records == Array(written[0..<5]))
+        #expect(recovery.truncatedAt?.offset == 600)
+    }
+
+    @Test("frames inside a payload (an old-framing record, a seal) after a torn record do not pass for a later batch")
+    func framesInPayload() throws {
+        let directory = ScratchDirectory()
+        defer { directory.remove() }
+        // An empty record in the old framing, and a seal, as a client's value could hold them.
+        var forged: [UInt8] = []
+        WriteAheadLog.appendWord(UInt32(0), to: &forged)
+        WriteAheadLog.appendWord(WriteAheadLog.masked(CRC32C.checksum([0, 0, 0, 0])), to: &forged)
+        WriteAheadLog.appendWord(WriteAheadLog.masked(CRC32C.checksum([])), to: &forged)
+        WriteAheadLog.seal(next: 7, into: &forged)
+        let records = [record(0, size: 100), record(1, size: 480), forged + record(2, size: 68), record(3, size: 100)]
+        do {
+            let (log, _) = try WriteAheadLog.open(directory: directory.path, options: smallSegments())
+            try log.append(Array(records[0..<1]))
+            try log.sync()
+            try log.append(Array(records[1...]))
+            try log.sync()
+        }
+        let name = directory.segments()[0]
+        // Record 1 (120 to 620) torn: its sector is zeros from 400 on. The forged frames sit in
+        // record 2 (620 to 740), which reached the disk.
+        directory.edit(name) { $0.replaceSubrange(400..<512, with: repeatElement(0, count: 112)) }
+        let (_, recovery) = try WriteAheadLog.open(directory: directory.path, options: smallSegments())
+        #expect(recovery.records == Array(records[0..<1]))
+        #expect(recovery.truncatedAt?.offset == 120)
+    }
+
+    @Test("zeros at the end of the last record, stored as a hole (as ZFS does with compression), are read as zeros")
+    func trailingHole() throws {
+        let directory = ScratchDirectory()
+        defer { directory.remove() }
+        let options = smallSegments(reserve: false)
+        let last = [1, 2, 3] + [UInt8](repeating: 0, count: 9000)
+        try directory.writeLog([record(0), last], options: options)
+        let name = directory.segments()[0]
+        let bytes = directory.bytes(name)
+        // Only the first block is data; the rest of the file is a hole.
+        directory.write(name, Array(bytes[0..<4096]))
+        let handle = try #require(FileHandle(forWritingAtPath: directory.path + "/" + name))
+        try handle.truncate(atOffset: UInt64(bytes.count))
+        try handle.close()
+        #expect(directory.bytes(name) == bytes)
+        let (_, recovery) = try WriteAheadLog.open(directory: directory.path, options: options)
+        #expect(recovery.records == [record(0), last])
+        #expect(recovery.truncatedBytes == 0)
+    }
+
     @Test("a record appended over a torn batch's first damaged record does not revive the whole ones after it")
     func noRevival() throws {
         let directory = ScratchDirectory()

@@ -212,6 +212,9 @@ struct WriteAheadLogTests {
         options.maximumRecordBytes = 16
         let (log, _) = try WriteAheadLog.open(directory: directory.path, options: options)
         #expect(throws: StorageError.recordTooLarge(bytes: 17, limit: 16)) { try log.append([record(0, size: 17)]) }
+        // A record of 2³¹ − 1 bytes would have a seal's length word.
+        options.maximumRecordBytes = (1 << 31) - 1
+        #expect(throws: StorageError.self) { _ = try WriteAheadLog.open(directory: directory.path, options: options) }
     }
 
     @Test("fuzz: random damage gives a prefix of the records or a corruption error, never a trap", arguments: 1...4 as ClosedRange<UInt64>)
