@@ -151,9 +151,11 @@ public final class WriteAheadLog {
         // reserved zeros): a crash between creating the next segment and sealing this one
         // leaves a torn seal here and an empty segment after.
         var contents: [Int: [UInt8]] = [:]
+        // Enough zeros after a segment's data to complete any record that starts in it.
+        let padding = options.maximumRecordBytes + Self.headerBytes
         var tail = segments.count - 1
         while tail > 0 {
-            let bytes = try Self.readFile(directory + "/" + segments[tail], segmentPadding: options.maximumRecordBytes + Self.headerBytes)
+            let bytes = try Self.readFile(directory + "/" + segments[tail], segmentPadding: padding)
             contents[tail] = bytes
             guard Self.writtenLength(bytes) == 0 else { break }
             tail -= 1
@@ -169,7 +171,7 @@ public final class WriteAheadLog {
             if let read = contents.removeValue(forKey: position) {
                 bytes = read
             } else {
-                bytes = try Self.readFile(path, segmentPadding: options.maximumRecordBytes + Self.headerBytes)
+                bytes = try Self.readFile(path, segmentPadding: padding)
             }
             let parsed = try Self.parse(bytes, file: path, isLast: position >= tail, options: options)
             records += parsed.records
