@@ -48,6 +48,10 @@ public struct WireWriter: Sendable {
     /// An empty writer.
     public init() {}
 
+    /// An empty writer with room for `capacity` bytes, so an encoding of about that size is
+    /// written into one allocation.
+    public init(capacity: Int) { self.bytes.reserveCapacity(capacity) }
+
     /// One raw byte (tags, small enums).
     public mutating func byte(_ value: UInt8) { self.bytes.append(value) }
 

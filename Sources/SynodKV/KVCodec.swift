@@ -62,9 +62,19 @@ public struct KVLimits: Sendable, Equatable {
 extension KVRequest {
     /// The canonical encoding.
     public func encoded() -> Bytes {
-        var writer = ByteWriter()
+        var writer = ByteWriter(capacity: self.encodedSizeHint)
         self.encode(into: &writer)
         return writer.bytes
+    }
+
+    /// About the encoding's size: exact but for varints shorter than their longest (a tag,
+    /// two lengths and a flag or a limit), and a guess for a transaction.
+    var encodedSizeHint: Int {
+        switch self {
+        case .put(let key, let value, _): 22 + key.count + value.count
+        case .range(let range, _), .deleteRange(let range, _): 31 + range.key.count + range.end.count
+        case .transaction: 256
+        }
     }
 
     func encode(into writer: inout ByteWriter) {
@@ -99,6 +109,18 @@ extension KVRequest {
                 for request in branch { request.encode(into: &writer) }
             }
         }
+    }
+
+    /// The canonical encoding, refused exactly as `decode(_:limits:)` would refuse it (the same
+    /// error), for a request built from a client's input: its bounds are checked on the
+    /// request itself rather than by decoding the encoding again.
+    public func encoded(limits: KVLimits) throws(KVError) -> Bytes {
+        let bytes = self.encoded()
+        guard bytes.count <= limits.maximumRequestBytes else {
+            throw .tooLarge("request of \(bytes.count) bytes exceeds \(limits.maximumRequestBytes)")
+        }
+        if let problem = self.boundsProblem(limits) { throw problem }
+        return bytes
     }
 
     /// Decodes a request, checking every bound in `limits`.

@@ -166,30 +166,40 @@ public struct KeyValueStore: StateMachine, Sendable, Equatable {
 }
 
 extension KVRequest {
-    /// The first `KVLimits` bound the request breaks, if any (what decoding checks).
-    func boundsProblem(_ limits: KVLimits) -> KVError? {
+    /// The first problem `decode(_:limits:)` would find in this request's encoding: the same
+    /// checks in the same order, with the same errors, without decoding (so without copying a
+    /// key or value). `KVCodecTests` holds the two to agreement.
+    func boundsProblem(_ limits: KVLimits, nested: Bool = false) -> KVError? {
+        func data(_ bytes: Bytes, limit: Int, what: String) -> KVError? {
+            bytes.count > limit ? .tooLarge("\(what) of \(bytes.count) bytes exceeds \(limit)") : nil
+        }
         func key(_ key: Bytes) -> KVError? {
-            if key.isEmpty { return .malformed("key is not provided") }
-            return key.count > limits.maximumKeyBytes ? .tooLarge("key of \(key.count) bytes exceeds \(limits.maximumKeyBytes)") : nil
+            data(key, limit: limits.maximumKeyBytes, what: "key") ?? (key.isEmpty ? .malformed("key is not provided") : nil)
+        }
+        func count(_ count: Int, what: String) -> KVError? {
+            count > limits.maximumTransactionOperations ? .tooLarge("\(count) \(what) exceed \(limits.maximumTransactionOperations)") : nil
         }
         switch self {
         case .put(let putKey, let value, _):
-            if let problem = key(putKey) { return problem }
-            return value.count > limits.maximumValueBytes ? .tooLarge("value of \(value.count) bytes exceeds \(limits.maximumValueBytes)") : nil
+            return key(putKey) ?? data(value, limit: limits.maximumValueBytes, what: "value")
         case .range(let range, let limit):
-            if limit < 0 { return .malformed("negative range limit \(limit)") }
-            return key(range.key) ?? (range.end.count > limits.maximumKeyBytes ? .tooLarge("range end too long") : nil)
+            if let problem = key(range.key) ?? data(range.end, limit: limits.maximumKeyBytes, what: "range end") { return problem }
+            return limit < 0 ? .malformed("negative range limit \(limit)") : nil
         case .deleteRange(let range, _):
-            return key(range.key) ?? (range.end.count > limits.maximumKeyBytes ? .tooLarge("range end too long") : nil)
+            return key(range.key) ?? data(range.end, limit: limits.maximumKeyBytes, what: "range end")
         case .transaction(let compare, let success, let failure):
-            for count in [compare.count, success.count, failure.count] where count > limits.maximumTransactionOperations {
-                return .tooLarge("\(count) operations exceed \(limits.maximumTransactionOperations)")
+            if nested { return .invalidTransaction("a transaction may not contain a transaction") }
+            if let problem = count(compare.count, what: "comparisons") { return problem }
+            for comparison in compare {
+                if let problem = key(comparison.key) ?? data(comparison.value, limit: limits.maximumValueBytes, what: "compared value") {
+                    return problem
+                }
             }
-            for comparison in compare where comparison.key.count > limits.maximumKeyBytes || comparison.value.count > limits.maximumValueBytes {
-                return .tooLarge("comparison key or value over the limit")
-            }
-            for request in success + failure {
-                if let problem = request.boundsProblem(limits) { return problem }
+            for branch in [success, failure] {
+                if let problem = count(branch.count, what: "operations") { return problem }
+                for request in branch {
+                    if let problem = request.boundsProblem(limits, nested: true) { return problem }
+                }
             }
             return nil
         }

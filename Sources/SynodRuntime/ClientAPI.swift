@@ -98,9 +98,9 @@ public struct ClientAPI<R: Replica>: Sendable {
         } else {
             (request, serializable) = try Self.generalRequest(operation, body: Data(body))
         }
-        let encoded = request.encoded()
+        let encoded: [UInt8]
         do {
-            _ = try KVRequest.decode(encoded, limits: limits)
+            encoded = try request.encoded(limits: limits)
         } catch {
             if case .tooLarge(let reason) = error { throw BadRequest(message: reason, status: .contentTooLarge) }
             throw BadRequest(message: error.description)
@@ -131,7 +131,7 @@ public struct ClientAPI<R: Replica>: Sendable {
     /// The state machine's reply to the JSON answer the client gets.
     public static func benchmarkAnswer(reply: [UInt8], epoch: UInt64) throws -> [UInt8] {
         let response = try KVResponse.decode(reply)
-        return Self.json(response, header: Self.header(clusterID: "1", member: 1, epoch: epoch, revision: response.revision)).bytes
+        return Self.answer(response, header: AnswerHeader(clusterID: "1", member: 1, epoch: epoch, revision: response.revision))
     }
 
     /// The largest request body the KV routes read: base64 grows payloads by a third, JSON
@@ -192,7 +192,7 @@ public struct ClientAPI<R: Replica>: Sendable {
         case .success(let bytes):
             do {
                 let response = try KVResponse.decode(bytes)
-                return .json(.ok, Self.json(response, header: self.header(epoch: self.node.currentEpoch, revision: response.revision)))
+                return APIReply(status: .ok, body: Self.answer(response, header: self.answerHeader(epoch: self.node.currentEpoch, revision: response.revision)))
             } catch {
                 return .error(.internalServerError, "\(error)")
             }
@@ -502,53 +502,152 @@ public struct ClientAPI<R: Replica>: Sendable {
     // MARK: Responses to JSON
 
     func header(epoch: UInt64, revision: Int64) -> JSONValue {
-        Self.header(clusterID: self.clusterID, member: self.node.configuration.id.rawValue, epoch: epoch, revision: revision)
+        .raw(self.answerHeader(epoch: epoch, revision: revision).bytes)
     }
 
-    static func header(clusterID: String, member: UInt16, epoch: UInt64, revision: Int64) -> JSONValue {
-        .object([  // in key order, so the writer need not sort
-            ("cluster_id", .string(clusterID)), ("member_id", .string("\(member)")),
-            ("raft_term", .string("\(epoch)")), ("revision", .string("\(revision)")),
-        ])
+    func answerHeader(epoch: UInt64, revision: Int64) -> AnswerHeader {
+        AnswerHeader(clusterID: self.clusterID, member: self.node.configuration.id.rawValue, epoch: epoch, revision: revision)
     }
 
-    static func json(_ keyValue: KeyValue) -> JSONValue {
-        .object([  // in key order, so the writer need not sort
-            ("create_revision", .string("\(keyValue.createRevision)")), ("key", .base64(keyValue.key)),
-            ("mod_revision", .string("\(keyValue.modRevision)")), ("value", .base64(keyValue.value)),
-            ("version", .string("\(keyValue.version)")),
-        ])
+    /// The `header` object of every answer.
+    struct AnswerHeader {
+        var clusterID: String
+        var member: UInt16
+        var epoch: UInt64
+        var revision: Int64
+
+        func write(into bytes: inout [UInt8]) {
+            var object = JSONObjectWriter(into: &bytes)
+            object.field("cluster_id", into: &bytes)
+            JSONValue.writeString(self.clusterID, into: &bytes)
+            object.field("member_id", into: &bytes)
+            JSONValue.writeQuoted(self.member, into: &bytes)
+            object.field("raft_term", into: &bytes)
+            JSONValue.writeQuoted(self.epoch, into: &bytes)
+            object.field("revision", into: &bytes)
+            JSONValue.writeQuoted(self.revision, into: &bytes)
+            object.end(into: &bytes)
+        }
+
+        var bytes: [UInt8] {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(96)
+            self.write(into: &bytes)
+            return bytes
+        }
     }
 
-    /// etcd's response shapes (fields with zero values left out, as its gateway does).
-    static func json(_ response: KVResponse, header: JSONValue?) -> JSONValue {
-        var fields: [(String, JSONValue)] = []
-        if let header { fields.append(("header", header)) }
+    /// The answer to a KV request: etcd's response shapes (fields with zero values left out,
+    /// as its gateway does), written straight into bytes in key order, with no `JSONValue`
+    /// tree in between (a put's answer is one allocation).
+    static func answer(_ response: KVResponse, header: AnswerHeader) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(160 + Self.answerSizeHint(response))
+        Self.write(response, header: header, into: &bytes)
+        return bytes
+    }
+
+    /// About what the key-values in a response add to its answer (base64 grows them by a third).
+    static func answerSizeHint(_ response: KVResponse) -> Int {
+        func size(_ kvs: [KeyValue]) -> Int { kvs.reduce(0) { $0 + 120 + ($1.key.count + $1.value.count) * 4 / 3 } }
+        return switch response {
+        case .put(_, let previous): size(previous.map { [$0] } ?? [])
+        case .range(_, let kvs, _, _): size(kvs)
+        case .deleteRange(_, _, let previous): size(previous)
+        case .transaction(_, _, let responses): responses.reduce(0) { $0 + 40 + Self.answerSizeHint($1) }
+        case .error: 160
+        }
+    }
+
+    static func write(_ response: KVResponse, header: AnswerHeader?, into bytes: inout [UInt8]) {
+        var object = JSONObjectWriter(into: &bytes)
+        func writeHeader(_ bytes: inout [UInt8]) {
+            guard let header else { return }
+            object.field("header", into: &bytes)
+            header.write(into: &bytes)
+        }
         switch response {
         case .put(_, let previous):
-            if let previous { fields.append(("prev_kv", self.json(previous))) }
+            writeHeader(&bytes)
+            if let previous {
+                object.field("prev_kv", into: &bytes)
+                Self.write(previous, into: &bytes)
+            }
         case .range(_, let kvs, let count, let more):
-            if !kvs.isEmpty { fields.append(("kvs", .array(kvs.map { self.json($0) }))) }
-            if count != 0 { fields.append(("count", .string("\(count)"))) }
-            if more { fields.append(("more", .bool(true))) }
+            if count != 0 {
+                object.field("count", into: &bytes)
+                JSONValue.writeQuoted(count, into: &bytes)
+            }
+            writeHeader(&bytes)
+            if !kvs.isEmpty {
+                object.field("kvs", into: &bytes)
+                Self.write(kvs, into: &bytes)
+            }
+            if more {
+                object.field("more", into: &bytes)
+                JSONValue.bool(true).write(into: &bytes)
+            }
         case .deleteRange(_, let deleted, let previous):
-            if deleted != 0 { fields.append(("deleted", .string("\(deleted)"))) }
-            if !previous.isEmpty { fields.append(("prev_kvs", .array(previous.map { self.json($0) }))) }
+            if deleted != 0 {
+                object.field("deleted", into: &bytes)
+                JSONValue.writeQuoted(deleted, into: &bytes)
+            }
+            writeHeader(&bytes)
+            if !previous.isEmpty {
+                object.field("prev_kvs", into: &bytes)
+                Self.write(previous, into: &bytes)
+            }
         case .transaction(_, let succeeded, let responses):
-            if succeeded { fields.append(("succeeded", .bool(true))) }
-            fields.append(("responses", .array(responses.map { response -> JSONValue in
-                let inner = self.json(response, header: nil)
+            writeHeader(&bytes)
+            object.field("responses", into: &bytes)
+            bytes.append(UInt8(ascii: "["))
+            for (index, response) in responses.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                var wrapper = JSONObjectWriter(into: &bytes)
                 switch response {
-                case .put: return .object([("response_put", inner)])
-                case .range: return .object([("response_range", inner)])
-                case .deleteRange: return .object([("response_delete_range", inner)])
-                default: return .object([])
+                case .put: wrapper.field("response_put", into: &bytes)
+                case .range: wrapper.field("response_range", into: &bytes)
+                case .deleteRange: wrapper.field("response_delete_range", into: &bytes)
+                default: break
                 }
-            })))
+                if !wrapper.isEmpty { Self.write(response, header: nil, into: &bytes) }
+                wrapper.end(into: &bytes)
+            }
+            bytes.append(UInt8(ascii: "]"))
+            if succeeded {
+                object.field("succeeded", into: &bytes)
+                JSONValue.bool(true).write(into: &bytes)
+            }
         case .error(let error):
-            fields.append(("error", .string(error.description)))
+            object.field("error", into: &bytes)
+            JSONValue.writeString(error.description, into: &bytes)
+            writeHeader(&bytes)
         }
-        return .object(fields)
+        object.end(into: &bytes)
+    }
+
+    static func write(_ keyValues: [KeyValue], into bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "["))
+        for (index, keyValue) in keyValues.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            Self.write(keyValue, into: &bytes)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    static func write(_ keyValue: KeyValue, into bytes: inout [UInt8]) {
+        var object = JSONObjectWriter(into: &bytes)
+        object.field("create_revision", into: &bytes)
+        JSONValue.writeQuoted(keyValue.createRevision, into: &bytes)
+        object.field("key", into: &bytes)
+        JSONValue.base64(keyValue.key).write(into: &bytes)
+        object.field("mod_revision", into: &bytes)
+        JSONValue.writeQuoted(keyValue.modRevision, into: &bytes)
+        object.field("value", into: &bytes)
+        JSONValue.base64(keyValue.value).write(into: &bytes)
+        object.field("version", into: &bytes)
+        JSONValue.writeQuoted(keyValue.version, into: &bytes)
+        object.end(into: &bytes)
     }
 
     func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response { APIAnswer.json(status, value) }

@@ -15,14 +15,29 @@ import SynodKV
 /// or a negative limit (the general path words the error). A test checks, on generated
 /// bodies, that where the fast path answers the general path answers the same.
 enum FlatRequest {
-    enum Value: Equatable {
-        case text(String)
+    enum Value {
+        case text(Text)
         case integer(Int64)
         case bool(Bool)
     }
 
+    /// A string's characters: a run of the body's bytes where it has no escape (so a value,
+    /// base64 of up to a mebibyte, is not copied into a `String` on its way to its bytes),
+    /// otherwise the unescaped copy. Valid only while the body's bytes are.
+    struct Text {
+        let run: UnsafeRawBufferPointer
+        let unescaped: [UInt8]?
+
+        func withBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+            guard let unescaped else { return body(self.run) }
+            return unescaped.withUnsafeBytes(body)
+        }
+
+        var string: String { self.withBytes { String(decoding: $0, as: UTF8.self) } }
+    }
+
     /// The fields of a flat object, in order, or nil when the body is not one this reader
-    /// takes (see above).
+    /// takes (see above). The values' text points into `bytes`.
     static func fields(_ bytes: UnsafeRawBufferPointer) -> [(name: String, value: Value)]? {
         var reader = Reader(bytes: bytes)
         return reader.object()
@@ -51,38 +66,41 @@ enum FlatRequest {
     /// agree wherever this one answers.
     static func base64(_ text: String) -> [UInt8]? {
         var text = text
-        return text.withUTF8 { digits -> [UInt8]? in
-            let count = digits.count
-            guard count % 4 == 0 else { return nil }
-            guard count > 0 else { return [] }
-            let padding = digits[count - 1] != UInt8(ascii: "=") ? 0 : digits[count - 2] != UInt8(ascii: "=") ? 1 : 2
-            let table = Self.base64Values
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(count / 4 * 3 - padding)
-            var index = 0
-            while index < count {
-                let last = index + 4 == count
-                let first = table[Int(digits[index])]
-                let second = table[Int(digits[index + 1])]
-                let third = last && padding == 2 ? 0 : table[Int(digits[index + 2])]
-                let fourth = last && padding >= 1 ? 0 : table[Int(digits[index + 3])]
-                guard first | second | third | fourth < 64 else { return nil }  // not a digit (a `=` inside included)
-                let group = UInt32(first) << 18 | UInt32(second) << 12 | UInt32(third) << 6 | UInt32(fourth)
-                bytes.append(UInt8(truncatingIfNeeded: group >> 16))
-                if last && padding == 2 {
-                    guard group & 0xFFFF == 0 else { return nil }
+        return text.withUTF8 { Self.base64(digits: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `base64(_:)` of the digits as bytes.
+    static func base64(digits: UnsafeRawBufferPointer) -> [UInt8]? {
+        let count = digits.count
+        guard count % 4 == 0 else { return nil }
+        guard count > 0 else { return [] }
+        let padding = digits[count - 1] != UInt8(ascii: "=") ? 0 : digits[count - 2] != UInt8(ascii: "=") ? 1 : 2
+        let table = Self.base64Values
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count / 4 * 3 - padding)
+        var index = 0
+        while index < count {
+            let last = index + 4 == count
+            let first = table[Int(digits[index])]
+            let second = table[Int(digits[index + 1])]
+            let third = last && padding == 2 ? 0 : table[Int(digits[index + 2])]
+            let fourth = last && padding >= 1 ? 0 : table[Int(digits[index + 3])]
+            guard first | second | third | fourth < 64 else { return nil }  // not a digit (a `=` inside included)
+            let group = UInt32(first) << 18 | UInt32(second) << 12 | UInt32(third) << 6 | UInt32(fourth)
+            bytes.append(UInt8(truncatingIfNeeded: group >> 16))
+            if last && padding == 2 {
+                guard group & 0xFFFF == 0 else { return nil }
+            } else {
+                bytes.append(UInt8(truncatingIfNeeded: group >> 8))
+                if last && padding == 1 {
+                    guard group & 0xFF == 0 else { return nil }
                 } else {
-                    bytes.append(UInt8(truncatingIfNeeded: group >> 8))
-                    if last && padding == 1 {
-                        guard group & 0xFF == 0 else { return nil }
-                    } else {
-                        bytes.append(UInt8(truncatingIfNeeded: group))
-                    }
+                    bytes.append(UInt8(truncatingIfNeeded: group))
                 }
-                index += 4
             }
-            return bytes
+            index += 4
         }
+        return bytes
     }
 
     /// A strict reader of one flat object (RFC 8259 syntax, narrowed as the type says).
@@ -102,7 +120,7 @@ enum FlatRequest {
             if !self.take(UInt8(ascii: "}")) {
                 while true {
                     self.skipWhitespace()
-                    guard let name = self.string(), !fields.contains(where: { $0.name == name }) else { return nil }
+                    guard let name = self.string()?.string, !fields.contains(where: { $0.name == name }) else { return nil }
                     self.skipWhitespace()
                     guard self.take(UInt8(ascii: ":")) else { return nil }
                     self.skipWhitespace()
@@ -131,7 +149,7 @@ enum FlatRequest {
 
         /// A string of printable ASCII whose only escape is `\/` (Foundation's JSONSerialization
         /// escapes every slash, and base64 has slashes).
-        mutating func string() -> String? {
+        mutating func string() -> Text? {
             guard self.take(UInt8(ascii: "\"")) else { return nil }
             var start = self.index
             var unescaped: [UInt8] = []  // the string up to `start`, once an escape was seen
@@ -141,9 +159,9 @@ enum FlatRequest {
                 if byte == UInt8(ascii: "\"") {
                     let run = UnsafeRawBufferPointer(rebasing: self.bytes[start..<self.index])
                     self.index += 1
-                    guard escaped else { return String(decoding: run, as: UTF8.self) }
+                    guard escaped else { return Text(run: run, unescaped: nil) }
                     unescaped.append(contentsOf: run)
-                    return String(decoding: unescaped, as: UTF8.self)
+                    return Text(run: run, unescaped: unescaped)
                 }
                 guard byte >= 0x20, byte < 0x7F else { return nil }
                 if byte == UInt8(ascii: "\\") {
@@ -220,7 +238,7 @@ extension ClientAPI {
                 if required { throw GiveUp() }
                 return []
             }
-            guard case .text(let text) = value, let bytes = FlatRequest.base64(text) else { throw GiveUp() }
+            guard case .text(let text) = value, let bytes = text.withBytes(FlatRequest.base64(digits:)) else { throw GiveUp() }
             return bytes
         }
         /// Absent: false.
@@ -238,7 +256,7 @@ extension ClientAPI {
                 switch value("limit") {
                 case nil: limit = 0
                 case .text(let text)?:
-                    guard let number = Int64(text) else { throw GiveUp() }
+                    guard let number = Int64(text.string) else { throw GiveUp() }
                     limit = number
                 case .integer(let number)?: limit = number
                 case .bool?: throw GiveUp()

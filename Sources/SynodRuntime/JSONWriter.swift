@@ -12,6 +12,8 @@ enum JSONValue {
     /// A string holding these bytes in base64 (with padding, as Foundation writes it),
     /// written without an intermediate `Data` or `String`.
     case base64([UInt8])
+    /// JSON already written (by `JSONObjectWriter`, say), copied as it is.
+    case raw([UInt8])
 
     func write(into bytes: inout [UInt8]) {
         switch self {
@@ -42,6 +44,8 @@ enum JSONValue {
             bytes.append(UInt8(ascii: "\""))
             Self.writeBase64(data, into: &bytes)
             bytes.append(UInt8(ascii: "\""))
+        case .raw(let json):
+            bytes.append(contentsOf: json)
         }
     }
 
@@ -97,10 +101,38 @@ enum JSONValue {
         bytes.append(UInt8(ascii: "\""))
     }
 
+    /// A number as a JSON string (etcd's gateway writes 64-bit numbers so).
+    static func writeQuoted(_ number: some BinaryInteger, into bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: String(number).utf8)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     var bytes: [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(256)
         self.write(into: &bytes)
         return bytes
     }
+}
+
+/// Writes one object's braces and field names straight into bytes, for answers whose shape is
+/// fixed: the caller names the fields in key order (as `JSONValue.object` would sort them) and
+/// writes each value after its name.
+struct JSONObjectWriter {
+    private(set) var isEmpty = true
+
+    init(into bytes: inout [UInt8]) { bytes.append(UInt8(ascii: "{")) }
+
+    /// A comma unless it is the first field, then `"name":` (names are plain ASCII, written as given).
+    mutating func field(_ name: StaticString, into bytes: inout [UInt8]) {
+        if !self.isEmpty { bytes.append(UInt8(ascii: ",")) }
+        self.isEmpty = false
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    func end(into bytes: inout [UInt8]) { bytes.append(UInt8(ascii: "}")) }
 }

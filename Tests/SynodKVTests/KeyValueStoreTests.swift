@@ -154,6 +154,58 @@ struct KeyValueStoreTests {
         }
     }
 
+    @Test("checking a request's bounds on the request refuses exactly what decoding its encoding refuses, with the same error",
+          arguments: 1...3 as ClosedRange<UInt64>)
+    func boundsAgreeWithDecoding(seed: UInt64) throws {
+        var random = DeterministicRandom(seed: seed)
+        var limits = KVLimits()
+        limits.maximumKeyBytes = 4
+        limits.maximumValueBytes = 6
+        limits.maximumTransactionOperations = 3
+        limits.maximumRequestBytes = 60
+        // Lengths around each bound, empty ones included.
+        func bytes() -> Bytes { Bytes(repeating: 7, count: random.integer(in: 0..<8)) }
+        func simple() -> KVRequest {
+            switch random.integer(in: 0..<3) {
+            case 0: .put(key: bytes(), value: bytes(), previous: random.chance(0.5))
+            case 1: .range(KeyRange(key: bytes(), end: bytes()), limit: Int64(random.integer(in: 0..<4)) - 1)
+            default: .deleteRange(KeyRange(key: bytes(), end: bytes()), previous: false)
+            }
+        }
+        func request(nesting: Bool) -> KVRequest {
+            guard random.chance(0.5) else { return simple() }
+            func branch() -> [KVRequest] {
+                (0..<random.integer(in: 0..<5)).map { _ in nesting && random.chance(0.3) ? request(nesting: false) : simple() }
+            }
+            let compare = (0..<random.integer(in: 0..<4)).map { _ in
+                Comparison(key: bytes(), target: .value, relation: .equal, value: bytes())
+            }
+            return .transaction(compare: compare, success: branch(), failure: branch())
+        }
+        var outcomes: [String: Int] = [:]
+        for _ in 0..<20_000 {
+            let built = request(nesting: true)
+            let checked = Result { () throws(KVError) -> Bytes in try built.encoded(limits: limits) }
+            let decoded = Result { () throws(KVError) -> KVRequest in try KVRequest.decode(built.encoded(), limits: limits) }
+            switch (checked, decoded) {
+            case (.success(let bytes), .success(let request)):
+                #expect(bytes == built.encoded() && request == built)
+                outcomes["accepted", default: 0] += 1
+            case (.failure(let problem), .failure(let expected)):
+                #expect(problem == expected, "\(built)")
+                let outcome = switch expected {
+                case .tooLarge(let reason): reason.hasPrefix("request of") ? "request too long" : "a part too long"
+                default: "\(expected)".prefix(while: { $0 != ":" }).description
+                }
+                outcomes[outcome, default: 0] += 1
+            default:
+                Issue.record("checked \(checked), decoded \(decoded): \(built)")
+            }
+        }
+        // The generator reaches every outcome, so the agreement is not vacuous.
+        #expect(outcomes.count == 5 && outcomes.values.allSatisfy { $0 > 20 }, "\(outcomes)")
+    }
+
     @Test("requests and responses survive the canonical encoding")
     func codecRoundTrip() throws {
         let request = KVRequest.transaction(

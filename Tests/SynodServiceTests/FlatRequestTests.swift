@@ -222,10 +222,36 @@ struct FlatRequestTests {
         #expect(String(decoding: sorted.bytes, as: UTF8.self) == #"{"a":false,"b":"Zm9v","c":7}"#)
         #expect(sorted.bytes == unsorted.bytes)
         // A range's answer, as etcd's gateway writes it.
-        let answer = API.json(
+        let answer = API.answer(
             .range(revision: 9, kvs: [KeyValue(key: Array("foo".utf8), value: Array("bar".utf8), createRevision: 2, modRevision: 9, version: 4)],
                    count: 1, more: false),
-            header: API.header(clusterID: "77", member: 1, epoch: 3, revision: 9))
-        #expect(String(decoding: answer.bytes, as: UTF8.self) == #"{"count":"1","header":{"cluster_id":"77","member_id":"1","raft_term":"3","revision":"9"},"kvs":[{"create_revision":"2","key":"Zm9v","mod_revision":"9","value":"YmFy","version":"4"}]}"#)
+            header: API.AnswerHeader(clusterID: "77", member: 1, epoch: 3, revision: 9))
+        #expect(String(decoding: answer, as: UTF8.self) == #"{"count":"1","header":{"cluster_id":"77","member_id":"1","raft_term":"3","revision":"9"},"kvs":[{"create_revision":"2","key":"Zm9v","mod_revision":"9","value":"YmFy","version":"4"}]}"#)
+        // The other shapes, each field in key order, zero values left out.
+        let header = API.AnswerHeader(clusterID: "77", member: 2, epoch: 5, revision: 12)
+        let headerText = #""header":{"cluster_id":"77","member_id":"2","raft_term":"5","revision":"12"}"#
+        let kv = KeyValue(key: [0xFF], value: [], createRevision: 3, modRevision: 12, version: 1)
+        let kvText = #"{"create_revision":"3","key":"/w==","mod_revision":"12","value":"","version":"1"}"#
+        for (response, expected) in [
+            (KVResponse.put(revision: 12, previous: nil), "{\(headerText)}"),
+            (.put(revision: 12, previous: kv), "{\(headerText),\"prev_kv\":\(kvText)}"),
+            (.range(revision: 12, kvs: [], count: 0, more: false), "{\(headerText)}"),
+            (.range(revision: 12, kvs: [kv, kv], count: 5, more: true), "{\"count\":\"5\",\(headerText),\"kvs\":[\(kvText),\(kvText)],\"more\":true}"),
+            (.deleteRange(revision: 12, deleted: 0, previous: []), "{\(headerText)}"),
+            (.deleteRange(revision: 12, deleted: 1, previous: [kv]), "{\"deleted\":\"1\",\(headerText),\"prev_kvs\":[\(kvText)]}"),
+            (.transaction(revision: 12, succeeded: true, responses: [.put(revision: 12, previous: nil), .range(revision: 12, kvs: [kv], count: 1, more: false),
+                                                                     .deleteRange(revision: 12, deleted: 2, previous: [])]),
+             "{\(headerText),\"responses\":[{\"response_put\":{}},{\"response_range\":{\"count\":\"1\",\"kvs\":[\(kvText)]}},"
+                + "{\"response_delete_range\":{\"deleted\":\"2\"}}],\"succeeded\":true}"),
+            (.transaction(revision: 12, succeeded: false, responses: []), "{\(headerText),\"responses\":[]}"),
+            (.error(.tooLarge("key \"k\"")), "{\"error\":\"request too large: key \\\"k\\\"\",\(headerText)}"),
+        ] {
+            let text = String(decoding: API.answer(response, header: header), as: UTF8.self)
+            #expect(text == expected)
+            // And it is JSON.
+            #expect((try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any], "\(text)")
+        }
+        // The header inside a tree (the membership answers) is the same bytes.
+        #expect(JSONValue.object([("header", .raw(header.bytes))]).bytes == Array("{\(headerText)}".utf8))
     }
 }
