@@ -100,7 +100,7 @@ public struct Comparison: Sendable, Equatable {
 }
 
 /// A request to the key-value store.
-public indirect enum KVRequest: Sendable, Equatable {
+public enum KVRequest: Sendable, Equatable {
     /// Sets a key; `previous`: return the value it replaced.
     case put(key: Bytes, value: Bytes, previous: Bool)
     /// Reads a range; `limit` 0 means no limit.
@@ -114,7 +114,7 @@ public indirect enum KVRequest: Sendable, Equatable {
 }
 
 /// The store's answer to one request.
-public indirect enum KVResponse: Sendable, Equatable {
+public enum KVResponse: Sendable, Equatable {
     case put(revision: Int64, previous: KeyValue?)
     case range(revision: Int64, kvs: [KeyValue], count: Int64, more: Bool)
     case deleteRange(revision: Int64, deleted: Int64, previous: [KeyValue])
