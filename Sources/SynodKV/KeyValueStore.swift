@@ -53,7 +53,7 @@ public struct KeyValueStore: StateMachine, Sendable, Equatable {
     }
 
     /// Applies one request. A request built in code (not decoded) is held to the same bounds
-    /// as a decoded one.
+    /// as a decoded one, but for the whole request's size.
     public mutating func apply(_ request: KVRequest) -> KVResponse {
         if let problem = request.boundsProblem(self.limits) { return .error(problem) }
         if case .transaction(let compare, let success, let failure) = request {
@@ -168,7 +168,8 @@ public struct KeyValueStore: StateMachine, Sendable, Equatable {
 extension KVRequest {
     /// The first problem `decode(_:limits:)` would find in this request's encoding: the same
     /// checks in the same order, with the same errors, without decoding (so without copying a
-    /// key or value). `KVCodecTests` holds the two to agreement.
+    /// key or value). `KeyValueStoreTests.boundsAgreeWithDecoding` holds the two to agreement.
+    /// The whole request's size is not checked here (`encoded(limits:)` checks it).
     func boundsProblem(_ limits: KVLimits, nested: Bool = false) -> KVError? {
         func data(_ bytes: Bytes, limit: Int, what: String) -> KVError? {
             bytes.count > limit ? .tooLarge("\(what) of \(bytes.count) bytes exceeds \(limit)") : nil

@@ -244,6 +244,8 @@ struct FlatRequestTests {
              "{\(headerText),\"responses\":[{\"response_put\":{}},{\"response_range\":{\"count\":\"1\",\"kvs\":[\(kvText)]}},"
                 + "{\"response_delete_range\":{\"deleted\":\"2\"}}],\"succeeded\":true}"),
             (.transaction(revision: 12, succeeded: false, responses: []), "{\(headerText),\"responses\":[]}"),
+            (.transaction(revision: 12, succeeded: false, responses: [.error(.malformed("x"))]), "{\(headerText),\"responses\":[{}]}"),
+            (.error(.malformed("a\nb\u{1}")), "{\"error\":\"malformed request: a\\nb\\u0001\",\(headerText)}"),
             (.error(.tooLarge("key \"k\"")), "{\"error\":\"request too large: key \\\"k\\\"\",\(headerText)}"),
         ] {
             let text = String(decoding: API.answer(response, header: header), as: UTF8.self)
