@@ -549,11 +549,11 @@ public struct ClientAPI<R: Replica>: Sendable {
 
     /// About what the key-values in a response add to its answer (base64 grows them by a third).
     static func answerSizeHint(_ response: KVResponse) -> Int {
-        func size(_ kvs: [KeyValue]) -> Int { kvs.reduce(0) { $0 + 120 + ($1.key.count + $1.value.count) * 4 / 3 } }
+        func size(_ keyValue: KeyValue) -> Int { 120 + (keyValue.key.count + keyValue.value.count) * 4 / 3 }
         return switch response {
-        case .put(_, let previous): size(previous.map { [$0] } ?? [])
-        case .range(_, let kvs, _, _): size(kvs)
-        case .deleteRange(_, _, let previous): size(previous)
+        case .put(_, let previous): previous.map(size) ?? 0
+        case .range(_, let kvs, _, _): kvs.reduce(0) { $0 + size($1) }
+        case .deleteRange(_, _, let previous): previous.reduce(0) { $0 + size($1) }
         case .transaction(_, _, let responses): responses.reduce(0) { $0 + 40 + Self.answerSizeHint($1) }
         case .error: 160
         }
@@ -561,10 +561,21 @@ public struct ClientAPI<R: Replica>: Sendable {
 
     static func write(_ response: KVResponse, header: AnswerHeader?, into bytes: inout [UInt8]) {
         var object = JSONObjectWriter(into: &bytes)
+        // Fields with zero values are left out.
         func writeHeader(_ bytes: inout [UInt8]) {
             guard let header else { return }
             object.field("header", into: &bytes)
             header.write(into: &bytes)
+        }
+        func writeNumber(_ name: StaticString, _ number: Int64, _ bytes: inout [UInt8]) {
+            guard number != 0 else { return }
+            object.field(name, into: &bytes)
+            JSONValue.writeQuoted(number, into: &bytes)
+        }
+        func writeKeyValues(_ name: StaticString, _ keyValues: [KeyValue], _ bytes: inout [UInt8]) {
+            guard !keyValues.isEmpty else { return }
+            object.field(name, into: &bytes)
+            Self.write(keyValues, into: &bytes)
         }
         switch response {
         case .put(_, let previous):
@@ -574,29 +585,17 @@ public struct ClientAPI<R: Replica>: Sendable {
                 Self.write(previous, into: &bytes)
             }
         case .range(_, let kvs, let count, let more):
-            if count != 0 {
-                object.field("count", into: &bytes)
-                JSONValue.writeQuoted(count, into: &bytes)
-            }
+            writeNumber("count", count, &bytes)
             writeHeader(&bytes)
-            if !kvs.isEmpty {
-                object.field("kvs", into: &bytes)
-                Self.write(kvs, into: &bytes)
-            }
+            writeKeyValues("kvs", kvs, &bytes)
             if more {
                 object.field("more", into: &bytes)
                 JSONValue.bool(true).write(into: &bytes)
             }
         case .deleteRange(_, let deleted, let previous):
-            if deleted != 0 {
-                object.field("deleted", into: &bytes)
-                JSONValue.writeQuoted(deleted, into: &bytes)
-            }
+            writeNumber("deleted", deleted, &bytes)
             writeHeader(&bytes)
-            if !previous.isEmpty {
-                object.field("prev_kvs", into: &bytes)
-                Self.write(previous, into: &bytes)
-            }
+            writeKeyValues("prev_kvs", previous, &bytes)
         case .transaction(_, let succeeded, let responses):
             writeHeader(&bytes)
             object.field("responses", into: &bytes)

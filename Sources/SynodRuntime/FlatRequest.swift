@@ -23,14 +23,16 @@ enum FlatRequest {
 
     /// A string's characters: a run of the body's bytes where it has no escape (so a value,
     /// base64 of up to a mebibyte, is not copied into a `String` on its way to its bytes),
-    /// otherwise the unescaped copy. Valid only while the body's bytes are.
-    struct Text {
-        let run: UnsafeRawBufferPointer
-        let unescaped: [UInt8]?
+    /// otherwise the unescaped copy. A run is valid only while the body's bytes are.
+    enum Text {
+        case run(UnsafeRawBufferPointer)
+        case unescaped([UInt8])
 
         func withBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
-            guard let unescaped else { return body(self.run) }
-            return unescaped.withUnsafeBytes(body)
+            switch self {
+            case .run(let run): body(run)
+            case .unescaped(let bytes): bytes.withUnsafeBytes(body)
+            }
         }
 
         var string: String { self.withBytes { String(decoding: $0, as: UTF8.self) } }
@@ -159,9 +161,9 @@ enum FlatRequest {
                 if byte == UInt8(ascii: "\"") {
                     let run = UnsafeRawBufferPointer(rebasing: self.bytes[start..<self.index])
                     self.index += 1
-                    guard escaped else { return Text(run: run, unescaped: nil) }
+                    guard escaped else { return .run(run) }
                     unescaped.append(contentsOf: run)
-                    return Text(run: run, unescaped: unescaped)
+                    return .unescaped(unescaped)
                 }
                 guard byte >= 0x20, byte < 0x7F else { return nil }
                 if byte == UInt8(ascii: "\\") {
